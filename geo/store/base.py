@@ -1,0 +1,59 @@
+"""The `Store` protocol: the system of record, with history.
+
+A store holds every table of `geo.model.TABLES` at a committed *version*. Writers replace
+contents in one transaction and get a new version; readers take a `Snapshot`, a consistent
+read of all tables at one version (the atlas is built from it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One committed version: who wrote it, when (ISO 8601, UTC) and why."""
+
+    version: int
+    author: str
+    time: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """All tables at one committed version.
+
+    ``tables`` maps each name of `geo.model.TABLES` to a frame with the spec's columns in order,
+    sorted by ``id``: a GeoDataFrame (geometry column ``geometry``, EPSG:4326) for layers, a plain
+    DataFrame for attribute tables (officers).
+    """
+
+    version: int
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """What every store implementation (embedded SQLite/GeoPackage, later PostGIS) provides."""
+
+    def version(self) -> int:
+        """The latest committed version (0 for an empty store)."""
+        ...
+
+    def snapshot(self) -> Snapshot:
+        """A consistent read of every table at the latest committed version."""
+        ...
+
+    def replace_all(self, tables: Mapping[str, pd.DataFrame], *, author: str, reason: str) -> int:
+        """Replace the contents of every table atomically; return the new version."""
+        ...
+
+    def history(self, limit: int = 100) -> list[VersionInfo]:
+        """Committed versions, newest first."""
+        ...
+
+    def close(self) -> None: ...
