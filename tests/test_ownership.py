@@ -1,0 +1,121 @@
+"""The ownership rule on interiors, shared edges, vertices, holes and multipolygons.
+
+The raster shortcut must give exactly the answers of the plain GEOS rule, for every point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import MultiPolygon, Polygon, box
+
+from geo.ownership import NONE, PolygonIndex
+
+X0, Y0, SIZE = 120.15, 30.18, 0.02
+
+
+def voronoi_tiling(seed: int, n: int) -> np.ndarray:
+    """A random exact tiling of the box: Voronoi cells of random sites, clipped."""
+    rng = np.random.default_rng(seed)
+    sites = shapely.multipoints(rng.uniform([X0, Y0], [X0 + SIZE, Y0 + SIZE], size=(n, 2)))
+    frame = box(X0, Y0, X0 + SIZE, Y0 + SIZE)
+    cells = shapely.get_parts(shapely.voronoi_polygons(sites, extend_to=frame))
+    return shapely.intersection(cells, frame)
+
+
+def reference_owner(geoms: np.ndarray, x: float, y: float) -> int:
+    """The rule written out plainly: interior first, else the smallest covering index."""
+    pt = shapely.Point(x, y)
+    inside = [i for i, g in enumerate(geoms) if g.contains(pt)]
+    if inside:
+        return min(inside)
+    covering = [i for i, g in enumerate(geoms) if g.intersects(pt)]
+    return min(covering) if covering else NONE
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 40))
+def test_every_point_of_a_tiling_has_exactly_one_owner(seed: int, n: int) -> None:
+    geoms = voronoi_tiling(seed, n)
+    index = PolygonIndex(geoms)
+    rng = np.random.default_rng(seed + 1)
+    x = rng.uniform(X0, X0 + SIZE, 20_000)
+    y = rng.uniform(Y0, Y0 + SIZE, 20_000)
+    owners = index.owners(x, y)
+    assert (owners != NONE).all()
+    assert shapely.intersects_xy(geoms[owners], x, y).all()
+    np.testing.assert_array_equal(owners, index.exact_owners(x, y))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 30))
+def test_vertices_and_edges_go_to_the_smallest_covering_id(seed: int, n: int) -> None:
+    geoms = voronoi_tiling(seed, n)
+    index = PolygonIndex(geoms)
+    coords = shapely.get_coordinates(geoms)
+    x, y = coords[:, 0], coords[:, 1]
+    owners = index.owners(x, y)
+    expected = [reference_owner(geoms, a, b) for a, b in zip(x[:200], y[:200], strict=False)]
+    np.testing.assert_array_equal(owners[:200], expected)
+    np.testing.assert_array_equal(owners, index.exact_owners(x, y))
+
+
+def test_shared_edge_and_vertex() -> None:
+    geoms = np.array([box(0, 0, 1, 1), box(1, 0, 2, 1), box(0, 1, 2, 2)])
+    index = PolygonIndex(geoms)
+    x = np.array([0.5, 1.0, 1.0, 1.5, 1.5, 2.0, 3.0])
+    y = np.array([0.5, 0.5, 1.0, 0.5, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(index.owners(x, y), [0, 0, 0, 1, 1, 2, NONE])
+
+
+def test_holes_and_the_polygon_that_fills_them() -> None:
+    ring = Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (3, 1), (3, 3), (1, 3)]])
+    geoms = np.array([box(1, 1, 3, 3), ring])  # the filler has the smaller id
+    index = PolygonIndex(geoms)
+    x = np.array([2.0, 0.5, 1.0, 2.0])
+    y = np.array([2.0, 0.5, 2.0, 3.0])
+    np.testing.assert_array_equal(index.owners(x, y), [0, 1, 0, 0])
+    lone = PolygonIndex(np.array([ring]))
+    np.testing.assert_array_equal(lone.owners(x, y), [NONE, 0, 0, 0])
+
+
+def test_multipolygon_owns_points_in_each_part() -> None:
+    parts = MultiPolygon([box(0, 0, 1, 1), box(5, 5, 6, 6)])
+    index = PolygonIndex(np.array([parts, box(1, 0, 5, 1)]))
+    x = np.array([0.5, 5.5, 3.0, 3.0])
+    y = np.array([0.5, 5.5, 0.5, 3.0])
+    np.testing.assert_array_equal(index.owners(x, y), [0, 0, 1, NONE])
+
+
+def test_parent_constraint_keeps_children_inside_their_parent() -> None:
+    # Two communities share x = 1; grid ids are ordered so that without the constraint the
+    # right-hand community's grid (index 0) would win on the shared edge.
+    communities = PolygonIndex(np.array([box(0, 0, 1, 1), box(1, 0, 2, 1)]))
+    grids = PolygonIndex(np.array([box(1, 0, 2, 1), box(0, 0, 1, 1)]), parent=np.array([1, 0]))
+    x = np.array([1.0, 0.5, 1.5, 3.0])
+    y = np.array([0.5, 0.5, 0.5, 0.5])
+    parent = communities.owners(x, y)
+    np.testing.assert_array_equal(parent, [0, 0, 1, NONE])
+    np.testing.assert_array_equal(grids.owners(x, y, parent), [1, 1, 0, NONE])
+    np.testing.assert_array_equal(grids.exact_owners(x, y, parent), [1, 1, 0, NONE])
+
+
+def test_nan_and_far_points_have_no_owner() -> None:
+    index = PolygonIndex(np.array([box(0, 0, 1, 1)]))
+    x = np.array([np.nan, 0.5, np.inf, -1e9])
+    y = np.array([0.5, np.nan, 0.5, 0.5])
+    np.testing.assert_array_equal(index.owners(x, y), [NONE] * 4)
+
+
+def test_overlapping_polygons_give_the_smallest_id() -> None:
+    index = PolygonIndex(np.array([box(0, 0, 2, 2), box(1, 1, 3, 3)]))
+    x = np.array([1.5, 2.5])
+    y = np.array([1.5, 2.5])
+    np.testing.assert_array_equal(index.owners(x, y), [0, 1])
+
+
+def test_empty_level() -> None:
+    index = PolygonIndex(np.array([], dtype=object))
+    assert index.owners(np.array([1.0]), np.array([1.0])).tolist() == [NONE]
