@@ -1,0 +1,93 @@
+"""Locate a million points: the atlas against geopandas.sjoin(predicate="within").
+
+Both answer the same question on the same polygons of a `--scale`d sample district, in one
+process: which street, community, grid and micro-grid hold each point. Prints points/s for
+both, the ratio, and how many answers differ (points exactly on a shared edge are counted
+apart: sjoin's "within" gives them no owner, the ownership rule gives them one).
+
+    python benchmarks/bench_locate.py --scale 10 --points 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo import io as geo_io
+from geo import sample
+from geo.atlas import LEVELS, Atlas
+from geo.store.base import Snapshot
+
+
+def build_atlas(scale: int) -> Atlas:
+    """Generate the district, read it back through the loader, and build its atlas."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sample.write_district(Path(tmp), sample.make_district(scale=scale))
+        loaded = geo_io.read_directory(Path(tmp))
+    return Atlas(Snapshot(version=1, tables=loaded.tables))
+
+
+def sjoin_owner(points: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame) -> np.ndarray:
+    """geopandas' answer: the id of a polygon that holds each point within it (None: none)."""
+    joined = gpd.sjoin(points, polygons[["id", "geometry"]], predicate="within", how="left")
+    joined = joined[~joined.index.duplicated(keep="first")]
+    return joined["id"].to_numpy(dtype=object)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    t = time.perf_counter()
+    atlas = build_atlas(args.scale)
+    print(
+        f"district ×{args.scale}: "
+        + ", ".join(f"{len(level.table)} {name}s" for name, level in atlas.levels.items())
+        + f" (generated, loaded and indexed in {time.perf_counter() - t:.1f} s)"
+    )
+
+    minx, miny, maxx, maxy = atlas.levels["community"].table.total_bounds
+    rng = np.random.default_rng(args.seed)
+    lon = rng.uniform(minx, maxx, args.points)
+    lat = rng.uniform(miny, maxy, args.points)
+
+    t = time.perf_counter()
+    ours = atlas.locate(lon, lat)
+    t_ours = time.perf_counter() - t
+
+    points = gpd.GeoDataFrame(geometry=shapely.points(lon, lat), crs="EPSG:4326")
+    theirs = {}
+    t = time.perf_counter()
+    for name in LEVELS:
+        theirs[f"{name}_id"] = sjoin_owner(points, atlas.levels[name].table)
+    t_theirs = time.perf_counter() - t
+    theirs = pd.DataFrame(theirs)
+
+    boundaries = shapely.union_all(
+        [shapely.boundary(level.table.geometry.values) for level in atlas.levels.values()]
+    )
+    on_edge = shapely.intersects(boundaries, points.geometry.values)
+    differ = (ours.fillna("∅") != theirs.fillna("∅")).any(axis=1).to_numpy()
+
+    n = args.points
+    print(f"atlas.locate       {n / t_ours:>14,.0f} points/s  ({t_ours:.3f} s, 4 levels)")
+    print(f"geopandas.sjoin    {n / t_theirs:>14,.0f} points/s  ({t_theirs:.3f} s, 4 levels)")
+    print(f"ratio              {t_theirs / t_ours:>14.1f} ×")
+    print(
+        f"differing answers  {int((differ & ~on_edge).sum()):>14d} off shared edges "
+        f"({int((differ & on_edge).sum())} on edges, {int(on_edge.sum())} points on edges)"
+    )
+
+
+if __name__ == "__main__":
+    main()

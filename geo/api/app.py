@@ -1,0 +1,36 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from geo import __version__
+from geo.api import enterprises, health, locate
+from geo.api.state import AtlasHolder
+from geo.settings import Settings
+from geo.store.base import Store
+
+
+def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
+    """An app serving ``store``: every read comes from the atlas of its latest version."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="geo — industrial communities (产业社区)",
+        version=__version__,
+        description="Which street, industrial community, grid and micro-grid own a point or an "
+        "enterprise. Coordinates in WGS84 unless `crs` says otherwise "
+        "(cgcs2000, gcj02, bd09, EPSG:n).",
+    )
+    app.state.settings = settings
+    app.state.atlas = AtlasHolder(store, settings.refresh_seconds)
+    for module in (health, locate, enterprises):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for `geo serve` workers: store and settings from ``GEO_`` environment variables."""
+    from geo.store import open_store
+
+    settings = Settings()
+    return create_app(open_store(settings.db), settings)

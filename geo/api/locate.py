@@ -1,0 +1,105 @@
+"""Which street, community, grid and micro-grid own a point (GET one, POST many)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from geo import crs as crs_mod
+from geo.api.deps import atlas
+from geo.atlas import Atlas
+
+router = APIRouter(tags=["locate"])
+
+CRS_HELP = "CRS of lon/lat: wgs84 (default), cgcs2000, gcj02 (AMap/Tencent), bd09 (Baidu) or EPSG:n"
+
+
+class Cell(BaseModel):
+    id: str
+    name: str
+    code: str | None = None
+
+
+class MicroGrid(Cell):
+    kind: Literal["park", "building"]
+
+
+class Point(BaseModel):
+    lon: float = Field(description="WGS84 longitude the input was converted to")
+    lat: float = Field(description="WGS84 latitude the input was converted to")
+
+
+class Located(BaseModel):
+    point: Point
+    street: Cell | None
+    community: Cell | None
+    grid: Cell | None
+    microgrid: MicroGrid | None
+
+
+class LocateBatch(BaseModel):
+    crs: str = Field("wgs84", description=CRS_HELP)
+    points: list[tuple[float, float]] = Field(description="[[lon, lat], ...] in the given crs")
+
+
+class LocateBatchResult(BaseModel):
+    results: list[Located]
+
+
+def locate_points(
+    current: Atlas, lon: np.ndarray, lat: np.ndarray, crs: str
+) -> list[dict[str, Any]]:
+    """Locate points or raise a 422 that says which points are wrong and why."""
+    try:
+        reasons = current.diagnose(lon, lat, crs)
+    except crs_mod.UnknownCRSError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    bad = [(i, r) for i, r in enumerate(reasons) if r]
+    if bad:
+        if len(lon) == 1:
+            raise HTTPException(422, bad[0][1])
+        listed = "; ".join(f"point {i}: {r}" for i, r in bad[:20])
+        more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ""
+        raise HTTPException(
+            422, f"{len(bad)} of {len(lon)} points cannot be located: {listed}{more}"
+        )
+    x, y = crs_mod.to_wgs84(lon, lat, crs)
+    owners = current.locate_indices(x, y)
+    return [
+        {"point": {"lon": float(x[i]), "lat": float(y[i])}, **current.describe_point(owners, i)}
+        for i in range(len(x))
+    ]
+
+
+@router.get(
+    "/locate",
+    response_model=Located,
+    summary="The street, community, grid and micro-grid that own a point",
+)
+def locate_one(
+    current: Annotated[Atlas, Depends(atlas)],
+    lon: Annotated[float, Query(description="longitude (x)", examples=[120.172])],
+    lat: Annotated[float, Query(description="latitude (y)", examples=[30.187])],
+    crs: Annotated[str, Query(description=CRS_HELP)] = "wgs84",
+) -> dict[str, Any]:
+    return locate_points(current, np.array([lon]), np.array([lat]), crs)[0]
+
+
+@router.post(
+    "/locate",
+    response_model=LocateBatchResult,
+    summary="Locate many points at once (results in input order)",
+)
+def locate_many(
+    request: Request, body: LocateBatch, current: Annotated[Atlas, Depends(atlas)]
+) -> dict[str, Any]:
+    limit = request.app.state.settings.max_batch_points
+    if len(body.points) > limit:
+        raise HTTPException(
+            413, f"{len(body.points)} points in one request; send at most {limit} per request"
+        )
+    pts = np.asarray(body.points, dtype=np.float64).reshape(-1, 2)
+    return {"results": locate_points(current, pts[:, 0], pts[:, 1], body.crs)}

@@ -1,0 +1,200 @@
+"""The atlas: an immutable, read-optimised snapshot of the store, and the hot path `locate`.
+
+Every committed store version publishes a new `Atlas`; readers (API, CLI) hold a reference to
+one atlas and never see a half-applied change. Ownership is answered level by level —
+street, community, grid (constrained to the owning community), micro-grid (constrained to the
+owning grid) — with `geo.ownership.PolygonIndex`.
+
+Micro-grids are the parks, and the buildings that stand outside every park; a building inside a
+park belongs to the park's micro-grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from pyproj import CRS
+
+from geo import crs as crs_mod
+from geo.ownership import NONE, PolygonIndex
+from geo.store.base import Snapshot
+
+LEVELS = ("street", "community", "grid", "microgrid")
+_LEVEL_TABLE = {"street": "streets", "community": "communities", "grid": "grids"}
+_PARENT_LEVEL = {"grid": "community", "microgrid": "grid"}
+_PARENT_KEY = {"grid": "community_id", "microgrid": "grid_id"}
+# A point further than this outside the district is a wrong input, not an unowned point.
+_FAR_DEG = 0.5
+
+
+class PointError(ValueError):
+    """Coordinates that cannot be located; the message names the likely cause and the fix."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of the hierarchy: its cells (sorted by id) and their index."""
+
+    name: str
+    table: pd.DataFrame  # id, name, code (+ kind for micro-grids), parent key; sorted by id
+    index: PolygonIndex
+
+    def describe(self, i: int) -> dict[str, Any] | None:
+        """``{"id", "name", "code"}`` (plus ``kind`` for micro-grids) of cell ``i``, or None."""
+        if i == NONE:
+            return None
+        row = self.table.iloc[i]
+        out = {"id": row["id"], "name": row["name"], "code": row["code"] or None}
+        if self.name == "microgrid":
+            out["kind"] = row["kind"]
+        return out
+
+
+class Atlas:
+    """All layers at one store version, with spatial indexes for ownership."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.version = snapshot.version
+        self.tables = snapshot.tables
+        self.levels: dict[str, Level] = {}
+        for name in LEVELS:
+            table = (
+                _microgrids(self.tables)
+                if name == "microgrid"
+                else self.tables[_LEVEL_TABLE[name]].reset_index(drop=True)
+            )
+            parent = None
+            if name in _PARENT_LEVEL:
+                parent_ids = self.levels[_PARENT_LEVEL[name]].table["id"]
+                parent = _positions(parent_ids, table[_PARENT_KEY[name]])
+            self.levels[name] = Level(name, table, PolygonIndex(table.geometry.values, parent))
+        streets = self.tables["streets"]
+        self.bounds = tuple(streets.total_bounds) if len(streets) else (np.nan,) * 4
+        self.enterprises = self._own_enterprises()
+
+    # -- locate ------------------------------------------------------------------------------
+    def locate_indices(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, Any]:
+        """Owner positions per level (NONE where nothing owns the point); WGS84 input."""
+        owners: dict[str, Any] = {}
+        for name, level in self.levels.items():
+            parent = owners.get(_PARENT_LEVEL.get(name, ""))
+            owners[name] = level.index.owners(lon, lat, parent)
+        return owners
+
+    def locate(self, lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> pd.DataFrame:
+        """Owners of each point: ``street_id, community_id, grid_id, microgrid_id`` (None: none)."""
+        x, y = crs_mod.to_wgs84(lon, lat, crs)
+        owners = self.locate_indices(x, y)
+        return pd.DataFrame({f"{name}_id": self.ids_of(name, owners[name]) for name in LEVELS})
+
+    def describe_point(self, owners: dict[str, Any], i: int) -> dict[str, Any]:
+        """The API shape of one located point: each level described, or None."""
+        return {name: self.levels[name].describe(int(owners[name][i])) for name in LEVELS}
+
+    def diagnose(self, lon: ArrayLike, lat: ArrayLike, crs: str) -> list[str | None]:
+        """Why each input point cannot be located (None where it can): NaN, range, swap, CRS.
+
+        Coordinates are checked as given (degrees for wgs84/cgcs2000/gcj02/bd09 and geographic
+        EPSG codes); projected coordinates are checked after conversion to WGS84.
+        """
+        x, y = crs_mod.to_wgs84(lon, lat, crs) if _projected(crs) else crs_mod.as_arrays(lon, lat)
+        reasons: list[str | None] = [None] * len(x)
+        bad = ~(np.isfinite(x) & np.isfinite(y))
+        for i in np.flatnonzero(bad):
+            reasons[i] = "lon and lat must be finite numbers (got NaN or Infinity)"
+        minx, miny, maxx, maxy = self.bounds
+        with np.errstate(invalid="ignore"):
+            far = ~bad & (
+                (x < minx - _FAR_DEG)
+                | (x > maxx + _FAR_DEG)
+                | (y < miny - _FAR_DEG)
+                | (y > maxy + _FAR_DEG)
+            )
+        for i in np.flatnonzero(far):
+            reasons[i] = _far_reason(float(x[i]), float(y[i]), self.bounds)
+        return reasons
+
+    def ids_of(self, level: str, owners: NDArray[np.int64]) -> NDArray[np.object_]:
+        """The ids of owner positions at ``level`` (None where NONE)."""
+        ids = self.levels[level].table["id"].to_numpy(dtype=object)
+        out = np.full(len(owners), None, dtype=object)
+        hit = owners != NONE
+        out[hit] = ids[owners[hit]]
+        return out
+
+    # -- enterprises -------------------------------------------------------------------------
+    def _own_enterprises(self) -> pd.DataFrame:
+        """The enterprise table with its owners, indexed by id; credit codes looked up too."""
+        ent = self.tables["enterprises"].reset_index(drop=True)
+        owners = self.locate_indices(ent.geometry.x.to_numpy(), ent.geometry.y.to_numpy())
+        out = pd.DataFrame(ent.drop(columns="geometry"))
+        out["lon"] = ent.geometry.x.to_numpy()
+        out["lat"] = ent.geometry.y.to_numpy()
+        for name in LEVELS:
+            out[f"_{name}"] = owners[name]
+        self._by_credit = pd.Series(out.index, index=out["credit_code"].str.upper())
+        self._by_id = pd.Series(out.index, index=out["id"])
+        return out
+
+    def find_enterprise(self, key: str) -> int | None:
+        """Row of the enterprise with this id or unified social credit code, else None."""
+        for table, k in ((self._by_id, key), (self._by_credit, key.strip().upper())):
+            if k in table.index:
+                hit = table.loc[k]
+                return int(hit.iloc[0]) if isinstance(hit, pd.Series) else int(hit)
+        return None
+
+    def enterprise_owner(self, row: int) -> dict[str, Any]:
+        """The enterprise and its street, community, grid and micro-grid."""
+        e = self.enterprises.iloc[row]
+        owners = {name: [e[f"_{name}"]] for name in LEVELS}
+        return {
+            "enterprise": {
+                "id": e["id"],
+                "name": e["name"],
+                "credit_code": e["credit_code"],
+                "credit_code_valid": bool(e["credit_code_valid"]),
+                "address": e["address"],
+                "lon": float(e["lon"]),
+                "lat": float(e["lat"]),
+            },
+            **self.describe_point(owners, 0),
+        }
+
+
+def _microgrids(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Parks, plus buildings outside every park, as one level sorted by id."""
+    parks = tables["parks"].assign(kind="park")
+    buildings = tables["buildings"]
+    loose = buildings[buildings["park_id"].fillna("") == ""].assign(kind="building")
+    cols = ["id", "name", "code", "kind", "grid_id", "geometry"]
+    both = pd.concat([parks[cols], loose[cols]], ignore_index=True)
+    return both.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def _positions(ids: pd.Series, keys: pd.Series) -> NDArray[np.int64]:
+    """Position of each key in ``ids`` (NONE where absent)."""
+    pos = pd.Index(ids).get_indexer(keys.fillna(""))
+    return pos.astype(np.int64)
+
+
+def _projected(crs: str) -> bool:
+    kind = crs_mod.normalize_crs(crs)
+    return kind.startswith("EPSG:") and not CRS.from_user_input(kind).is_geographic
+
+
+def _far_reason(lon: float, lat: float, bounds: tuple[float, ...]) -> str:
+    minx, miny, maxx, maxy = bounds
+    box = f"{minx:.3f}–{maxx:.3f} E, {miny:.3f}–{maxy:.3f} N"
+    where = f"({lon:g}, {lat:g}) is far outside the district ({box})"
+    if abs(lat) > 90:
+        return f"latitude {lat:g} is out of range: lon and lat swapped? send lon first, then lat"
+    if minx - _FAR_DEG <= lat <= maxx + _FAR_DEG and miny - _FAR_DEG <= lon <= maxy + _FAR_DEG:
+        return f"{where}: lon and lat look swapped; send lon first, then lat"
+    if abs(lon) > 180:
+        return f"{where}: these look like projected metres; pass crs=EPSG:4549 (or the right code)"
+    return f"{where}: check the coordinates and the crs (wgs84, cgcs2000, gcj02, bd09 or EPSG:n)"
