@@ -45,8 +45,9 @@ def make_credit_code(region: str, org_body: str, authority: str = "9", org_type:
 
 def valid_mask(codes: Iterable[str]) -> NDArray[np.bool_]:
     """Vectorised check: True where a code has 18 alphabet characters and its check holds."""
-    arr = np.asarray([str(c).strip().upper() if c is not None else "" for c in codes], dtype="U18")
-    ok_len = np.char.str_len(arr) == 18
+    text = [str(c).strip().upper() if c is not None else "" for c in codes]
+    ok_len = np.fromiter((len(t) == 18 for t in text), dtype=bool, count=len(text))
+    arr = np.asarray([t if len(t) == 18 else "" for t in text], dtype="U18")
     if arr.size == 0:
         return ok_len
     chars = arr.view(np.uint32).reshape(arr.size, 18)

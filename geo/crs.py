@@ -67,7 +67,7 @@ def normalize_crs(name: str) -> str:
             CRS.from_epsg(int(code))
         except CRSError as exc:
             raise UnknownCRSError(f"EPSG:{code} is not a known EPSG code") from exc
-        return f"EPSG:{int(code)}"
+        return {4326: "wgs84", 4490: "cgcs2000"}.get(int(code), f"EPSG:{int(code)}")
     raise UnknownCRSError(
         f"unknown CRS {name!r}: use one of {', '.join(NAMED_CRS)} or an EPSG code such as EPSG:4549"
     )
