@@ -60,7 +60,7 @@ def _id() -> Field:
 ROADS = LayerSpec(
     "roads",
     "line",
-    (_id(), Field("name", "str"), Field("class", "str", choices=ROAD_CLASSES)),
+    (_id(), Field("name", "str", required=False), Field("class", "str", choices=ROAD_CLASSES)),
 )
 STREETS = LayerSpec(
     "streets",

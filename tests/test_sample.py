@@ -1,0 +1,246 @@
+"""Invariants of the generated sample district (geo.sample)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geo import crs
+from geo.creditcode import valid_mask
+from geo.model import BUILDINGS, COMMUNITIES, GRIDS, OFFICERS, PARKS, ROADS, STREETS, TEAM_ROLES
+from geo.sample import ENTERPRISE_COLUMNS, make_district, write_district
+
+SPECS = {"roads": ROADS, "streets": STREETS, "communities": COMMUNITIES, "grids": GRIDS,
+         "parks": PARKS, "buildings": BUILDINGS}
+
+
+@pytest.fixture(scope="module")
+def d() -> dict[str, pd.DataFrame]:
+    return make_district(1)
+
+
+@pytest.fixture(scope="module")
+def metric(d) -> dict[str, np.ndarray]:
+    """Polygon layers in EPSG:4549, as arrays of geometries."""
+    return {k: d[k].to_crs(crs.METRIC_CRS).geometry.to_numpy()
+            for k in ("streets", "communities", "grids", "parks", "buildings", "areas")}
+
+
+@pytest.fixture(scope="module")
+def points(d) -> np.ndarray:
+    """Enterprise points in WGS84 (GCJ-02 rows converted back)."""
+    e = d["enterprises"]
+    lon, lat = e["lon"].to_numpy().copy(), e["lat"].to_numpy().copy()
+    g = (e["crs"] == "gcj02").to_numpy()
+    lon[g], lat[g] = crs.to_wgs84(lon[g], lat[g], "gcj02")
+    return shapely.points(lon, lat)
+
+
+def by_id(df: pd.DataFrame) -> dict[str, int]:
+    return {k: i for i, k in enumerate(df["id"])}
+
+
+def test_schema(d):
+    for layer, spec in SPECS.items():
+        assert list(d[layer].columns) == [*spec.field_names, "geometry"], layer
+        assert d[layer].crs.to_epsg() == 4326
+        assert d[layer]["id"].is_unique
+    assert list(d["enterprises"].columns) == list(ENTERPRISE_COLUMNS)
+    assert list(d["officers"].columns) == list(OFFICERS.field_names)
+    assert list(d["areas"].columns) == ["id", "name", "geometry"]
+    assert "汇智" in set(d["areas"]["name"])
+
+
+def test_geometries_valid(d):
+    for layer in (*SPECS, "areas"):
+        assert shapely.is_valid(d[layer].geometry.to_numpy()).all(), layer
+
+
+def test_roads_as_data_comes(d):
+    roads = d["roads"]
+    names = set(roads["name"])
+    for name in ("江南大道", "信诚路", "南环路", "东信大道", "联庄路", "伟业路", "火炬大道",
+                 "诚业路", "建业路", "时代大道", "长河路", "滨安路", "阡陌路", "滨盛路", "江陵路"):
+        assert name in names
+        assert (roads["name"] == name).sum() >= 2, name
+    assert "" in names and set(roads["class"]) <= {"expressway", "arterial", "secondary", "branch"}
+    jn = d["roads"][d["roads"]["name"] == "江南大道"].to_crs(crs.METRIC_CRS).geometry
+    probe = shapely.Point(jn.iloc[0].interpolate(0.5, normalized=True))
+    dists = sorted(jn.distance(probe))
+    assert dists[0] < 1e-6 and 20 < dists[1] < 28  # two carriageways ~24 m apart
+
+
+def test_streets_tile_district(metric):
+    streets = metric["streets"]
+    district = shapely.union_all(streets)
+    assert district.geom_type == "Polygon"
+    assert sum(shapely.area(streets)) == pytest.approx(district.area, abs=1.0)
+    assert 70e6 < district.area < 75e6
+
+
+def test_communities_inside_their_street(d, metric):
+    streets = by_id(d["streets"])
+    for geom, sid in zip(metric["communities"], d["communities"]["street_id"], strict=True):
+        assert shapely.difference(geom, metric["streets"][streets[sid]]).area < 1.0
+    assert set(d["communities"]["type"]) == {"科技创新型", "文化创意型", "智能制造型", "商务楼宇型"}
+    torch = d["communities"].set_index("name").loc["火炬产业社区"]
+    four_to = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
+    assert torch["four_to"] == four_to
+    assert torch["mode"] == "street"
+    assert d["communities"].set_index("name").loc["物联网产业社区", "mode"] == "platform"
+
+
+def test_areas(d, metric):
+    names = d["communities"]["name"].tolist()
+    torch = metric["communities"][names.index("火炬产业社区")]
+    iot = metric["communities"][names.index("物联网产业社区")]
+    assert 1.4e6 < torch.area < 1.6e6
+    assert 1.7e6 < iot.area < 1.85e6
+    huizhi = metric["areas"][d["areas"]["name"].tolist().index("汇智")]
+    assert shapely.intersection(torch, huizhi).length > 300  # they share an edge
+    assert shapely.intersection(torch, huizhi).area < 1.0
+
+
+def test_communities_share_an_edge(metric):
+    c = metric["communities"]
+    shared = [shapely.intersection(c[i], c[j]).length for i in range(len(c))
+              for j in range(i + 1, len(c))]
+    assert max(shared) > 500
+    assert sum(shapely.area(c)) == pytest.approx(shapely.union_all(c).area, abs=1.0)
+
+
+def test_grids_tile_communities(d, metric):
+    grids = d["grids"]
+    for k, cid in enumerate(d["communities"]["id"]):
+        mine = metric["grids"][(grids["community_id"] == cid).to_numpy()]
+        assert 3 <= len(mine) <= 8
+        union = shapely.union_all(mine)
+        assert shapely.symmetric_difference(union, metric["communities"][k]).area < 1.0
+        assert sum(shapely.area(mine)) - union.area < 1.0  # no overlaps
+        ids = grids.loc[grids["community_id"] == cid, "id"].tolist()
+        assert ids == [f"{cid}-G{i:02d}" for i in range(1, len(ids) + 1)]
+
+
+def test_codes(d):
+    comms = d["communities"].set_index("id")
+    street_code = d["streets"].set_index("id")["code"]
+    for g in d["grids"].itertuples():
+        c = comms.loc[g.community_id]
+        assert g.code[:6] == "330108" and len(g.code) == 15
+        assert g.code[6:12] == street_code[c.street_id] + c.code
+    micro = pd.concat([d["parks"]["code"], d["buildings"]["code"][d["buildings"]["code"] != ""]])
+    assert micro.str.fullmatch(r"\d{18}").all() and micro.is_unique
+    assert d["grids"]["code"].is_unique
+    grid_code = d["grids"].set_index("id")["code"]
+    assert (d["parks"]["code"].str[:15] == d["parks"]["grid_id"].map(grid_code)).all()
+    in_park = d["buildings"]["park_id"] != ""
+    assert (d["buildings"].loc[in_park, "code"] == "").all()
+    for cid, sub in d["communities"].groupby("street_id"):
+        assert sub["code"].is_unique, cid
+
+
+def test_parks_and_buildings(d, metric):
+    grids, parks, bldgs = metric["grids"], metric["parks"], metric["buildings"]
+    gidx, pidx = by_id(d["grids"]), by_id(d["parks"])
+    tree = shapely.STRtree(grids)
+    for i, gid in enumerate(d["parks"]["grid_id"]):
+        hits = tree.query(parks[i], predicate="intersects")
+        assert [gidx[gid]] == [h for h in hits if shapely.intersection(grids[h], parks[i]).area > 0]
+        assert shapely.contains(grids[gidx[gid]], parks[i])
+    ptree = shapely.STRtree(parks)
+    for i, row in enumerate(d["buildings"].itertuples()):
+        assert shapely.contains(grids[gidx[row.grid_id]], bldgs[i])
+        hits = ptree.query(bldgs[i], predicate="intersects")
+        if row.park_id:
+            assert list(hits) == [pidx[row.park_id]]
+            assert shapely.contains(parks[pidx[row.park_id]], bldgs[i])
+        else:
+            assert len(hits) == 0
+    assert set(d["buildings"]["kind"]) == {"enterprise", "mixed-use"}
+    share = (d["buildings"]["kind"] == "enterprise").mean()
+    assert 0.8 < share < 0.9
+
+
+def test_torch_and_iot_counts(d, metric, points):
+    names = d["communities"]["name"].tolist()
+    torch = metric["communities"][names.index("火炬产业社区")]
+    iot = metric["communities"][names.index("物联网产业社区")]
+    grid_comm = d["grids"]["community_id"]
+    torch_grids = set(d["grids"]["id"][grid_comm == "C01"])
+    assert d["parks"]["grid_id"].isin(torch_grids).sum() == 61
+    pts = gpd_to_metric(points)
+    assert shapely.contains(torch, pts).sum() == 1858
+    assert shapely.covers(torch, pts).sum() == 1858
+    assert 4200 <= shapely.contains(iot, pts).sum() < 4300
+
+
+def gpd_to_metric(geoms: np.ndarray) -> np.ndarray:
+    import geopandas as gpd
+    return gpd.GeoSeries(geoms, crs=4326).to_crs(crs.METRIC_CRS).to_numpy()
+
+
+def test_enterprises(d, points):
+    e = d["enterprises"]
+    assert 11_500 < len(e) < 12_500 and e["id"].is_unique and e["credit_code"].is_unique
+    valid = valid_mask(e["credit_code"]).mean()
+    assert 0.99 < valid < 1.0
+    assert e["credit_code"].str[2:8].eq("330108").all()
+    assert e["name"].str.startswith("杭州海康").sum() >= 5
+    assert (e["employees"] >= 1).all() and e["employees"].median() < e["employees"].mean()
+    communities = d["communities"].geometry.to_numpy()
+    inside = shapely.covers(communities[:, None], points[None, :]).any(axis=0)
+    assert 0.02 < 1 - inside.mean() < 0.04
+    district = shapely.union_all(d["streets"].geometry.to_numpy())
+    assert shapely.covers(district, points).all()
+
+
+def test_on_edge_enterprises(d):
+    e = d["enterprises"]
+    edge = e[e["crs"] == "wgs84"]
+    assert 8 <= len(edge) <= 12
+    pts = shapely.points(edge["lon"].to_numpy(), edge["lat"].to_numpy())
+    grids = d["grids"].geometry.to_numpy()
+    comms = d["communities"].geometry.to_numpy()
+    on_grid = shapely.touches(grids[:, None], pts[None, :]).sum(axis=0)
+    assert (on_grid == 2).all()
+    on_comm = shapely.touches(comms[:, None], pts[None, :]).sum(axis=0)
+    assert (on_comm == 2).any() and (on_comm == 0).any()
+    assert not shapely.covers(comms[0], pts).any()  # none on Torch
+
+
+def test_officers(d):
+    o = d["officers"]
+    assert len(o) == 453 and o["party_member"].sum() == 79 and o["id"].is_unique
+    assert o["phone"].str.fullmatch(r"1\d{10}").all() and o["phone"].is_unique
+    b = d["buildings"].set_index("id")
+    for row in o.itertuples():
+        for bid in row.building_ids.split(";"):
+            assert b.loc[bid, "park_id"] == ""
+            assert row.role in TEAM_ROLES[b.loc[bid, "kind"]]
+
+
+def test_deterministic(d, tmp_path):
+    again = make_district(1)
+    for k in d:
+        pd.testing.assert_frame_equal(pd.DataFrame(d[k]), pd.DataFrame(again[k]))
+    a = write_district(tmp_path / "a", d)
+    b = write_district(tmp_path / "b", again)
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_scale_doubles(d):
+    two = make_district(2)
+    for k in d:
+        assert len(two[k]) == 2 * len(d[k]), k
+    for layer in ("streets", "communities", "grids", "parks", "buildings"):
+        assert two[layer]["id"].is_unique
+    for layer in ("streets", "grids", "parks"):
+        assert two[layer]["code"].is_unique
+    codes = two["buildings"]["code"]
+    assert codes[codes != ""].is_unique
+    assert not two["communities"].duplicated(["street_id", "code"]).any()
+    assert two["enterprises"]["credit_code"].is_unique
+    streets = two["streets"].to_crs(crs.METRIC_CRS).geometry.to_numpy()
+    assert sum(shapely.area(streets)) == pytest.approx(shapely.union_all(streets).area, abs=2.0)
