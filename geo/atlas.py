@@ -89,7 +89,9 @@ class Atlas:
         """Owners of each point: ``street_id, community_id, grid_id, microgrid_id`` (None: none)."""
         x, y = crs_mod.to_wgs84(lon, lat, crs)
         owners = self.locate_indices(x, y)
-        return pd.DataFrame({f"{name}_id": self.ids_of(name, owners[name]) for name in LEVELS})
+        columns = {f"{name}_id": self.ids_of(name, owners[name]) for name in LEVELS}
+        # object columns keep None (not NaN) where nothing owns the point
+        return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()})
 
     def describe_point(self, owners: dict[str, Any], i: int) -> dict[str, Any]:
         """The API shape of one located point: each level described, or None."""
@@ -191,10 +193,10 @@ def _far_reason(lon: float, lat: float, bounds: tuple[float, ...]) -> str:
     minx, miny, maxx, maxy = bounds
     box = f"{minx:.3f}–{maxx:.3f} E, {miny:.3f}–{maxy:.3f} N"
     where = f"({lon:g}, {lat:g}) is far outside the district ({box})"
+    if abs(lon) > 180 and abs(lat) > 90:
+        return f"{where}: these look like projected metres; pass crs=EPSG:4549 (or the right code)"
     if abs(lat) > 90:
         return f"latitude {lat:g} is out of range: lon and lat swapped? send lon first, then lat"
     if minx - _FAR_DEG <= lat <= maxx + _FAR_DEG and miny - _FAR_DEG <= lon <= maxy + _FAR_DEG:
         return f"{where}: lon and lat look swapped; send lon first, then lat"
-    if abs(lon) > 180:
-        return f"{where}: these look like projected metres; pass crs=EPSG:4549 (or the right code)"
     return f"{where}: check the coordinates and the crs (wgs84, cgcs2000, gcj02, bd09 or EPSG:n)"

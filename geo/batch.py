@@ -83,7 +83,11 @@ def assign_csv(
         writer.writerow(header + OUTPUT_COLUMNS)
         for rows in _chunks(reader, chunk_rows):
             result = _assign_rows(atlas, rows, cols, crs)
-            writer.writerows(r + extra for r, extra in zip(rows, result, strict=True))
+            width = len(header)
+            writer.writerows(
+                (r + [""] * (width - len(r)))[:width] + extra
+                for r, extra in zip(rows, result, strict=True)
+            )
             summary.rows += len(rows)
             for row in result:
                 summary.status[row[4]] += 1
@@ -138,7 +142,11 @@ def _assign_rows(
         row_crs = pd.Series("wgs84", index=range(n))
 
     reason = np.full(n, "", dtype=object)
-    reason[~shaped] = f"row has the wrong number of fields (expected {width})"
+    for i in np.flatnonzero(~shaped):
+        cells = rows[i]
+        reason[i] = f"row has {len(cells)} fields, the header {width}" + (
+            f"; cells beyond the header: {cells[width:]!r}" if len(cells) > width else ""
+        )
     reason[shaped & ~(np.isfinite(lon) & np.isfinite(lat))] = (
         f"{cols.lon}/{cols.lat} are not numbers"
     )

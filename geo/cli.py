@@ -28,6 +28,7 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+_WARNINGS_SHOWN = 10
 DbOption = Annotated[str | None, typer.Option("--db", help="store: a .gpkg path (env GEO_DB)")]
 
 
@@ -62,22 +63,26 @@ def _atlas(db: str):
         store.close()
 
 
-def load_into(db: str, data: Path, *, strict: bool = False, author: str = "geo load") -> int:
+def _issue(issue: geo_io.Issue) -> str:
+    where = f"row {issue.row}" if issue.row else "file"
+    return f"{issue.table} {where}" + (f" ({issue.id})" if issue.id else "") + f": {issue.reason}"
+
+
+def load_into(
+    db: str, data: Path, *, strict: bool = False, verbose: bool = False, author: str = "geo load"
+) -> int:
     """Validate every file in ``data`` and replace the store's contents in one transaction."""
     try:
         result = geo_io.read_directory(data)
     except geo_io.InputError as exc:
         raise _fail(str(exc)) from exc
-    for issue in result.warnings:
-        err.print(
-            f"[yellow]warning[/yellow] {issue.table} row {issue.row} ({issue.id}): {issue.reason}",
-            highlight=False,
-        )
+    shown = result.warnings if verbose else result.warnings[:_WARNINGS_SHOWN]
+    for issue in shown:
+        err.print(f"[yellow]warning[/yellow] {_issue(issue)}", highlight=False)
+    if len(shown) < len(result.warnings):
+        err.print(f"… and {len(result.warnings) - len(shown)} more warnings (--verbose lists all)")
     for issue in result.rejected:
-        err.print(
-            f"[red]rejected[/red] {issue.table} row {issue.row} ({issue.id}): {issue.reason}",
-            highlight=False,
-        )
+        err.print(f"[red]rejected[/red] {_issue(issue)}", highlight=False)
     if result.rejected and strict:
         raise _fail(f"{len(result.rejected)} rows rejected; nothing was loaded (--strict)")
     store = _open(db)
@@ -99,9 +104,10 @@ def load(
     data: Annotated[Path, typer.Argument(help="folder with the layers' GeoJSON and CSV files")],
     db: DbOption = None,
     strict: Annotated[bool, typer.Option(help="load nothing if any row is rejected")] = False,
+    verbose: Annotated[bool, typer.Option(help="list every warning")] = False,
 ) -> None:
     """Replace the store's contents with a folder of layers, atomically."""
-    load_into(_settings(db).db, data, strict=strict)
+    load_into(_settings(db).db, data, strict=strict, verbose=verbose)
 
 
 @app.command()

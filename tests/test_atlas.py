@@ -31,7 +31,7 @@ def test_every_point_inside_a_community_is_owned_by_exactly_one_of_its_grids(
     # add the community's own vertices and its grids' vertices: edges are where rules break
     grids = atlas.levels["grid"].table
     mine = grids[grids["community_id"] == community["id"]]
-    verts = shapely.get_coordinates(np.concatenate([[community.geometry], mine.geometry.values]))
+    verts = shapely.get_coordinates([community.geometry, *mine.geometry])
     inside = shapely.intersects_xy(community.geometry, verts[:, 0], verts[:, 1])
     x = np.concatenate([x, verts[inside, 0]])
     y = np.concatenate([y, verts[inside, 1]])
@@ -44,7 +44,9 @@ def test_every_point_inside_a_community_is_owned_by_exactly_one_of_its_grids(
     assert (owners["grid"] != NONE).all()
     assert set(grid_ids[owned_by_community]) <= set(mine["id"])
     hits = shapely.intersects_xy(
-        mine.geometry.values[:, None], x[owned_by_community], y[owned_by_community]
+        np.asarray(mine.geometry, dtype=object)[:, None],
+        x[owned_by_community],
+        y[owned_by_community],
     )
     assert hits.any(axis=0).all()
 
@@ -68,7 +70,7 @@ def test_raster_path_equals_the_exact_rule_on_the_sample(atlas) -> None:
 
 def test_points_on_shared_edges_go_to_the_smallest_id(atlas) -> None:
     grids = atlas.levels["grid"].table
-    geoms = grids.geometry.values
+    geoms = np.asarray(grids.geometry, dtype=object)
     verts = shapely.get_coordinates(geoms)
     covering = shapely.intersects_xy(geoms[:, None], verts[:, 0], verts[:, 1])
     shared = covering.sum(axis=0) >= 2

@@ -1,0 +1,611 @@
+"""Build the polygon a four-to (四至) description encloses, along road centerlines.
+
+``build_boundary(spec, roads, areas)``:
+
+1. Every ref of the spec is looked up: a road in the `RoadNetwork` (pieces joined, dual
+   carriageways collapsed to their midline), an area's boundary in ``areas`` (its vertices
+   within the gap tolerance of a spec road are moved onto the road, so shared edges coincide).
+   Unknown names fail with the closest names (pinyin-aware).
+2. Loose ends within the gap tolerance of another spec line get a short connector; a road that
+   ends at one carriageway of a dual road is joined to the midline. Consecutive sides (and
+   consecutive refs of one side's chain) must then touch, or the build fails naming the two
+   sides and where the gap is.
+3. Only the spec's lines are noded (so unnamed and other named roads never cut the area) and
+   polygonized. Overshoots past junctions are dangles and drop out.
+4. The result is the smallest connected union of faces whose outer ring is one simple ring on
+   which every ref of the spec has a stretch, each side's stretches are contiguous, and each
+   side lies on its compass side of the centroid (east side east of it, and so on). A spec
+   road that runs on through the area (联庄路 in Torch) splits it into several faces: their
+   union is taken. An area qualifier says where the area lies: ``北至…汇智地界北`` puts 汇智
+   north of the boundary (outside); ``北至…X地界南`` would put X inside.
+   Several minimal unions → ambiguous; unions that fail only the compass test → that error.
+
+All geometry work is in `geo.crs.METRIC_CRS` (EPSG:4549); the result polygon is WGS84.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from shapely.geometry import LineString, Polygon, mapping
+from shapely.geometry.base import BaseGeometry
+from shapely.geometry.polygon import orient
+
+from geo.boundaries.fourto import CHINESE, ORDER, FourTo, Ref, normalise, parse_four_to
+from geo.boundaries.roads import (
+    GRID,
+    RoadNetwork,
+    bridge_gaps,
+    frame_crs,
+    lonlat,
+    node,
+    suggest_names,
+    to_lonlat,
+    to_metric,
+)
+
+LABEL_EPS = 0.01  # m: an edge lies on a ref when its midpoint is this close to it
+MIN_STRETCH_M = 1.0  # m of ring a ref must contribute
+MAX_SUBSETS = 200_000
+_OPPOSITE = {"east": "west", "west": "east", "north": "south", "south": "north"}
+_AREA_NAME_DROP = ("区块", "地块", "用地", "地界", "边界", "红线")
+_COMPASS_WORD = {"east": "east", "west": "west", "north": "north", "south": "south"}
+
+
+class BuildError(ValueError):
+    """A four-to spec that cannot be turned into a polygon; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class SideReport:
+    roads: list[str]
+    length_m: float
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    polygon: BaseGeometry  # WGS84 Polygon or MultiPolygon
+    sides: dict[str, SideReport]
+    area_m2: float
+    metric: BaseGeometry = field(repr=False, compare=False, default=None)  # the EPSG:4549 polygon
+
+    def to_feature(self) -> dict:
+        """A GeoJSON Feature: the polygon, ``area_m2`` and ``sides`` {dir: {roads, length_m}}."""
+        return {
+            "type": "Feature",
+            "geometry": mapping(self.polygon),
+            "properties": {
+                "area_m2": round(self.area_m2, 1),
+                "sides": {
+                    d: {"roads": list(s.roads), "length_m": round(s.length_m, 1)}
+                    for d, s in self.sides.items()
+                },
+            },
+        }
+
+
+@dataclass
+class _Ref:
+    side: str
+    index: int  # position in the side's chain
+    ref: Ref
+    geom: BaseGeometry  # metric lines (+ connectors once bridged)
+    area: BaseGeometry | None = None  # the area polygon for area refs
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref.name}地界" if self.ref.kind == "area" else self.ref.name
+
+    @property
+    def shown(self) -> str:
+        return f"{CHINESE[self.side]} ({self.label})"
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def build_boundary(
+    spec: FourTo | str,
+    roads,
+    areas=None,
+    *,
+    gap_tolerance_m: float = 1.0,
+) -> BuildResult:
+    """The polygon ``spec`` describes, from ``roads`` (GeoDataFrame or `RoadNetwork`) and
+    optional named ``areas`` (GeoDataFrame with ``name`` and polygons). Raises `BuildError`."""
+    if isinstance(spec, str):
+        spec = parse_four_to(spec)
+    network = (
+        roads
+        if isinstance(roads, RoadNetwork)
+        else RoadNetwork.from_frame(roads, gap_tolerance_m=gap_tolerance_m)
+    )
+    area_polys = area_polygons(areas)
+    refs = _resolve(spec, network, area_polys, gap_tolerance_m)
+    _bridge(refs, network, gap_tolerance_m)
+    _check_gaps(spec, refs)
+    return _enclose(spec, refs)
+
+
+def area_polygons(areas) -> dict[str, BaseGeometry]:
+    """Named areas as metric polygons (rows of one name are unioned)."""
+    if areas is None or len(areas) == 0:
+        return {}
+    if "name" not in areas.columns:
+        raise BuildError("the areas frame has no 'name' column")
+    metric = to_metric(np.asarray(list(areas.geometry.values), dtype=object), frame_crs(areas))
+    out: dict[str, list[BaseGeometry]] = {}
+    for name, geom in zip(areas["name"], metric, strict=True):
+        if isinstance(name, str) and name.strip() and geom is not None and not geom.is_empty:
+            out.setdefault(normalise(name).strip(), []).append(geom)
+    return {k: shapely.union_all(v) for k, v in out.items()}
+
+
+def _area_key(name: str) -> str:
+    for drop in _AREA_NAME_DROP:
+        if name.endswith(drop) and len(name) > len(drop):
+            return name[: -len(drop)]
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Resolve refs
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve(
+    spec: FourTo, network: RoadNetwork, areas: dict[str, BaseGeometry], tol: float
+) -> list[_Ref]:
+    refs: list[_Ref] = []
+    problems: list[str] = []
+    area_index = {_area_key(k): k for k in areas}
+    for direction in ORDER:
+        side = spec.sides[direction]
+        for i, ref in enumerate(side.chain):
+            letter = CHINESE[direction]
+            if ref.kind == "road":
+                geom = network.get(ref.name)
+                if geom is None:
+                    hint = network.suggest(ref.name)
+                    problems.append(
+                        f'unknown road "{ref.name}" (side {letter})'
+                        + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                    )
+                    continue
+                refs.append(_Ref(direction, i, ref, geom))
+            else:
+                key = ref.name if ref.name in areas else area_index.get(_area_key(ref.name))
+                if key is None:
+                    hint = suggest_names(ref.name, areas)
+                    known = ", ".join(sorted(areas)) or "none were given"
+                    problems.append(
+                        f'unknown area "{ref.name}" (side {letter}, {ref.name}地界)'
+                        + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                        + f" (known areas: {known})"
+                    )
+                    continue
+                refs.append(_Ref(direction, i, ref, areas[key].boundary, areas[key]))
+    if problems:
+        raise BuildError("; ".join(problems))
+    roads = [r.geom for r in refs if r.ref.kind == "road"]
+    if roads:
+        target = shapely.union_all(roads)
+        for r in refs:
+            if r.ref.kind == "area":
+                r.geom = _snap_onto(r.geom, target, tol)
+    return refs
+
+
+def _snap_onto(geom: BaseGeometry, target: BaseGeometry, tol: float) -> BaseGeometry:
+    """Move the vertices of ``geom`` within ``tol`` of ``target`` onto it, then add target's
+    vertices to geom's segments (``shapely.snap``), so shared stretches coincide."""
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        pts = shapely.points(xy)
+        d = shapely.distance(pts, target)
+        near = (d > 0) & (d <= tol)
+        if near.any():
+            ends = shapely.get_coordinates(shapely.shortest_line(pts[near], target))
+            xy = xy.copy()
+            xy[near] = ends[1::2]
+        return xy
+
+    moved = shapely.transform(geom, fn)
+    return shapely.snap(moved, target, tol)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Connect loose ends, check that consecutive sides meet
+# --------------------------------------------------------------------------------------------
+
+
+def _parts(geom: BaseGeometry) -> list[LineString]:
+    return [p for p in shapely.get_parts(geom) if p.geom_type == "LineString" and not p.is_empty]
+
+
+def _bridge(refs: list[_Ref], network: RoadNetwork, tol: float) -> None:
+    """Give each ref's loose ends a connector to the nearby lines of other refs."""
+    lines: list[LineString] = []
+    owner: list[int] = []
+    for k, r in enumerate(refs):
+        parts = _parts(r.geom)
+        lines += parts
+        owner += [k] * len(parts)
+    geoms = [r.geom for r in refs]
+    extra: dict[int, list[LineString]] = {}
+    # a line end near another ref's line (junction gaps) …
+    for i, line in enumerate(lines):
+        others = [g if j != owner[i] else shapely.Point() for j, g in enumerate(geoms)]
+        for c in bridge_gaps([line], [shapely.Point(), *others], tol):
+            extra.setdefault(owner[i], []).append(c)
+    # … or ending at one carriageway of a dual road: join it to the midline
+    for k, r in enumerate(refs):
+        for line in _parts(r.geom):
+            xy = shapely.get_coordinates(line)
+            for end in (xy[0], xy[-1]):
+                p = shapely.Point(end)
+                for j, other in enumerate(refs):
+                    if j == k or other.ref.kind != "road":
+                        continue
+                    strands = network.carriageways.get(other.ref.name, [])
+                    if not any(s.distance(p) <= tol for s in strands):
+                        continue
+                    crossing = line.intersection(other.geom)
+                    if not crossing.is_empty and crossing.distance(p) <= 60.0:
+                        continue
+                    extra.setdefault(k, []).append(shapely.shortest_line(p, other.geom))
+    for k, conns in extra.items():
+        refs[k].geom = shapely.union_all([refs[k].geom, *conns])
+
+
+def _gap(a: _Ref | list[_Ref], b: _Ref | list[_Ref]) -> tuple[float, LineString]:
+    ga = shapely.union_all([r.geom for r in (a if isinstance(a, list) else [a])])
+    gb = shapely.union_all([r.geom for r in (b if isinstance(b, list) else [b])])
+    return shapely.distance(ga, gb), shapely.shortest_line(ga, gb)
+
+
+def _describe_gap(what: str, dist: float, line: LineString) -> str:
+    (x0, y0), (x1, y1) = shapely.get_coordinates(line)
+    a, b = lonlat(x0, y0), lonlat(x1, y1)
+    return (
+        f"{what} do not meet: the gap is {dist:.1f} m, between "
+        f"({a[0]:.6f}, {a[1]:.6f}) and ({b[0]:.6f}, {b[1]:.6f}) (lon, lat)"
+    )
+
+
+def _check_gaps(spec: FourTo, refs: list[_Ref]) -> None:
+    by_side = {d: [r for r in refs if r.side == d] for d in ORDER}
+    problems: list[str] = []
+    for d in ORDER:
+        chain = by_side[d]
+        for a, b in itertools.pairwise(chain):
+            dist, line = _gap(a, b)
+            if dist > 10 * GRID:
+                what = f"{a.label} and {b.label} (side {CHINESE[d]})"
+                problems.append(_describe_gap(what, dist, line))
+    pairs = [("north", "east"), ("east", "south"), ("south", "west"), ("west", "north")]
+    for a, b in pairs:
+        dist, line = _gap(by_side[a], by_side[b])
+        if dist > 10 * GRID:
+            what = (
+                f"sides {CHINESE[a]} ({'/'.join(r.label for r in by_side[a])}) and "
+                f"{CHINESE[b]} ({'/'.join(r.label for r in by_side[b])})"
+            )
+            problems.append(_describe_gap(what, dist, line))
+    if problems:
+        raise BuildError("; ".join(problems))
+
+
+# --------------------------------------------------------------------------------------------
+# 3–4. Faces and the enclosure
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Arrangement:
+    edges: list[LineString]
+    labels: list[frozenset[int]]  # ref indices each edge lies on
+    ends: list[tuple[tuple[float, float], tuple[float, float]]]
+    lengths: np.ndarray
+    mids: np.ndarray  # (n, 2) length-weighted centre of each edge
+    faces: list[Polygon]
+    face_edges: list[list[int]]
+    edge_faces: list[list[int]]
+    areas: np.ndarray
+    centroids: np.ndarray
+    adjacency: list[set[int]]
+
+
+def _arrange(refs: list[_Ref]) -> _Arrangement:
+    noded = node([r.geom for r in refs])
+    edges = [e for e in shapely.get_parts(noded) if e.geom_type == "LineString" and e.length > 0]
+    # split any multi-part leftovers
+    mid_pts = shapely.line_interpolate_point(edges, 0.5, normalized=True)
+    labels = []
+    ref_geoms = [r.geom for r in refs]
+    dist = shapely.distance(mid_pts[:, None], np.asarray(ref_geoms, dtype=object)[None, :])
+    for row in dist:
+        labels.append(frozenset(int(k) for k in np.flatnonzero(row <= LABEL_EPS)))
+    ends = []
+    for e in edges:
+        xy = shapely.get_coordinates(e)
+        ends.append((tuple(xy[0]), tuple(xy[-1])))
+    lengths = shapely.length(edges)
+    mids = shapely.get_coordinates(shapely.centroid(edges))
+    faces = [f for f in shapely.get_parts(shapely.polygonize(edges)) if f.area > 0]
+    tree = shapely.STRtree(mid_pts)
+    face_edges: list[list[int]] = []
+    edge_faces: list[list[int]] = [[] for _ in edges]
+    for fi, f in enumerate(faces):
+        hits = tree.query(f.boundary, predicate="dwithin", distance=1e-4)
+        face_edges.append([int(h) for h in hits])
+        for h in hits:
+            edge_faces[int(h)].append(fi)
+    adjacency = [set() for _ in faces]
+    for fs in edge_faces:
+        for a in fs:
+            for b in fs:
+                if a != b:
+                    adjacency[a].add(b)
+    areas = np.array([f.area for f in faces])
+    centroids = shapely.get_coordinates(shapely.centroid(faces)) if faces else np.zeros((0, 2))
+    return _Arrangement(
+        edges, labels, ends, lengths, mids, faces, face_edges, edge_faces, areas, centroids,
+        adjacency,
+    )  # fmt: skip
+
+
+def _connected_subsets(adj: list[set[int]]) -> Iterator[frozenset[int]]:
+    """Every connected set of faces exactly once (ESU enumeration); send True to prune."""
+    n = len(adj)
+    for v in range(n):
+        stack = [(frozenset([v]), frozenset(u for u in adj[v] if u > v))]
+        while stack:
+            sub, ext = stack.pop()
+            prune = yield sub
+            if prune:
+                continue
+            closed = set(sub)
+            for s in sub:
+                closed |= adj[s]
+            ext_list = sorted(ext)
+            for i, w in enumerate(ext_list):
+                rest = frozenset(ext_list[i + 1 :])
+                excl = frozenset(u for u in adj[w] if u > v and u not in closed)
+                stack.append((sub | {w}, rest | excl))
+
+
+@dataclass
+class _Candidate:
+    faces: frozenset[int]
+    ring: list[int]  # edge indices in ring order
+    problems: list[tuple[str, str]]  # (kind, message)
+    centre: np.ndarray
+    area: float
+
+
+def _ring(arr: _Arrangement, faces: frozenset[int]) -> list[int] | None:
+    """The outer boundary of a union of faces as ordered edges, or None unless one simple ring."""
+    count: Counter[int] = Counter()
+    for f in faces:
+        count.update(arr.face_edges[f])
+    boundary = [e for e, c in count.items() if c == 1 and len(arr.edge_faces[e]) <= 2]
+    # an edge with both sides in the union is interior; edges bounding one face only
+    boundary = [e for e in boundary if sum(g in faces for g in arr.edge_faces[e]) == 1]
+    if not boundary:
+        return None
+    at: dict[tuple[float, float], list[int]] = {}
+    for e in boundary:
+        a, b = arr.ends[e]
+        at.setdefault(a, []).append(e)
+        at.setdefault(b, []).append(e)
+    if any(len(v) != 2 for v in at.values()):
+        return None
+    ring = [boundary[0]]
+    node_ = arr.ends[boundary[0]][1]
+    while True:
+        nxt = [e for e in at[node_] if e != ring[-1]]
+        e = nxt[0]
+        if e == ring[0]:
+            break
+        ring.append(e)
+        a, b = arr.ends[e]
+        node_ = b if a == node_ else a
+        if len(ring) > len(boundary):
+            return None
+    return ring if len(ring) == len(boundary) else None
+
+
+def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Candidate | None:
+    ring = _ring(arr, faces)
+    if ring is None:
+        return None
+    idx = list(faces)
+    area = float(arr.areas[idx].sum())
+    centre = (arr.centroids[idx] * arr.areas[idx, None]).sum(axis=0) / area
+    problems: list[tuple[str, str]] = []
+    # every ref contributes a stretch of the ring
+    for k, r in enumerate(refs):
+        stretch = sum(arr.lengths[e] for e in ring if k in arr.labels[e])
+        if stretch < MIN_STRETCH_M:
+            problems.append(("missing", f"{r.shown} is not on the boundary"))
+    sides = {d: {k for k, r in enumerate(refs) if r.side == d} for d in ORDER}
+    for d in ORDER:
+        present = [bool(arr.labels[e] & sides[d]) for e in ring]
+        runs = sum(1 for i in range(len(ring)) if present[i] and not present[i - 1])
+        if all(present):
+            runs = 1
+        if runs > 1:
+            problems.append(("contiguity", f"side {CHINESE[d]} is broken into {runs} stretches"))
+    # compass sides
+    for d in ORDER:
+        es = [e for e in ring if arr.labels[e] & sides[d]]
+        w = arr.lengths[es]
+        if w.sum() <= 0:
+            continue
+        c = (arr.mids[es] * w[:, None]).sum(axis=0) / w.sum()
+        dx, dy = c - centre
+        offset = {"east": dx, "west": -dx, "north": dy, "south": -dy}[d]
+        if offset <= 0:
+            actual = _heading(dx, dy)
+            roads = ", ".join(refs[k].label for k in sorted(sides[d]))
+            problems.append(
+                (
+                    "compass",
+                    f"side {CHINESE[d]} ({roads}) lies {actual} of the area's centre, "
+                    f"not {_COMPASS_WORD[d]} ({abs(offset):.0f} m on the wrong side)",
+                )
+            )
+    # area qualifiers: the qualifier says where the area lies from the boundary
+    for k, r in enumerate(refs):
+        q = r.ref.qualifier
+        if r.area is None or q is None:
+            continue
+        qd = {"东": "east", "南": "south", "西": "west", "北": "north"}[q]
+        if qd not in (r.side, _OPPOSITE[r.side]):
+            continue
+        want_inside = qd == _OPPOSITE[r.side]
+        for e in ring:
+            if k not in arr.labels[e]:
+                continue
+            inner = next(f for f in arr.edge_faces[e] if f in faces)
+            face = arr.faces[inner]
+            inside = face.intersection(r.area).area > 0.5 * face.area
+            if inside != want_inside:
+                where = "inside" if want_inside else "outside"
+                problems.append(("qualifier", f"area {r.ref.name} must lie {where} the boundary"))
+                break
+    return _Candidate(faces, ring, problems, centre, area)
+
+
+def _heading(dx: float, dy: float) -> str:
+    if abs(dx) >= abs(dy):
+        return "east" if dx > 0 else "west"
+    return "north" if dy > 0 else "south"
+
+
+def _enclose(spec: FourTo, refs: list[_Ref]) -> BuildResult:
+    arr = _arrange(refs)
+    valid: list[_Candidate] = []
+    compass_only: list[_Candidate] = []
+    best: _Candidate | None = None
+    gen = _connected_subsets(arr.adjacency)
+    n = 0
+    prune = None
+    while True:
+        try:
+            faces = gen.send(prune)
+        except StopIteration:
+            break
+        n += 1
+        if n > MAX_SUBSETS:
+            raise BuildError(
+                f"too many faces ({len(arr.faces)}) between the spec's roads to search; "
+                "the roads may cross each other many times"
+            )
+        cand = _evaluate(arr, refs, faces)
+        prune = False
+        if cand is None:
+            continue
+        kinds = {k for k, _ in cand.problems}
+        if not kinds:
+            valid.append(cand)
+            prune = True  # supersets of a valid union are never minimal
+        elif kinds == {"compass"}:
+            compass_only.append(cand)
+        if best is None or len(cand.problems) < len(best.problems):
+            best = cand
+    minimal = _minimal(valid)
+    if len(minimal) == 1:
+        return _result(spec, refs, arr, minimal[0])
+    if len(minimal) > 1:
+        shown = "; ".join(
+            f"({i}) {c.area / 1e6:.3f} km² around {_fmt(lonlat(*c.centre))}"
+            for i, c in enumerate(sorted(minimal, key=lambda c: -c.area), start=1)
+        )
+        raise BuildError(
+            f"ambiguous enclosure: {len(minimal)} separate areas are each bounded by all four "
+            f"sides: {shown}; a road name may be used in more than one place"
+        )
+    if compass_only:
+        cand = _minimal(compass_only)[0]
+        msgs = [m for _, m in cand.problems]
+        hint = ""
+        wrong = {m.split(" ")[1] for m in msgs}
+        if {"东", "西"} <= wrong or {"南", "北"} <= wrong:
+            hint = "; are two sides swapped?"
+        raise BuildError(
+            "wrong compass side: " + "; ".join(msgs) + hint + f" (area around "
+            f"{_fmt(lonlat(*cand.centre))})"
+        )
+    roads = "; ".join(f"{r.shown}" for r in refs)
+    if best is None:
+        raise BuildError(f"the sides do not close around any area (lines: {roads})")
+    raise BuildError(
+        f"no area is bounded by all four sides ({roads}); the closest enclosure, around "
+        f"{_fmt(lonlat(*best.centre))}: " + "; ".join(m for _, m in best.problems)
+    )
+
+
+def _fmt(p: tuple[float, float]) -> str:
+    return f"({p[0]:.6f}, {p[1]:.6f})"
+
+
+def _minimal(cands: list[_Candidate]) -> list[_Candidate]:
+    cands = sorted(cands, key=lambda c: len(c.faces))
+    out: list[_Candidate] = []
+    for c in cands:
+        if not any(k.faces < c.faces for k in out):
+            out.append(c)
+    return out
+
+
+def _result(spec: FourTo, refs: list[_Ref], arr: _Arrangement, cand: _Candidate) -> BuildResult:
+    poly = shapely.union_all([arr.faces[f] for f in cand.faces])
+    if poly.geom_type == "Polygon":
+        poly = Polygon(poly.exterior)
+    poly = orient(poly, 1.0)
+    # each ring edge to one side: its own if unique, else the side of its neighbours
+    side_of = {k: r.side for k, r in enumerate(refs)}
+    assigned: list[str | None] = []
+    for e in cand.ring:
+        ds = {side_of[k] for k in arr.labels[e]}
+        assigned.append(next(iter(ds)) if len(ds) == 1 else None)
+    m = len(assigned)
+    for i, e in enumerate(cand.ring):
+        if assigned[i] is None:
+            ds = {side_of[k] for k in arr.labels[e]}
+            for j in (i - 1, (i + 1) % m):
+                if assigned[j] in ds:
+                    assigned[i] = assigned[j]
+                    break
+            else:
+                assigned[i] = min(ds, key=ORDER.index) if ds else None
+    lengths = dict.fromkeys(ORDER, 0.0)
+    for e, d in zip(cand.ring, assigned, strict=True):
+        if d is not None:
+            lengths[d] += float(arr.lengths[e])
+    sides = {
+        d: SideReport(
+            [f"{r.name}地界" if r.kind == "area" else r.name for r in spec.sides[d].chain],
+            round(lengths[d], 2),
+        )
+        for d in ORDER
+    }
+    return BuildResult(to_lonlat(poly), sides, float(poly.area), poly)
+
+
+__all__ = [
+    "BuildError",
+    "BuildResult",
+    "SideReport",
+    "area_polygons",
+    "build_boundary",
+]

@@ -1,0 +1,333 @@
+"""The named road network: one clean metric centerline per road name.
+
+Road data comes in pieces: sub-metre gaps between the pieces of one road, dual carriageways
+drawn as two parallel lines of one name, roads running past the junction that ends them, and
+unnamed roads. `RoadNetwork.from_frame` turns that into one geometry per name, in
+`geo.crs.METRIC_CRS` (EPSG:4549):
+
+- the pieces of a name are joined where their ends lie within ``gap_tolerance_m`` of each
+  other (a connector along the shortest line, then ``shapely.line_merge``);
+- two strands of one name that run parallel 4–60 m apart (a dual carriageway) collapse to
+  their midline, sampled every few metres; the strands are kept in `carriageways` so that a
+  road ending at one carriageway can be joined to the midline;
+- unnamed roads ("", None or NaN) are dropped: they never bound an area; names are NFKC
+  normalised like four-to text (full-width letters and digits become ASCII).
+
+`suggest` finds the names closest to a misspelt one, in characters and in pinyin (``jiangnan``
+→ 江南大道, ``xincheng lu`` → 信诚路, 信成路 → 信诚路).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from pypinyin import lazy_pinyin
+from rapidfuzz import fuzz
+from shapely.geometry import LineString, MultiLineString
+from shapely.geometry.base import BaseGeometry
+
+from geo.boundaries.fourto import normalise
+from geo.crs import METRIC_CRS, from_wgs84, to_wgs84
+
+GRID = 1e-3  # m: snap-rounding grid for noding (1 mm)
+DUAL_MIN_M = 4.0  # carriageways closer than this are one road drawn twice
+DUAL_MAX_M = 60.0  # … and farther apart than this are two roads
+DUAL_SHARE = 0.5  # share of a strand that must run beside the other to count as a carriageway
+SAMPLE_M = 5.0  # m between midline samples
+
+
+def to_metric(geom: BaseGeometry | np.ndarray, crs: str = "wgs84"):
+    """Geometry (or array of geometries) in ``crs`` (lon/lat by default) → METRIC_CRS."""
+    if crs == METRIC_CRS:
+        return geom
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84(xy[:, 0], xy[:, 1], crs)
+        return np.column_stack(from_wgs84(lon, lat, METRIC_CRS))
+
+    return shapely.transform(geom, fn)
+
+
+def to_lonlat(geom: BaseGeometry | np.ndarray):
+    """Geometry (or array) in METRIC_CRS → WGS84 lon/lat."""
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], METRIC_CRS))
+
+    return shapely.transform(geom, fn)
+
+
+def lonlat(x: float, y: float) -> tuple[float, float]:
+    """One metric point as rounded WGS84 (lon, lat)."""
+    lon, lat = to_wgs84([x], [y], METRIC_CRS)
+    return round(float(lon[0]), 6), round(float(lat[0]), 6)
+
+
+def frame_crs(frame) -> str:
+    """The CRS of a GeoDataFrame as a `geo.crs` name (None → WGS84)."""
+    if getattr(frame, "crs", None) is None:
+        return "wgs84"
+    epsg = frame.crs.to_epsg()
+    if epsg in (4326, 4490, None):
+        return "wgs84"
+    return f"EPSG:{epsg}"
+
+
+# --------------------------------------------------------------------------------------------
+# Joining pieces
+# --------------------------------------------------------------------------------------------
+
+
+def _lines_of(geoms: Iterable[BaseGeometry]) -> list[LineString]:
+    out: list[LineString] = []
+    for g in geoms:
+        if g is None or g.is_empty:
+            continue
+        for part in shapely.get_parts(g):
+            if part.geom_type == "LineString" and part.length > 0:
+                out.append(part)
+    return out
+
+
+def _endpoints(lines: Sequence[LineString]) -> list[tuple[int, np.ndarray]]:
+    ends = []
+    for i, line in enumerate(lines):
+        xy = shapely.get_coordinates(line)
+        ends += [(i, xy[0]), (i, xy[-1])]
+    return ends
+
+
+def bridge_gaps(
+    lines: Sequence[LineString], others: Sequence[BaseGeometry], tolerance: float
+) -> list[LineString]:
+    """Short connectors from each loose line end to the nearest geometry within ``tolerance``.
+
+    ``others[j]`` is the geometry an end of ``lines[i]`` may join when ``j != i`` (pass
+    ``lines`` itself to join pieces of one road). An end already touching another geometry
+    (within the noding grid) gets nothing.
+    """
+    connectors: list[LineString] = []
+    if tolerance <= 0 or not lines:
+        return connectors
+    tree = shapely.STRtree(list(others))
+    for i, xy in _endpoints(lines):
+        p = shapely.Point(xy)
+        best: tuple[float, int] | None = None
+        for j in tree.query(p, predicate="dwithin", distance=tolerance):
+            if j == i:
+                continue
+            d = shapely.distance(p, others[j])
+            if best is None or d < best[0]:
+                best = (d, int(j))
+        if best is None or best[0] <= GRID:
+            continue
+        connectors.append(shapely.shortest_line(p, others[best[1]]))
+    return connectors
+
+
+def node(lines: Sequence[BaseGeometry]) -> BaseGeometry:
+    """Union (noding) of lines with 1 mm snap rounding, so near-touching ends do meet."""
+    return shapely.union_all(np.asarray(list(lines), dtype=object), grid_size=GRID)
+
+
+def merge(lines: Sequence[LineString], tolerance: float) -> BaseGeometry:
+    """One road's pieces as one (Multi)LineString: gaps ≤ tolerance bridged, then merged."""
+    lines = _lines_of(lines)
+    if not lines:
+        return MultiLineString()
+    parts = [*lines, *bridge_gaps(lines, lines, tolerance)]
+    return shapely.line_merge(node(parts))
+
+
+# --------------------------------------------------------------------------------------------
+# Dual carriageways
+# --------------------------------------------------------------------------------------------
+
+
+def _samples(line: LineString, step: float) -> np.ndarray:
+    n = max(int(np.ceil(line.length / step)), 1)
+    return shapely.line_interpolate_point(line, np.linspace(0.0, line.length, n + 1))
+
+
+def _beside(a: LineString, b: LineString) -> np.ndarray:
+    """For samples along ``a``: whether the nearest point of ``b`` is 4–60 m away, inside ``b``."""
+    pts = _samples(a, SAMPLE_M)
+    at = shapely.line_locate_point(b, pts)
+    d = shapely.distance(pts, b)
+    inside = (at > 1e-6) & (at < b.length - 1e-6)
+    return (d >= DUAL_MIN_M) & (d <= DUAL_MAX_M) & inside
+
+
+def _midline(a: LineString, b: LineString) -> LineString | None:
+    """The centerline between two carriageways, over the stretch where they run side by side."""
+    if a.length < b.length:
+        a, b = b, a
+    pts = _samples(a, SAMPLE_M / 2)
+    at = shapely.line_locate_point(b, pts)
+    near = shapely.line_interpolate_point(b, at)
+    d = shapely.distance(pts, near)
+    ok = (d >= DUAL_MIN_M) & (d <= DUAL_MAX_M) & (at > 1e-6) & (at < b.length - 1e-6)
+    if ok.sum() < 2:
+        return None
+    # keep the longest run of matched samples
+    idx = np.flatnonzero(ok)
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    run = max(runs, key=len)
+    if len(run) < 2:
+        return None
+    pa = shapely.get_coordinates(pts[run])
+    pb = shapely.get_coordinates(near[run])
+    mid = LineString((pa + pb) / 2.0)
+    return shapely.simplify(mid, 0.05)
+
+
+def collapse_dual(parts: Sequence[LineString]) -> tuple[list[LineString], list[LineString]]:
+    """Pairs of parallel strands → their midlines. Returns (lines, strands that were collapsed)."""
+    parts = sorted(parts, key=lambda g: -g.length)
+    used = [False] * len(parts)
+    out: list[LineString] = []
+    strands: list[LineString] = []
+    for i, a in enumerate(parts):
+        if used[i]:
+            continue
+        partner = None
+        for j in range(i + 1, len(parts)):
+            if used[j]:
+                continue
+            b = parts[j]
+            if b.distance(a) > DUAL_MAX_M:
+                continue
+            if _beside(b, a).mean() >= DUAL_SHARE or _beside(a, b).mean() >= DUAL_SHARE:
+                partner = j
+                break
+        if partner is None:
+            continue
+        mid = _midline(a, parts[partner])
+        if mid is None:
+            continue
+        used[i] = used[partner] = True
+        out.append(mid)
+        strands += [a, parts[partner]]
+    out += [p for p, u in zip(parts, used, strict=True) if not u]
+    return out, strands
+
+
+# --------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------
+
+_SPACE_RE = re.compile(r"[\s\-_·.]+")
+
+
+def _key(text: str) -> str:
+    return _SPACE_RE.sub("", text).lower()
+
+
+def pinyin_key(text: str) -> str:
+    """Toneless pinyin with no separators: 江南大道 → jiangnandadao; ascii is lowercased."""
+    return _key("".join(lazy_pinyin(_key(text))))
+
+
+def _has_han(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def name_score(query: str, name: str) -> float:
+    """0–100: how close ``query`` (Chinese or pinyin, any spacing) is to the road ``name``."""
+    q, n = _key(query), _key(name)
+    if not q:
+        return 0.0
+    qp, np_ = pinyin_key(q), pinyin_key(n)
+    scores = [fuzz.ratio(qp, np_)]
+    if _has_han(q):
+        scores.append(fuzz.ratio(q, n))
+        scores.append(0.9 * fuzz.partial_ratio(q, n) if len(q) >= 2 else 0.0)
+    if len(qp) >= 4:
+        # a pinyin prefix such as "jiangnan" for 江南大道
+        scores.append(0.95 * fuzz.partial_ratio(qp, np_) if np_.startswith(qp[:2]) else 0.0)
+        scores.append(0.85 * fuzz.partial_ratio(qp, np_))
+    return float(max(scores))
+
+
+def suggest_names(query: str, names: Iterable[str], n: int = 3, cutoff: float = 50.0) -> list[str]:
+    """The ``n`` names closest to ``query`` (pinyin-aware), best first, above ``cutoff``."""
+    scored = sorted(((name_score(query, name), name) for name in names), key=lambda t: -t[0])
+    if not scored:
+        return []
+    floor = max(cutoff, scored[0][0] - 30.0)
+    return [name for score, name in scored[:n] if score >= floor]
+
+
+# --------------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RoadNetwork:
+    """Named roads as metric (EPSG:4549) centerlines: ``lines[name]`` is a (Multi)LineString."""
+
+    lines: dict[str, BaseGeometry]
+    carriageways: dict[str, list[LineString]] = field(default_factory=dict)
+    gap_tolerance_m: float = 1.0
+
+    @classmethod
+    def from_frame(cls, roads, *, gap_tolerance_m: float = 1.0) -> RoadNetwork:
+        """From a GeoDataFrame with ``name`` and line geometries (WGS84 if it has no CRS)."""
+        if "name" not in roads.columns:
+            raise ValueError("the road frame has no 'name' column")
+        return cls.from_lines(
+            list(roads["name"]),
+            list(roads.geometry.values),
+            crs=frame_crs(roads),
+            gap_tolerance_m=gap_tolerance_m,
+        )
+
+    @classmethod
+    def from_lines(
+        cls,
+        names: Sequence[str | None],
+        geoms: Sequence[BaseGeometry],
+        *,
+        crs: str = "wgs84",
+        gap_tolerance_m: float = 1.0,
+    ) -> RoadNetwork:
+        """From parallel sequences of names and (Multi)LineStrings in ``crs``."""
+        if len(names) != len(geoms):
+            raise ValueError(f"{len(names)} names but {len(geoms)} geometries")
+        metric = to_metric(np.asarray(list(geoms), dtype=object), crs)
+        by_name: dict[str, list[BaseGeometry]] = {}
+        for name, geom in zip(names, metric, strict=True):
+            key = normalise(name).strip() if isinstance(name, str) else ""
+            if key:
+                by_name.setdefault(key, []).append(geom)
+        lines: dict[str, BaseGeometry] = {}
+        strands: dict[str, list[LineString]] = {}
+        for name, pieces in by_name.items():
+            merged = merge(_lines_of(pieces), gap_tolerance_m)
+            parts = _lines_of([merged])
+            if len(parts) > 1:
+                parts, collapsed = collapse_dual(parts)
+                if collapsed:
+                    strands[name] = collapsed
+            if parts:
+                lines[name] = parts[0] if len(parts) == 1 else MultiLineString(parts)
+        return cls(lines, strands, gap_tolerance_m)
+
+    def names(self) -> list[str]:
+        return sorted(self.lines)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.lines
+
+    def get(self, name: str) -> BaseGeometry | None:
+        """The metric centerline of ``name``, or None."""
+        return self.lines.get(name)
+
+    def suggest(self, name: str, n: int = 3) -> list[str]:
+        """The names closest to ``name``, pinyin-aware, best first."""
+        return suggest_names(name, self.lines, n)
