@@ -326,7 +326,6 @@ class _Arrangement:
 def _arrange(refs: list[_Ref]) -> _Arrangement:
     noded = node([r.geom for r in refs])
     edges = [e for e in shapely.get_parts(noded) if e.geom_type == "LineString" and e.length > 0]
-    # split any multi-part leftovers
     mid_pts = shapely.line_interpolate_point(edges, 0.5, normalized=True)
     labels = []
     ref_geoms = [r.geom for r in refs]
