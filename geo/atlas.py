@@ -12,6 +12,7 @@ park belongs to the park's micro-grid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 
 from geo import crs as crs_mod
-from geo.ownership import NONE, PolygonIndex
+from geo.ownership import NONE, Frame, Hierarchy, PolygonIndex
 from geo.store.base import Snapshot
 
 LEVELS = ("street", "community", "grid", "microgrid")
@@ -43,6 +44,11 @@ class Level:
     table: pd.DataFrame  # id, name, code (+ kind for micro-grids), parent key; sorted by id
     index: PolygonIndex
 
+    @cached_property
+    def ids_or_none(self) -> NDArray[np.object_]:
+        """The ids followed by None, so that indexing with NONE (-1) gives None."""
+        return np.append(self.table["id"].to_numpy(dtype=object), None)
+
     def describe(self, i: int) -> dict[str, Any] | None:
         """``{"id", "name", "code"}`` (plus ``kind`` for micro-grids) of cell ``i``, or None."""
         if i == NONE:
@@ -61,6 +67,9 @@ class Atlas:
         self.version = snapshot.version
         self.tables = snapshot.tables
         self.levels: dict[str, Level] = {}
+        # one cell frame for every level, so a point's cell is computed once per locate
+        polygon_layers = ("streets", "communities", "grids", "parks", "buildings")
+        self.frame = Frame.covering(_bounds([self.tables[t] for t in polygon_layers]))
         for name in LEVELS:
             table = (
                 _microgrids(self.tables)
@@ -71,7 +80,15 @@ class Atlas:
             if name in _PARENT_LEVEL:
                 parent_ids = self.levels[_PARENT_LEVEL[name]].table["id"]
                 parent = _positions(parent_ids, table[_PARENT_KEY[name]])
-            self.levels[name] = Level(name, table, PolygonIndex(table.geometry.values, parent))
+            index = PolygonIndex(np.asarray(table.geometry, dtype=object), parent, self.frame)
+            self.levels[name] = Level(name, table, index)
+        self.hierarchy = Hierarchy(
+            self.frame,
+            [
+                (lv.index, LEVELS.index(_PARENT_LEVEL[n]) if n in _PARENT_LEVEL else None)
+                for n, lv in self.levels.items()
+            ],
+        )
         streets = self.tables["streets"]
         self.bounds = tuple(streets.total_bounds) if len(streets) else (np.nan,) * 4
         self.enterprises = self._own_enterprises()
@@ -79,19 +96,18 @@ class Atlas:
     # -- locate ------------------------------------------------------------------------------
     def locate_indices(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, Any]:
         """Owner positions per level (NONE where nothing owns the point); WGS84 input."""
-        owners: dict[str, Any] = {}
-        for name, level in self.levels.items():
-            parent = owners.get(_PARENT_LEVEL.get(name, ""))
-            owners[name] = level.index.owners(lon, lat, parent)
-        return owners
+        return dict(zip(LEVELS, self.hierarchy.owners(lon, lat), strict=True))
 
     def locate(self, lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> pd.DataFrame:
         """Owners of each point: ``street_id, community_id, grid_id, microgrid_id`` (None: none)."""
         x, y = crs_mod.to_wgs84(lon, lat, crs)
         owners = self.locate_indices(x, y)
-        columns = {f"{name}_id": self.ids_of(name, owners[name]) for name in LEVELS}
-        # object columns keep None (not NaN) where nothing owns the point
-        return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()})
+        # one object block, None (not NaN) where nothing owns the point; no copies after this
+        block = np.empty((len(LEVELS), len(x)), dtype=object)
+        for row, name in enumerate(LEVELS):
+            block[row] = self.ids_of(name, owners[name])
+        columns = [f"{name}_id" for name in LEVELS]
+        return pd.DataFrame(block.T, columns=columns, dtype=object, copy=False)
 
     def describe_point(self, owners: dict[str, Any], i: int) -> dict[str, Any]:
         """The API shape of one located point: each level described, or None."""
@@ -122,11 +138,7 @@ class Atlas:
 
     def ids_of(self, level: str, owners: NDArray[np.int64]) -> NDArray[np.object_]:
         """The ids of owner positions at ``level`` (None where NONE)."""
-        ids = self.levels[level].table["id"].to_numpy(dtype=object)
-        out = np.full(len(owners), None, dtype=object)
-        hit = owners != NONE
-        out[hit] = ids[owners[hit]]
-        return out
+        return self.levels[level].ids_or_none[owners]
 
     # -- enterprises -------------------------------------------------------------------------
     def _own_enterprises(self) -> pd.DataFrame:
@@ -166,6 +178,14 @@ class Atlas:
             },
             **self.describe_point(owners, 0),
         }
+
+
+def _bounds(frames: list[pd.DataFrame]) -> tuple[float, float, float, float]:
+    """The extent of all features of these layers (a unit box at 0, 0 when there are none)."""
+    boxes = np.array([f.total_bounds for f in frames if len(f)])
+    if len(boxes) == 0:
+        return (0.0, 0.0, 1.0, 1.0)
+    return (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
 
 
 def _microgrids(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -44,8 +44,14 @@ FILES = {
 WGS84 = "EPSG:4326"
 
 _SINGULAR = {
-    "roads": "road", "streets": "street", "communities": "community", "grids": "grid",
-    "parks": "park", "buildings": "building", "enterprises": "enterprise", "officers": "officer",
+    "roads": "road",
+    "streets": "street",
+    "communities": "community",
+    "grids": "grid",
+    "parks": "park",
+    "buildings": "building",
+    "enterprises": "enterprise",
+    "officers": "officer",
 }
 # Foreign keys checked after every table is read: (table, field, referenced table).
 _REFERENCES = (
@@ -115,8 +121,10 @@ def read_directory(path: str | os.PathLike[str]) -> LoadResult:
     folder = Path(path)
     missing = [file for file in FILES.values() if not (folder / file).is_file()]
     if missing:
-        raise InputError(f"{folder}: missing {', '.join(missing)}; a data folder needs "
-                         f"{', '.join(FILES.values())}")
+        raise InputError(
+            f"{folder}: missing {', '.join(missing)}; a data folder needs "
+            f"{', '.join(FILES.values())}"
+        )
     result = LoadResult({}, [], [])
     for name in GEOJSON_LAYERS:
         result.tables[name] = _read_geojson_layer(folder / FILES[name], LAYERS[name], result)
@@ -133,11 +141,15 @@ def _read_geojson_layer(path: Path, spec: LayerSpec, result: LoadResult) -> gpd.
     doc = _load_json(path)
     source_crs = _collection_crs(doc, path)
     if source_crs not in ("wgs84", "cgcs2000"):
-        result.warnings.append(Issue(
-            spec.name, 0, None,
-            f"coordinates converted from {source_crs} (the file's crs member) to WGS84; "
-            "RFC 7946 GeoJSON is always WGS84 lon/lat, so write it that way and drop the member",
-        ))
+        result.warnings.append(
+            Issue(
+                spec.name,
+                0,
+                None,
+                f"coordinates converted from {source_crs} (the file's crs member) to WGS84; "
+                "RFC 7946 GeoJSON is always WGS84 lon/lat: write it that way and drop the member",
+            )
+        )
     features = doc["features"]
     records: list[dict[str, Any]] = []
     geometries: list[Any] = []
@@ -161,15 +173,21 @@ def _load_json(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_bytes().decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                         "save the file as UTF-8 (RFC 7946)") from exc
+        raise InputError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "save the file as UTF-8 (RFC 7946)"
+        ) from exc
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
-                         f"{exc.colno}); fix the syntax or re-export the layer") from exc
+        raise InputError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
+            f"{exc.colno}); fix the syntax or re-export the layer"
+        ) from exc
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
-        raise InputError(f"{path}: expected a GeoJSON FeatureCollection, got {kind!r}; "
-                         'wrap the features in {"type": "FeatureCollection", "features": [...]}')
+        raise InputError(
+            f"{path}: expected a GeoJSON FeatureCollection, got {kind!r}; "
+            'wrap the features in {"type": "FeatureCollection", "features": [...]}'
+        )
     if not isinstance(doc.get("features"), list):
         raise InputError(f"{path}: the FeatureCollection has no 'features' list; add one")
     return doc
@@ -184,9 +202,11 @@ def _collection_crs(doc: Mapping[str, Any], path: Path) -> str:
     props = props if isinstance(props, dict) else {}
     name = props.get("name") or props.get("code")  # {"type": "EPSG"} members carry a code
     if name is None:
-        raise InputError(f"{path}: cannot read the crs member {member!r}; remove it and write "
-                         "WGS84 lon/lat (RFC 7946), or name the CRS, e.g. "
-                         "{\"type\": \"name\", \"properties\": {\"name\": \"EPSG:4549\"}}")
+        raise InputError(
+            f"{path}: cannot read the crs member {member!r}; remove it and write "
+            "WGS84 lon/lat (RFC 7946), or name the CRS, e.g. "
+            '{"type": "name", "properties": {"name": "EPSG:4549"}}'
+        )
     text = str(name).strip()
     urn = re.fullmatch(r"urn:ogc:def:crs:(\w+):[\d.]*:(\w+)", text, flags=re.IGNORECASE)
     if urn:
@@ -196,15 +216,23 @@ def _collection_crs(doc: Mapping[str, Any], path: Path) -> str:
     try:
         return geo_crs.normalize_crs(text)
     except geo_crs.UnknownCRSError as exc:
-        raise InputError(f"{path}: crs member {name!r} not understood ({exc}); remove it and "
-                         "write WGS84 lon/lat (RFC 7946)") from exc
+        raise InputError(
+            f"{path}: crs member {name!r} not understood ({exc}); remove it and "
+            "write WGS84 lon/lat (RFC 7946)"
+        ) from exc
 
 
 def _parse_feature(feature: Any, spec: LayerSpec) -> tuple[dict[str, Any], Any, list[str]]:
     """A feature's coerced fields, its raw geometry and the problems found in its fields."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        return {}, None, ['is not a GeoJSON Feature; write {"type": "Feature", "id": ..., '
-                          '"properties": {...}, "geometry": {...}}']
+        return (
+            {},
+            None,
+            [
+                'is not a GeoJSON Feature; write {"type": "Feature", "id": ..., '
+                '"properties": {...}, "geometry": {...}}'
+            ],
+        )
     props = feature.get("properties")
     if props is None:
         props = {}
@@ -225,29 +253,35 @@ def _build_geometries(
     problems: list[str | None] = [None] * n
     present = [i for i, g in enumerate(raw) if isinstance(g, dict)]
     for i in set(range(n)) - set(present):
-        problems[i] = ("has no geometry; draw one" if raw[i] is None else
-                       f"geometry must be a GeoJSON geometry object, got {raw[i]!r}")
+        problems[i] = (
+            "has no geometry; draw one"
+            if raw[i] is None
+            else f"geometry must be a GeoJSON geometry object, got {raw[i]!r}"
+        )
     if not present:
         return geoms, problems
     parsed = shapely.from_geojson([json.dumps(raw[i]) for i in present], on_invalid="ignore")
     geoms[present] = parsed
     for i, geom in zip(present, parsed, strict=True):
-        problems[i] = (_kind_problem(geom, spec) if geom is not None
-                       else _explain_unreadable(raw[i], spec))
+        problems[i] = (
+            _kind_problem(geom, spec) if geom is not None else _explain_unreadable(raw[i], spec)
+        )
     ok = np.array([p is None for p in problems])
     geoms[~ok] = None
     if not ok.any():
         return geoms, problems
     geoms[ok] = shapely.force_2d(geoms[ok].astype(object))
     if source_crs not in ("wgs84", "cgcs2000"):
-        geoms[ok] = shapely.transform(geoms[ok], lambda xy: np.column_stack(
-            geo_crs.to_wgs84(xy[:, 0], xy[:, 1], source_crs)))
+        geoms[ok] = shapely.transform(
+            geoms[ok], lambda xy: np.column_stack(geo_crs.to_wgs84(xy[:, 0], xy[:, 1], source_crs))
+        )
     bounds = shapely.bounds(geoms[ok])
     range_problems = _range_problems(bounds[:, 0], bounds[:, 1], bounds[:, 2], bounds[:, 3])
     valid = shapely.is_valid(geoms[ok])
     for j, i in enumerate(np.flatnonzero(ok)):
         problems[i] = range_problems[j] or (
-            None if valid[j] else _validity_problem(shapely.is_valid_reason(geoms[i])))
+            None if valid[j] else _validity_problem(shapely.is_valid_reason(geoms[i]))
+        )
     ok = np.array([p is None for p in problems])
     geoms[~ok] = None
     if spec.geometry == "polygon" and ok.any():
@@ -308,8 +342,10 @@ def _positions(coords: Any) -> Iterable[Any]:
 
 
 def _range_problems(
-    minx: NDArray[np.float64], miny: NDArray[np.float64],
-    maxx: NDArray[np.float64], maxy: NDArray[np.float64],
+    minx: NDArray[np.float64],
+    miny: NDArray[np.float64],
+    maxx: NDArray[np.float64],
+    maxy: NDArray[np.float64],
 ) -> list[str | None]:
     """Per bounding box: out-of-range (or non-finite) lon/lat explained, with the swap hint."""
     finite = np.isfinite(minx) & np.isfinite(miny) & np.isfinite(maxx) & np.isfinite(maxy)
@@ -328,8 +364,11 @@ def _range_problems(
                 parts.append(f"longitude {_span(minx[k], maxx[k])} is outside [-180, 180]")
             if not lat_ok[k]:
                 parts.append(f"latitude {_span(miny[k], maxy[k])} is outside [-90, 90]")
-            hint = ("lon/lat swapped? write [lon, lat]" if swapped_ok[k]
-                    else "projected coordinates? name their CRS")
+            hint = (
+                "lon/lat swapped? write [lon, lat]"
+                if swapped_ok[k]
+                else "projected coordinates? name their CRS"
+            )
             problems.append(f"{' and '.join(parts)}; {hint}")
     return problems
 
@@ -388,8 +427,9 @@ def _read_enterprises(path: Path, result: LoadResult) -> gpd.GeoDataFrame:
     lon, lat = _enterprise_wgs84(frame, problems)
     codes = frame["credit_code"].fillna("").astype(str)
     frame["credit_code_valid"] = valid_mask(codes.tolist())
-    frame = gpd.GeoDataFrame(frame.drop(columns=["lon", "lat"]),
-                             geometry=shapely.points(lon, lat), crs=WGS84)
+    frame = gpd.GeoDataFrame(
+        frame.drop(columns=["lon", "lat"]), geometry=shapely.points(lon, lat), crs=WGS84
+    )
     frame = _keep_valid(frame, problems, "enterprises", result)
     _warn_credit_codes(frame, result)
     return frame
@@ -413,12 +453,14 @@ def _enterprise_wgs84(
     lat = np.full(len(frame), np.nan)
     usable = frame["lon"].notna() & frame["lat"].notna() & frame["source_crs"].notna()
     for source, group in frame[usable].groupby("source_crs"):
-        x, y = geo_crs.to_wgs84(group["lon"].to_numpy(float), group["lat"].to_numpy(float),
-                                str(source))
+        x, y = geo_crs.to_wgs84(
+            group["lon"].to_numpy(float), group["lat"].to_numpy(float), str(source)
+        )
         lon[group.index], lat[group.index] = x, y
     index = np.flatnonzero(usable.to_numpy())
-    for i, problem in zip(index, _range_problems(lon[index], lat[index], lon[index], lat[index]),
-                          strict=True):
+    for i, problem in zip(
+        index, _range_problems(lon[index], lat[index], lon[index], lat[index]), strict=True
+    ):
         if problem:
             problems[i].append(problem)
     return lon, lat
@@ -426,17 +468,24 @@ def _enterprise_wgs84(
 
 def _warn_credit_codes(frame: pd.DataFrame, result: LoadResult) -> None:
     """Warn about kept enterprises whose credit code fails the check or repeats another's."""
-    for row, fid, code in frame.loc[~frame["credit_code_valid"],
-                                    ["_row", "id", "credit_code"]].itertuples(index=False):
+    for row, fid, code in frame.loc[
+        ~frame["credit_code_valid"], ["_row", "id", "credit_code"]
+    ].itertuples(index=False):
         result.warnings.append(Issue("enterprises", int(row), fid, _credit_code_problem(code)))
     repeated = frame["credit_code"].duplicated(keep="first")
     first_row = frame.drop_duplicates("credit_code").set_index("credit_code")["_row"]
     for row, fid, code in frame.loc[repeated, ["_row", "id", "credit_code"]].itertuples(
-            index=False):
-        result.warnings.append(Issue(
-            "enterprises", int(row), fid,
-            f"credit_code {code!r} is also used by line {first_row[code]}; "
-            "each enterprise has its own code, check both rows"))
+        index=False
+    ):
+        result.warnings.append(
+            Issue(
+                "enterprises",
+                int(row),
+                fid,
+                f"credit_code {code!r} is also used by line {first_row[code]}; "
+                "each enterprise has its own code, check both rows",
+            )
+        )
 
 
 def _credit_code_problem(code: str) -> str:
@@ -446,10 +495,14 @@ def _credit_code_problem(code: str) -> str:
         return f"credit_code {code!r} has {len(code)} characters, not 18; {kept}"
     wrong = sorted({c for c in code if c not in ALPHABET})
     if wrong:
-        return (f"credit_code {code!r} contains {', '.join(wrong)}, not allowed in GB 32100 "
-                f"codes (I, O, S, V, Z never occur); {kept}")
-    return (f"credit_code {code!r} fails the GB 32100 check: the last character should be "
-            f"{check_char(code[:17])!r}; {kept}")
+        return (
+            f"credit_code {code!r} contains {', '.join(wrong)}, not allowed in GB 32100 "
+            f"codes (I, O, S, V, Z never occur); {kept}"
+        )
+    return (
+        f"credit_code {code!r} fails the GB 32100 check: the last character should be "
+        f"{check_char(code[:17])!r}; {kept}"
+    )
 
 
 def _read_officers(path: Path, result: LoadResult) -> pd.DataFrame:
@@ -476,20 +529,29 @@ def _read_csv(path: Path, required: list[str]) -> list[tuple[int, dict[str, str]
         try:
             text = data.decode("gb18030")
         except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; save it as UTF-8") \
-                from exc
+            raise InputError(
+                f"{path}: neither UTF-8 nor GBK/GB18030 text; save it as UTF-8"
+            ) from exc
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [name.strip().lower() for name in next(reader, [])]
     lacking = [name for name in required if name not in header]
     if lacking:
-        raise InputError(f"{path}: missing column(s) {', '.join(lacking)}; the header line must "
-                         f"name at least {','.join(required)}")
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(lacking)}; the header line must "
+            f"name at least {','.join(required)}"
+        )
     rows = []
     start = reader.line_num + 1
     for cells in reader:
         if any(cell.strip() for cell in cells):
-            extra = [f"has {len(cells)} cells but the header has {len(header)} columns; "
-                     "quote cells that contain commas"] if len(cells) > len(header) else []
+            extra = (
+                [
+                    f"has {len(cells)} cells but the header has {len(header)} columns; "
+                    "quote cells that contain commas"
+                ]
+                if len(cells) > len(header)
+                else []
+            )
             rows.append((start, dict(zip(header, cells, strict=False)), extra))
         start = reader.line_num + 1
     return rows
@@ -510,16 +572,20 @@ def _coerce_record(
 
 def _coerce(field: Field, value: Any) -> tuple[Any, str | None]:
     """One value as the field's type, or None and the reason it cannot be."""
-    if value is None or (isinstance(value, str) and not value.strip()) or (
-            isinstance(value, float) and math.isnan(value)):
+    if (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, float) and math.isnan(value))
+    ):
         return None, (f"field '{field.name}' is required; fill it in" if field.required else None)
     try:
         out = _CONVERTERS[field.type](value)
     except (TypeError, ValueError):
         return None, f"field '{field.name}' must be {_EXPECTED[field.type]}, got {value!r}"
     if field.choices is not None and out not in field.choices:
-        return None, (f"field '{field.name}' must be one of {', '.join(field.choices)}, "
-                      f"got {out!r}")
+        return None, (
+            f"field '{field.name}' must be one of {', '.join(field.choices)}, got {out!r}"
+        )
     return out, None
 
 
@@ -567,20 +633,25 @@ def _to_bool(value: Any) -> bool:
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "str": _to_str, "int": _to_int, "float": _to_float, "bool": _to_bool,
+    "str": _to_str,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
 }
 
 
-def _frame(records: list[dict[str, Any]], spec: LayerSpec, extra: tuple[str, ...] = ()
-           ) -> pd.DataFrame:
+def _frame(
+    records: list[dict[str, Any]], spec: LayerSpec, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Records as a DataFrame with the spec's columns (plus ``extra`` and ``_row``), as objects."""
     columns = [*spec.field_names, *extra, "_row"]
     frame = pd.DataFrame.from_records(records, columns=columns).astype(object)
     return frame.where(frame.notna(), None)
 
 
-def _keep_valid(frame: pd.DataFrame, problems: list[list[str]], table: str,
-                result: LoadResult) -> pd.DataFrame:
+def _keep_valid(
+    frame: pd.DataFrame, problems: list[list[str]], table: str, result: LoadResult
+) -> pd.DataFrame:
     """Reject rows with problems and repeated ids; return the rest."""
     bad = np.array([bool(p) for p in problems], dtype=bool)
     first: dict[str, int] = {}
@@ -588,15 +659,17 @@ def _keep_valid(frame: pd.DataFrame, problems: list[list[str]], table: str,
         if fid is None:
             continue
         if fid in first:
-            problems[k].append(f"id {fid!r} is already used by row {first[fid]}; ids must be "
-                               "unique within a table")
+            problems[k].append(
+                f"id {fid!r} is already used by row {first[fid]}; ids must be unique within a table"
+            )
             bad[k] = True
         else:
             first[fid] = row
     for k in np.flatnonzero(bad):
         fid = frame["id"].iloc[k]
-        result.rejected.append(Issue(table, int(frame["_row"].iloc[k]), fid,
-                                     "; ".join(problems[k])))
+        result.rejected.append(
+            Issue(table, int(frame["_row"].iloc[k]), fid, "; ".join(problems[k]))
+        )
     return frame[~bad].reset_index(drop=True)
 
 
@@ -622,8 +695,7 @@ def _check_references(result: LoadResult) -> None:
         changed |= _check_officer_buildings(result, rejected_rows)
 
 
-def _check_officer_buildings(result: LoadResult, rejected_rows: dict[tuple[str, Any], int]
-                             ) -> bool:
+def _check_officer_buildings(result: LoadResult, rejected_rows: dict[tuple[str, Any], int]) -> bool:
     """Reject officers serving a building that does not exist; True if any was rejected."""
     officers = result.tables["officers"]
     known = set(result.tables["buildings"]["id"])
@@ -632,15 +704,21 @@ def _check_officer_buildings(result: LoadResult, rejected_rows: dict[tuple[str, 
         missing = [b for b in ids.split(";") if b not in known]
         if missing:
             keep[k] = False
-            reason = "; ".join(_dangling("building_ids", b, "buildings", rejected_rows)
-                               for b in missing)
+            reason = "; ".join(
+                _dangling("building_ids", b, "buildings", rejected_rows) for b in missing
+            )
             _reject(result, rejected_rows, "officers", officers.iloc[k], reason)
     result.tables["officers"] = officers[keep].reset_index(drop=True)
     return not keep.all()
 
 
-def _reject(result: LoadResult, rejected_rows: dict[tuple[str, Any], int], table: str,
-            row: pd.Series, reason: str) -> None:
+def _reject(
+    result: LoadResult,
+    rejected_rows: dict[tuple[str, Any], int],
+    table: str,
+    row: pd.Series,
+    reason: str,
+) -> None:
     """Record a rejected row (and remember its row number for the cascade's reasons)."""
     result.rejected.append(Issue(table, int(row["_row"]), row["id"], reason))
     rejected_rows.setdefault((table, row["id"]), int(row["_row"]))
@@ -652,8 +730,10 @@ def _dangling(key: str, ref: str, parent: str, rejected_rows: dict[tuple[str, An
     parent_row = rejected_rows.get((parent, ref))
     if parent_row is None:
         return f"{key} {ref!r} refers to no {what}; add the {what} to {FILES[parent]} or fix the id"
-    return (f"{key} {ref!r} refers to a {what} that was rejected ({parent} row {parent_row}); "
-            "fix that row first")
+    return (
+        f"{key} {ref!r} refers to a {what} that was rejected ({parent} row {parent_row}); "
+        "fix that row first"
+    )
 
 
 def _finish(frame: pd.DataFrame, spec: LayerSpec) -> pd.DataFrame:
@@ -673,8 +753,9 @@ def _finish(frame: pd.DataFrame, spec: LayerSpec) -> pd.DataFrame:
     out = pd.DataFrame(columns, index=frame.index)
     if spec.geometry is None:
         return out
-    return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(frame.geometry.to_numpy(), crs=WGS84),
-                            crs=WGS84)
+    return gpd.GeoDataFrame(
+        out, geometry=gpd.GeoSeries(frame.geometry.to_numpy(), crs=WGS84), crs=WGS84
+    )
 
 
 # --------------------------------------------------------------------------------------- write
@@ -689,12 +770,18 @@ def write_geojson(frame: gpd.GeoDataFrame, path: str | os.PathLike[str]) -> None
     features = []
     for record, geometry in zip(props, geometry_json, strict=True):
         fid = record.pop("id", None)
-        feature = {"type": "Feature", **({} if fid is None else {"id": fid}),
-                   "properties": record,
-                   "geometry": None if geometry is None else json.loads(geometry)}
+        feature = {
+            "type": "Feature",
+            **({} if fid is None else {"id": fid}),
+            "properties": record,
+            "geometry": None if geometry is None else json.loads(geometry),
+        }
         features.append(feature)
-    text = json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False,
-                      default=_json_default)
+    text = json.dumps(
+        {"type": "FeatureCollection", "features": features},
+        ensure_ascii=False,
+        default=_json_default,
+    )
     _atomic_write(Path(path), text.encode("utf-8"))
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from geo.ownership import NONE, PolygonIndex
+from geo.ownership import NONE, Frame, Hierarchy, PolygonIndex
 
 X0, Y0, SIZE = 120.15, 30.18, 0.02
 
@@ -119,3 +119,37 @@ def test_overlapping_polygons_give_the_smallest_id() -> None:
 def test_empty_level() -> None:
     index = PolygonIndex(np.array([], dtype=object))
     assert index.owners(np.array([1.0]), np.array([1.0])).tolist() == [NONE]
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), n_parents=st.integers(1, 8), n_children=st.integers(2, 40))
+def test_hierarchy_equals_the_rule_level_by_level(
+    seed: int, n_parents: int, n_children: int
+) -> None:
+    """Children tile their parents; the one-lookup path equals the exact rule at every level."""
+    parents = (
+        voronoi_tiling(seed, n_parents)
+        if n_parents > 1
+        else np.array([box(X0, Y0, X0 + SIZE, Y0 + SIZE)])
+    )
+    cells = voronoi_tiling(seed + 7, n_children)
+    pieces = shapely.intersection(cells[:, None], parents[None, :])  # children cut by parents
+    child_of, parent_of = np.nonzero(~shapely.is_empty(pieces) & (shapely.area(pieces) > 0))
+    children = pieces[child_of, parent_of]
+    frame = Frame.covering(tuple(shapely.total_bounds(parents)))
+    top = PolygonIndex(parents, frame=frame)
+    low = PolygonIndex(children, parent=parent_of, frame=frame)
+    hierarchy = Hierarchy(frame, [(top, None), (low, 0)])
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(X0 - 0.001, X0 + SIZE + 0.001, 20_000)
+    y = rng.uniform(Y0 - 0.001, Y0 + SIZE + 0.001, 20_000)
+    verts = shapely.get_coordinates(children)
+    x, y = np.concatenate([x, verts[:, 0]]), np.concatenate([y, verts[:, 1]])
+    got_top, got_low = hierarchy.owners(x, y)
+    want_top = top.exact_owners(x, y)
+    np.testing.assert_array_equal(got_top, want_top)
+    np.testing.assert_array_equal(got_low, low.exact_owners(x, y, want_top))
+    inside = want_top != NONE
+    assert (got_low[inside] != NONE).all()  # every point of a parent has exactly one child
+    assert (parent_of[got_low[inside]] == want_top[inside]).all()
