@@ -13,7 +13,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeRemainingColumn,
+)
 
 from geo import crs as crs_mod
 from geo import io as geo_io
@@ -199,13 +205,42 @@ def assign(
     out.print(f"{summary.rows} rows → {output}: {counts}", highlight=False)
 
 
+def _export_tiles(db: str, output: Path, minzoom: int, maxzoom: int, layers: str | None) -> None:
+    """Write the vector tiles of ``layers`` (default all) as a PMTiles archive."""
+    from geo import tiles
+
+    atlas = _atlas(db)
+    names = [n.strip() for n in layers.split(",")] if layers else None
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("tiles")
+        try:
+            summary = tiles.write_pmtiles(
+                atlas,
+                output,
+                minzoom,
+                maxzoom,
+                names,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except tiles.TileError as exc:
+            raise _fail(str(exc)) from exc
+    out.print(f"{summary['tiles']} tiles ({summary['bytes']:,} bytes) → {output}", highlight=False)
+
+
 @app.command()
 def export(
-    layer: Annotated[str, typer.Argument(help=f"one of: {', '.join(TABLES)}")],
-    output: Annotated[Path, typer.Option("-o", "--output", help=".geojson (layers) or .csv")],
+    layer: Annotated[str, typer.Argument(help=f"one of: {', '.join(TABLES)}, or tiles")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=".geojson, .csv or .pmtiles")],
+    minzoom: Annotated[int, typer.Option(help="tiles: lowest zoom")] = 10,
+    maxzoom: Annotated[int, typer.Option(help="tiles: highest zoom")] = 16,
+    layers: Annotated[str | None, typer.Option(help="tiles: comma-separated layers")] = None,
     db: DbOption = None,
 ) -> None:
-    """Write one layer of the store as GeoJSON (RFC 7946) or CSV."""
+    """Write one layer as GeoJSON (RFC 7946) or CSV, or every layer's tiles as PMTiles."""
+    if layer == "tiles":
+        _export_tiles(_settings(db).db, output, minzoom, maxzoom, layers)
+        return
     if layer not in TABLES:
         raise _fail(f"unknown layer {layer!r}: use one of {', '.join(TABLES)}")
     store = _open(_settings(db).db)

@@ -122,9 +122,7 @@ def _project(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
     return shapely.transform(geoms, fn)
 
 
-def tiles_covering(
-    bounds: Sequence[float], zooms: Iterable[int]
-) -> list[tuple[int, int, int]]:
+def tiles_covering(bounds: Sequence[float], zooms: Iterable[int]) -> list[tuple[int, int, int]]:
     """The (z, x, y) of the tiles that cover lon/lat ``bounds`` at each zoom."""
     w, s, e, n = (float(v) for v in bounds)
     return [(t.z, t.x, t.y) for t in mercantile.tiles(w, s, e, n, zooms=list(zooms))]
@@ -552,10 +550,15 @@ def encode_layer(
     fid = fids[present].astype(np.uint64)
     ftype = _TYPE[kind]
     flen = (
-        1 + _varint_len(fid)
-        + 1 + _varint_len(tbytes.astype(np.uint64)) + tbytes
+        1
+        + _varint_len(fid)
+        + 1
+        + _varint_len(tbytes.astype(np.uint64))
+        + tbytes
         + 2
-        + 1 + _varint_len(gbytes.astype(np.uint64)) + gbytes
+        + 1
+        + _varint_len(gbytes.astype(np.uint64))
+        + gbytes
     )
     # a varint stream per feature: 0x12 len | 0x08 id | 0x12 tlen tags | 0x18 type | 0x22 glen geom
     per = 10 + ntok_t + ntok_g
@@ -582,11 +585,14 @@ def encode_layer(
     values = b"".join(attrs.values[i] for i in used.tolist())
     body = (
         b"\x78\x02"  # version = 2
-        + b"\x0a" + _varint(len(raw_name)) + raw_name
+        + b"\x0a"
+        + _varint(len(raw_name))
+        + raw_name
         + features
         + keys
         + values
-        + b"\x28" + _varint(extent)
+        + b"\x28"
+        + _varint(extent)
     )
     return b"\x1a" + _varint(len(body)) + body
 
@@ -679,7 +685,13 @@ class TileSource:
             geoms = shapely.clip_by_rect(geoms, *box)
         rows = zl.rows[hit]
         return encode_layer(
-            name, zl.kind, geoms, tile_bounds(z, x, y), rows + 1, self.attributes(name), rows,
+            name,
+            zl.kind,
+            geoms,
+            tile_bounds(z, x, y),
+            rows + 1,
+            self.attributes(name),
+            rows,
             self.extent,
         )
 
@@ -700,8 +712,10 @@ class TileSource:
             return (-180.0, -MAX_LAT, 180.0, MAX_LAT)
         b = np.array(boxes)
         return (
-            float(np.nanmin(b[:, 0])), float(np.nanmin(b[:, 1])),
-            float(np.nanmax(b[:, 2])), float(np.nanmax(b[:, 3])),
+            float(np.nanmin(b[:, 0])),
+            float(np.nanmin(b[:, 1])),
+            float(np.nanmax(b[:, 2])),
+            float(np.nanmax(b[:, 3])),
         )
 
 

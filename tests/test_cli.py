@@ -229,3 +229,18 @@ def test_export_officers_csv_and_errors(sample_db: str, tmp_path: Path) -> None:
         run("export", "officers", "-o", str(tmp_path / "x.geojson"), "--db", sample_db).exit_code
         == 2
     )
+
+
+def test_export_tiles_writes_a_pmtiles_archive(sample_db: str, tmp_path: Path) -> None:
+    from pmtiles.reader import MmapSource, Reader
+
+    out = tmp_path / "district.pmtiles"
+    r = run(
+        "export", "tiles", "-o", str(out), "--minzoom", "12", "--maxzoom", "13", "--db", sample_db
+    )
+    assert r.exit_code == 0, r.output
+    with out.open("rb") as f:
+        header = Reader(MmapSource(f)).header()
+    assert (header["min_zoom"], header["max_zoom"]) == (12, 13)
+    bad = run("export", "tiles", "-o", str(out), "--layers", "nope", "--db", sample_db)
+    assert bad.exit_code == 2

@@ -24,6 +24,12 @@ class AtlasHolder:
         self._atlas = Atlas(store.snapshot())
         self._checked = time.monotonic()
 
+    def fresh(self) -> Atlas | None:
+        """The atlas when no store check is due (no I/O, safe on the event loop), else None."""
+        if time.monotonic() - self._checked < self.refresh_seconds:
+            return self._atlas
+        return None
+
     def current(self) -> Atlas:
         now = time.monotonic()
         if now - self._checked >= self.refresh_seconds:

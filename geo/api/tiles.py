@@ -171,8 +171,6 @@ def tilejson_layers(
 
 
 @router.get("/tiles/{layer}.json", summary="TileJSON 3.0.0 of one layer")
-def tilejson_layer(
-    request: Request, current: Annotated[Atlas, Depends(atlas)], layer: str
-) -> Any:
+def tilejson_layer(request: Request, current: Annotated[Atlas, Depends(atlas)], layer: str) -> Any:
     names = _one_layer(layer)
     return _tilejson(request, current, f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt", names)
