@@ -33,9 +33,10 @@ from numpy.typing import NDArray
 
 from geo import crs as geo_crs
 from geo.creditcode import ALPHABET, check_char, valid_mask
-from geo.model import ENTERPRISES, LAYERS, OFFICERS, PARENT, TABLES, Field, LayerSpec
+from geo.model import AREAS, ENTERPRISES, LAYERS, OFFICERS, PARENT, TABLES, Field, LayerSpec
 
 GEOJSON_LAYERS = ("roads", "streets", "communities", "grids", "parks", "buildings")
+OPTIONAL_FILES = {"areas": "areas.geojson"}  # named areas cited by four-to text (…地界)
 FILES = {
     **{name: f"{name}.geojson" for name in GEOJSON_LAYERS},
     "enterprises": "enterprises.csv",
@@ -128,6 +129,10 @@ def read_directory(path: str | os.PathLike[str]) -> LoadResult:
     result = LoadResult({}, [], [])
     for name in GEOJSON_LAYERS:
         result.tables[name] = _read_geojson_layer(folder / FILES[name], LAYERS[name], result)
+    areas = folder / OPTIONAL_FILES["areas"]
+    result.tables["areas"] = (
+        _read_geojson_layer(areas, AREAS, result) if areas.is_file() else _empty(AREAS)
+    )
     result.tables["enterprises"] = _read_enterprises(folder / FILES["enterprises"], result)
     result.tables["officers"] = _read_officers(folder / FILES["officers"], result)
     _check_references(result)
@@ -734,6 +739,11 @@ def _dangling(key: str, ref: str, parent: str, rejected_rows: dict[tuple[str, An
         f"{key} {ref!r} refers to a {what} that was rejected ({parent} row {parent_row}); "
         "fix that row first"
     )
+
+
+def _empty(spec: LayerSpec) -> gpd.GeoDataFrame:
+    """A layer with no features (an optional file that is absent)."""
+    return gpd.GeoDataFrame({name: [] for name in spec.field_names}, geometry=[], crs=WGS84)
 
 
 def _finish(frame: pd.DataFrame, spec: LayerSpec) -> pd.DataFrame:

@@ -140,10 +140,16 @@ OFFICERS = LayerSpec(
     ),
 )
 
+AREAS = LayerSpec(  # named areas that four-to text cites as …地界 (not served as a layer)
+    "areas",
+    "polygon",
+    (_id(), Field("name", "str")),
+)
+
 LAYERS: dict[str, LayerSpec] = {
     s.name: s for s in (ROADS, STREETS, COMMUNITIES, GRIDS, PARKS, BUILDINGS, ENTERPRISES)
 }
-TABLES: dict[str, LayerSpec] = {**LAYERS, "officers": OFFICERS}
+TABLES: dict[str, LayerSpec] = {**LAYERS, "areas": AREAS, "officers": OFFICERS}
 
 # The containment hierarchy used by ownership: child layer -> (parent layer, parent key field).
 PARENT: dict[str, tuple[str, str]] = {

@@ -157,8 +157,16 @@ def test_valid_folder_loads_with_spec_columns_sorted_and_in_wgs84(tmp_path: Path
 
 def test_other_files_are_ignored(tmp_path: Path) -> None:
     folder = write_dir(tmp_path)
-    (folder / "areas.geojson").write_text("not even json", encoding="utf-8")
+    (folder / "notes.geojson").write_text("not even json", encoding="utf-8")
     assert read_directory(folder).rejected == []
+
+
+def test_named_areas_are_optional_and_validated(tmp_path: Path) -> None:
+    folder = write_dir(tmp_path)
+    assert len(read_directory(folder).tables["areas"]) == 0
+    (folder / "areas.geojson").write_text("not even json", encoding="utf-8")
+    with pytest.raises(InputError, match="areas.geojson"):
+        read_directory(folder)
 
 
 # ----------------------------------------------------------------------------- file-level errors

@@ -142,6 +142,11 @@ def sample_tables(tag: str = "v1") -> dict[str, pd.DataFrame]:
             "building_ids": ["b1;b2", "b3"],
         }
     )
+    areas = gpd.GeoDataFrame(
+        {"id": ["a1"], "name": ["汇智"]},
+        geometry=[box(X0, Y0 + 0.05, X0 + 0.02, Y0 + 0.06)],
+        crs=crs,
+    )
     return {
         "roads": roads,
         "streets": streets,
@@ -150,6 +155,7 @@ def sample_tables(tag: str = "v1") -> dict[str, pd.DataFrame]:
         "parks": parks,
         "buildings": buildings,
         "enterprises": enterprises,
+        "areas": areas,
         "officers": officers,
     }
 
@@ -576,6 +582,7 @@ def test_geopackage_header_tables_and_pragmas(store: SQLiteStore, path: Path) ->
         "parks": "POLYGON",
         "buildings": "POLYGON",
         "enterprises": "POINT",
+        "areas": "POLYGON",
     }
     columns = {r[1]: r[2] for r in con.execute("PRAGMA table_info(enterprises)")}
     assert columns["fid"] == "INTEGER" and columns["geom"] == "POINT"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from geo import __version__
-from geo.api import enterprises, health, locate, tiles
+from geo.api import enterprises, features, health, locate, tiles
 from geo.api.state import AtlasHolder
 from geo.settings import Settings
 from geo.store.base import Store
@@ -23,7 +23,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.atlas = AtlasHolder(store, settings.refresh_seconds)
-    for module in (health, locate, enterprises, tiles):
+    for module in (health, locate, enterprises, features, tiles):
         app.include_router(module.router)
     return app
 

@@ -72,6 +72,12 @@ TITLES = {
 _JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
 
+class GeoJSONResponse(Response):
+    """A GeoJSON body (`application/geo+json`)."""
+
+    media_type = GEOJSON
+
+
 # -- coordinate reference systems -------------------------------------------------------------
 @dataclass(frozen=True)
 class OutputCRS:
@@ -286,6 +292,12 @@ def _collection_doc(request: Request, current: Atlas, spec: LayerSpec) -> dict[s
             _link(
                 _url(request, "features_queryables", collectionId=spec.name),
                 "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                SCHEMA_JSON,
+                "properties that can filter items (name=value)",
+            ),
+            _link(
+                _url(request, "features_queryables", collectionId=spec.name),
+                "queryables",
                 SCHEMA_JSON,
                 "properties that can filter items (name=value)",
             ),
@@ -544,8 +556,6 @@ ITEMS_PARAMETERS = [
         f"Page size: at most this many features ({DEFAULT_LIMIT} by default). Follow "
         "the `next` link for the next page.",
         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-        style="form",
-        explode=False,
     ),
     _q(
         "offset",
@@ -572,17 +582,29 @@ _ERRORS = {
     },
 }
 _JSON_OR_HTML = {"application/json": {"schema": {"type": "object"}}, "text/html": {}}
+_GEOJSON_OR_HTML = {GEOJSON: {"schema": {"type": "object"}}, "text/html": {}}
+
+
+_CONTENT_CRS = {
+    "Content-Crs": {
+        "description": "The CRS of the coordinates, as `<uri>` (OGC API – Features Part 2)",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _doc(
-    parameters: list[dict[str, Any]], content: dict[str, Any], errors: Iterable[str] = ("400",)
+    parameters: list[dict[str, Any]],
+    content: dict[str, Any],
+    errors: Iterable[str] = ("400",),
+    headers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "OK", "content": content}
+    if headers:
+        ok["headers"] = headers
     return {
         "parameters": parameters,
-        "responses": {
-            "200": {"description": "OK", "content": content},
-            **{code: _ERRORS[code] for code in errors},
-        },
+        "responses": {"200": ok, **{code: _ERRORS[code] for code in errors}},
     }
 
 
@@ -737,9 +759,8 @@ _ITEMS_DESCRIPTION = (
     summary="Features of a collection (filter with bbox and properties; page)",
     description=_ITEMS_DESCRIPTION,
     operation_id="getFeatures",
-    openapi_extra=_doc(
-        ITEMS_PARAMETERS, {GEOJSON: {"schema": {"type": "object"}}, "text/html": {}}, ("400", "404")
-    ),
+    response_class=GeoJSONResponse,
+    openapi_extra=_doc(ITEMS_PARAMETERS, _GEOJSON_OR_HTML, ("400", "404"), _CONTENT_CRS),
 )
 def items(request: Request, current: Current) -> Response:
     spec = _spec(request.path_params["collectionId"])
@@ -799,7 +820,7 @@ def items(request: Request, current: Current) -> Response:
     if shift != "wgs84":
         head["coords"] = shift
     body = json.dumps(head, ensure_ascii=False)[:-1] + ',"features":[' + ",".join(features) + "]}"
-    return Response(body.encode(), media_type=GEOJSON, headers={"Content-Crs": f"<{out.uri}>"})
+    return GeoJSONResponse(body.encode(), headers={"Content-Crs": f"<{out.uri}>"})
 
 
 @router.get(
@@ -807,10 +828,12 @@ def items(request: Request, current: Current) -> Response:
     name="features_item",
     summary="One feature by id",
     operation_id="getFeature",
+    response_class=GeoJSONResponse,
     openapi_extra=_doc(
         [P_COLLECTION, P_FEATURE, P_CRS, P_COORDS, P_F],
-        {GEOJSON: {"schema": {"type": "object"}}, "text/html": {}},
+        _GEOJSON_OR_HTML,
         ("400", "404"),
+        _CONTENT_CRS,
     ),
 )
 def item(request: Request, current: Current) -> Response:
@@ -850,7 +873,7 @@ def item(request: Request, current: Current) -> Response:
     if shift != "wgs84":
         extra.append(f',"coords":"{shift}"')
     body = _features_json(page, spec, _coord_fn(out, shift), extra)[0]
-    return Response(body.encode(), media_type=GEOJSON, headers={"Content-Crs": f"<{out.uri}>"})
+    return GeoJSONResponse(body.encode(), headers={"Content-Crs": f"<{out.uri}>"})
 
 
 def _coords(request: Request, out: OutputCRS) -> str:
