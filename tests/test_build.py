@@ -313,11 +313,6 @@ def test_ambiguous_enclosure():
 _SAMPLE_FILES = [SAMPLE / f for f in ("communities.geojson", "roads.geojson", "areas.geojson")]
 
 
-@pytest.mark.skipif(
-    not all(p.exists() for p in _SAMPLE_FILES),
-    reason="sample district absent (data/geojson/{communities,roads,areas}.geojson); "
-    "generate it with `python -m geo.sample -o data/geojson`",
-)
 def test_every_sample_community_rebuilds_from_its_four_to():
     communities = gpd.read_file(_SAMPLE_FILES[0])
     net = RoadNetwork.from_frame(gpd.read_file(_SAMPLE_FILES[1]))

@@ -439,9 +439,9 @@ def server(sample_db: str):
 
 @pytest.fixture(scope="module")
 def pyogrio():
-    pyogrio = pytest.importorskip("pyogrio")
-    if "OAPIF" not in pyogrio.list_drivers():
-        pytest.skip("this GDAL has no OAPIF driver")
+    import pyogrio
+
+    assert "OAPIF" in pyogrio.list_drivers(), "pyogrio's GDAL has no OAPIF driver"
     return pyogrio
 
 

@@ -165,7 +165,7 @@ def test_named_areas_are_optional_and_validated(tmp_path: Path) -> None:
     folder = write_dir(tmp_path)
     assert len(read_directory(folder).tables["areas"]) == 0
     (folder / "areas.geojson").write_text("not even json", encoding="utf-8")
-    with pytest.raises(InputError, match="areas.geojson"):
+    with pytest.raises(InputError, match=r"areas\.geojson"):
         read_directory(folder)
 
 
@@ -803,7 +803,6 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch) -
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "geojson"
 
 
-@pytest.mark.skipif(not any(SAMPLE.glob("*.geojson")), reason="sample district not generated yet")
 def test_sample_district_loads() -> None:
     result = read_directory(SAMPLE)
     assert result.rejected == [], result.rejected[:5]

@@ -499,7 +499,6 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_kill_9_mid_write_keeps_last_committed_version(path: Path) -> None:
     first = sample_tables()
     with SQLiteStore(path) as s:
