@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 
 from geo import crs as crs_mod
-from geo.ownership import NONE, Frame, Hierarchy, PolygonIndex
+from geo.ownership import Frame, Hierarchy, PolygonIndex
 from geo.store.base import Snapshot
 
 LEVELS = ("street", "community", "grid", "microgrid")
@@ -49,15 +49,22 @@ class Level:
         """The ids followed by None, so that indexing with NONE (-1) gives None."""
         return np.append(self.table["id"].to_numpy(dtype=object), None)
 
+    @cached_property
+    def descriptions(self) -> list[dict[str, Any] | None]:
+        """``{"id", "name", "code"}`` (plus ``kind`` for micro-grids) per cell, then None.
+
+        Indexing with NONE (-1) gives None. Callers must not modify the dicts.
+        """
+        cols = ["id", "name", "code"] + (["kind"] if self.name == "microgrid" else [])
+        rows = self.table[cols].astype(object).where(self.table[cols].notna(), None)
+        out: list[dict[str, Any] | None] = rows.to_dict("records")
+        for d in out:
+            d["code"] = d["code"] or None
+        return [*out, None]
+
     def describe(self, i: int) -> dict[str, Any] | None:
-        """``{"id", "name", "code"}`` (plus ``kind`` for micro-grids) of cell ``i``, or None."""
-        if i == NONE:
-            return None
-        row = self.table.iloc[i]
-        out = {"id": row["id"], "name": row["name"], "code": row["code"] or None}
-        if self.name == "microgrid":
-            out["kind"] = row["kind"]
-        return out
+        """The description of cell ``i``, or None for NONE."""
+        return self.descriptions[i]
 
 
 class Atlas:
@@ -112,6 +119,13 @@ class Atlas:
     def describe_point(self, owners: dict[str, Any], i: int) -> dict[str, Any]:
         """The API shape of one located point: each level described, or None."""
         return {name: self.levels[name].describe(int(owners[name][i])) for name in LEVELS}
+
+    def describe_points(self, owners: dict[str, Any]) -> list[dict[str, Any]]:
+        """`describe_point` for every point (the descriptions are shared, not copied)."""
+        columns = [
+            [self.levels[name].descriptions[i] for i in owners[name].tolist()] for name in LEVELS
+        ]
+        return [dict(zip(LEVELS, row, strict=True)) for row in zip(*columns, strict=True)]
 
     def diagnose(self, lon: ArrayLike, lat: ArrayLike, crs: str) -> list[str | None]:
         """Why each input point cannot be located (None where it can): NaN, range, swap, CRS.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from geo import crs as crs_mod
@@ -67,11 +68,10 @@ def locate_points(
             422, f"{len(bad)} of {len(lon)} points cannot be located: {listed}{more}"
         )
     x, y = crs_mod.to_wgs84(lon, lat, crs)
-    owners = current.locate_indices(x, y)
-    return [
-        {"point": {"lon": float(x[i]), "lat": float(y[i])}, **current.describe_point(owners, i)}
-        for i in range(len(x))
-    ]
+    described = current.describe_points(current.locate_indices(x, y))
+    for item, px, py in zip(described, x.tolist(), y.tolist(), strict=True):
+        item["point"] = {"lon": px, "lat": py}
+    return described
 
 
 @router.get(
@@ -90,16 +90,21 @@ def locate_one(
 
 @router.post(
     "/locate",
-    response_model=LocateBatchResult,
+    response_model=None,  # documented below; 100,000 results skip re-validation
+    responses={200: {"model": LocateBatchResult}},
     summary="Locate many points at once (results in input order)",
 )
 def locate_many(
     request: Request, body: LocateBatch, current: Annotated[Atlas, Depends(atlas)]
-) -> dict[str, Any]:
+) -> Response:
     limit = request.app.state.settings.max_batch_points
     if len(body.points) > limit:
         raise HTTPException(
             413, f"{len(body.points)} points in one request; send at most {limit} per request"
         )
     pts = np.asarray(body.points, dtype=np.float64).reshape(-1, 2)
-    return {"results": locate_points(current, pts[:, 0], pts[:, 1], body.crs)}
+    results = locate_points(current, pts[:, 0], pts[:, 1], body.crs)
+    return Response(
+        json.dumps({"results": results}, ensure_ascii=False, separators=(",", ":")),
+        media_type="application/json",
+    )
