@@ -136,14 +136,44 @@ def read_directory(path: str | os.PathLike[str]) -> LoadResult:
     result.tables["enterprises"] = _read_enterprises(folder / FILES["enterprises"], result)
     result.tables["officers"] = _read_officers(folder / FILES["officers"], result)
     _check_references(result)
+    _warn_codes(result)
     for name, frame in result.tables.items():
         result.tables[name] = _finish(frame, TABLES[name])
     return result
 
 
+def read_layer_file(
+    path: str | os.PathLike[str], layer: str
+) -> tuple[gpd.GeoDataFrame, list[Issue]]:
+    """One layer's GeoJSON file on its own: the valid features and the issues (rejected rows,
+    then warnings). Raises InputError when the file cannot be read at all."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{file}: no such file; give the path of a GeoJSON {layer} layer")
+    result = LoadResult({}, [], [])
+    frame = _read_geojson_layer(file, TABLES[layer], result)
+    return _finish(frame, TABLES[layer]), result.rejected + result.warnings
+
+
+def read_layer_doc(
+    doc: Any, layer: str, source: str = "request"
+) -> tuple[gpd.GeoDataFrame, list[Issue]]:
+    """`read_layer_file` for a parsed GeoJSON FeatureCollection (e.g. a request body)."""
+    result = LoadResult({}, [], [])
+    frame = _layer_from_doc(
+        _check_collection(doc, Path(source)), Path(source), TABLES[layer], result
+    )
+    return _finish(frame, TABLES[layer]), result.rejected + result.warnings
+
+
 def _read_geojson_layer(path: Path, spec: LayerSpec, result: LoadResult) -> gpd.GeoDataFrame:
     """One layer's features: fields coerced to the spec, geometries checked and in WGS84."""
-    doc = _load_json(path)
+    return _layer_from_doc(_load_json(path), path, spec, result)
+
+
+def _layer_from_doc(
+    doc: dict[str, Any], path: Path, spec: LayerSpec, result: LoadResult
+) -> gpd.GeoDataFrame:
     source_crs = _collection_crs(doc, path)
     if source_crs not in ("wgs84", "cgcs2000"):
         result.warnings.append(
@@ -187,6 +217,11 @@ def _load_json(path: Path) -> dict[str, Any]:
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
             f"{exc.colno}); fix the syntax or re-export the layer"
         ) from exc
+    return _check_collection(doc, path)
+
+
+def _check_collection(doc: Any, path: Path) -> dict[str, Any]:
+    """``doc`` if it is a FeatureCollection with a features list, else an InputError."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(
@@ -676,6 +711,20 @@ def _keep_valid(
             Issue(table, int(frame["_row"].iloc[k]), fid, "; ".join(problems[k]))
         )
     return frame[~bad].reset_index(drop=True)
+
+
+def _warn_codes(result: LoadResult) -> None:
+    """Warn about malformed, inconsistent or repeated grid and micro-grid codes."""
+    from geo.grids.codes import validate_codes
+
+    rows = {
+        (name, fid): int(r)
+        for name, frame in result.tables.items()
+        if "_row" in frame.columns
+        for fid, r in zip(frame["id"], frame["_row"], strict=True)
+    }
+    for p in validate_codes(result.tables):
+        result.warnings.append(Issue(p.table, rows.get((p.table, p.id), 0), p.id, p.reason))
 
 
 def _check_references(result: LoadResult) -> None:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 
-from geo.store.base import Snapshot, Store, VersionInfo
-from geo.store.sqlite import SQLiteStore, StaleVersionError, StoreSchemaError
+from geo.store.base import CommunityVersion, Snapshot, Store, VersionInfo
+from geo.store.sqlite import (
+    SQLiteStore,
+    StaleCommunityError,
+    StaleVersionError,
+    StoreSchemaError,
+)
 
 __all__ = [
+    "CommunityVersion",
     "SQLiteStore",
     "Snapshot",
+    "StaleCommunityError",
     "StaleVersionError",
     "Store",
     "StoreSchemaError",

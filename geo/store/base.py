@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -22,6 +22,22 @@ class VersionInfo:
     author: str
     time: str
     reason: str
+
+
+@dataclass(frozen=True)
+class CommunityVersion:
+    """One version of a community's boundary (``version`` counts 1, 2, … per community)."""
+
+    community_id: str
+    version: int
+    store_version: int  # the store version that committed it
+    author: str
+    time: str
+    reason: str
+    action: str  # load | baseline | create | edit | revert
+    four_to: str | None
+    name: str | None
+    geometry: Any  # WGS84 shapely polygon
 
 
 @dataclass(frozen=True)
@@ -48,8 +64,43 @@ class Store(Protocol):
         """A consistent read of every table at the latest committed version."""
         ...
 
-    def replace_all(self, tables: Mapping[str, pd.DataFrame], *, author: str, reason: str) -> int:
-        """Replace the contents of every table atomically; return the new version."""
+    def replace_all(
+        self,
+        tables: Mapping[str, pd.DataFrame],
+        *,
+        author: str,
+        reason: str,
+        expected_version: int | None = None,
+        record_history: bool = False,
+    ) -> int:
+        """Replace the contents of every table atomically; return the new version.
+
+        The community history survives; ``record_history`` appends a version per community.
+        """
+        ...
+
+    def community_version(self, community_id: str) -> int:
+        """A community's latest history version (0 without history)."""
+        ...
+
+    def community_history(self, community_id: str) -> list[CommunityVersion]:
+        """A community's versions, newest first."""
+        ...
+
+    def edit_community(
+        self,
+        community_id: str,
+        geometry: Any,
+        *,
+        author: str,
+        reason: str,
+        expected_version: int | None,
+        fields: Mapping[str, Any] | None = None,
+        action: str = "edit",
+        create: bool = False,
+    ) -> tuple[int, int]:
+        """Check the community's version and write its new boundary, history row and a new
+        store version in one transaction; return (community version, store version)."""
         ...
 
     def history(self, limit: int = 100) -> list[VersionInfo]:

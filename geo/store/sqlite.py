@@ -6,6 +6,16 @@ service runs: the standard ``gpkg_*`` tables, one feature table per layer of
 field, a UNIQUE index on ``id``) and an ``attributes`` table for officers. Our own bookkeeping
 lives in ``geo_meta`` (``schema_version``) and ``geo_versions`` (the history).
 
+Community boundary history
+--------------------------
+``community_history`` is a GeoPackage feature table (geometry type ``GEOMETRY``) created on the
+first recorded version: one row per version of a community (``community_id``, ``version`` 1, 2,
+… per community, ``store_version``, ``author``, ``time``, ``reason``, ``action``, ``four_to``,
+``name`` and the boundary). `replace_all` never empties it; with ``record_history=True`` (what
+`geo load` does) it appends a "load" version per community. `edit_community` checks the
+community's version and writes the new boundary, its history row and a new store version in one
+transaction.
+
 Durability and concurrency
 --------------------------
 * ``journal_mode=WAL``: readers (the API threads, QGIS) never block the writer and always see
@@ -65,8 +75,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.model import TABLES, Field, LayerSpec
-from geo.store.base import Snapshot, VersionInfo
+from geo.model import COMMUNITIES, TABLES, Field, LayerSpec
+from geo.store.base import CommunityVersion, Snapshot, VersionInfo
 
 SCHEMA_VERSION = 1
 SRS_ID = 4326
@@ -185,6 +195,35 @@ class StaleVersionError(RuntimeError):
         )
         self.expected = expected
         self.current = current
+
+
+class StaleCommunityError(StaleVersionError):
+    """`edit_community(expected_version=...)`: the community has another version by now."""
+
+    def __init__(self, community_id: str, expected: int, current: int) -> None:
+        RuntimeError.__init__(
+            self,
+            f"community {community_id} is at version {current}, not {expected}: someone else "
+            "changed it; GET it again, check the change and resend with If-Match: "
+            f"{current}",
+        )
+        self.community_id = community_id
+        self.expected = expected
+        self.current = current
+
+
+HISTORY_TABLE = "community_history"
+_HISTORY_COLUMNS = (
+    ("community_id", "TEXT NOT NULL"),
+    ("version", "INTEGER NOT NULL"),
+    ("store_version", "INTEGER NOT NULL"),
+    ("author", "TEXT NOT NULL"),
+    ("time", "TEXT NOT NULL"),
+    ("reason", "TEXT NOT NULL"),
+    ("action", "TEXT NOT NULL"),
+    ("four_to", "TEXT"),
+    ("name", "TEXT"),
+)
 
 
 def _q(name: str) -> str:
@@ -658,11 +697,14 @@ class SQLiteStore:
         author: str,
         reason: str,
         expected_version: int | None = None,
+        record_history: bool = False,
     ) -> int:
         """Replace every table in one transaction; tables absent from `tables` are emptied.
 
         Raises ValueError (nothing written) when a frame does not fit its spec, and
         `StaleVersionError` when `expected_version` is given and another version was committed.
+        The community history is kept; ``record_history`` appends a "load" version (this
+        author and reason) for every community written.
         """
         unknown = sorted(set(tables) - set(TABLES))
         if unknown:
@@ -692,7 +734,175 @@ class SQLiteStore:
                 "INSERT INTO geo_versions (version, author, time, reason) VALUES (?, ?, ?, ?)",
                 (version, str(author), now, str(reason)),
             )
+            if record_history and prepared["communities"].rows:
+                self._ensure_history(cur)
+                latest = dict(
+                    cur.execute(
+                        f"SELECT community_id, MAX(version) FROM {HISTORY_TABLE} "
+                        "GROUP BY community_id"
+                    )
+                )
+                names = COMMUNITIES.field_names
+                rows = []
+                for row in prepared["communities"].rows:
+                    rec = dict(zip(names, row[1:], strict=True))
+                    cid = rec["id"]
+                    rows.append(
+                        (row[0], cid, latest.get(cid, 0) + 1, version, str(author), now,
+                         str(reason), "load", rec["four_to"], rec["name"])
+                    )  # fmt: skip
+                self._insert_history(cur, rows)
         return version
+
+    # -- community history and edits
+
+    @staticmethod
+    def _has_history(cur: sqlite3.Cursor) -> bool:
+        found = cur.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (HISTORY_TABLE,)
+        ).fetchone()
+        return found is not None
+
+    def _ensure_history(self, cur: sqlite3.Cursor) -> None:
+        """Create the history feature table (registered in gpkg_contents) if missing."""
+        if self._has_history(cur):
+            return
+        cols = ", ".join(f"{_q(n)} {t}" for n, t in _HISTORY_COLUMNS)
+        cur.execute(
+            f"CREATE TABLE {HISTORY_TABLE} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, "
+            f"{GEOM_COLUMN} GEOMETRY, {cols})"
+        )
+        cur.execute(
+            f"CREATE UNIQUE INDEX {HISTORY_TABLE}_version_unique "
+            f"ON {HISTORY_TABLE} (community_id, version)"
+        )
+        cur.execute(
+            "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
+            "description, last_change, srs_id) VALUES (?, 'features', ?, ?, ?, ?)",
+            (HISTORY_TABLE, HISTORY_TABLE, "versions of community boundaries", _now(), SRS_ID),
+        )
+        cur.execute(
+            "INSERT OR IGNORE INTO gpkg_geometry_columns (table_name, column_name, "
+            "geometry_type_name, srs_id, z, m) VALUES (?, ?, 'GEOMETRY', ?, 0, 0)",
+            (HISTORY_TABLE, GEOM_COLUMN, SRS_ID),
+        )
+
+    @staticmethod
+    def _insert_history(cur: sqlite3.Cursor, rows: list[tuple]) -> None:
+        cols = [GEOM_COLUMN] + [n for n, _ in _HISTORY_COLUMNS]
+        cur.executemany(
+            f"INSERT INTO {HISTORY_TABLE} ({', '.join(_q(c) for c in cols)}) "
+            f"VALUES ({', '.join('?' * len(cols))})",
+            rows,
+        )
+
+    def _community_version(self, cur: sqlite3.Cursor, community_id: str) -> int:
+        if not self._has_history(cur):
+            return 0
+        (v,) = cur.execute(
+            f"SELECT COALESCE(MAX(version), 0) FROM {HISTORY_TABLE} WHERE community_id=?",
+            (community_id,),
+        ).fetchone()
+        return int(v)
+
+    def community_version(self, community_id: str) -> int:
+        """The community's latest history version (0 when it has none)."""
+        with self._read() as cur:
+            return self._community_version(cur, community_id)
+
+    def community_history(self, community_id: str) -> list[CommunityVersion]:
+        """Every version of a community, newest first (empty when it has none)."""
+        with self._read() as cur:
+            if not self._has_history(cur):
+                return []
+            cols = [n for n, _ in _HISTORY_COLUMNS]
+            rows = cur.execute(
+                f"SELECT {GEOM_COLUMN}, {', '.join(_q(c) for c in cols)} FROM {HISTORY_TABLE} "
+                "WHERE community_id=? ORDER BY version DESC",
+                (community_id,),
+            ).fetchall()
+        geoms = decode_geometries([r[0] for r in rows]) if rows else []
+        return [
+            CommunityVersion(geometry=g, **dict(zip(cols, r[1:], strict=True)))
+            for g, r in zip(geoms, rows, strict=True)
+        ]
+
+    def edit_community(
+        self,
+        community_id: str,
+        geometry: Any,
+        *,
+        author: str,
+        reason: str,
+        expected_version: int | None,
+        fields: Mapping[str, Any] | None = None,
+        action: str = "edit",
+        create: bool = False,
+    ) -> tuple[int, int]:
+        """Write one community's boundary (and ``fields``) as a new version, atomically.
+
+        In one transaction: the community's current version must equal ``expected_version``
+        (else `StaleCommunityError`; None skips the check), the communities table is rewritten
+        with the new row, a history row and a new store version are appended. ``create`` adds a
+        new community (ValueError if the id exists); otherwise KeyError if it does not. A
+        community without history first gets its current row recorded as a "baseline" version.
+        Returns ``(community version, store version)``.
+        """
+        now = _now()
+        with self._write() as cur:
+            current = self._community_version(cur, community_id)
+            if expected_version is not None and int(expected_version) != current:
+                raise StaleCommunityError(community_id, int(expected_version), current)
+            table = self._read_table(cur.connection, "communities", COMMUNITIES)
+            hit = np.flatnonzero(table["id"].to_numpy() == community_id)
+            if create and len(hit):
+                raise ValueError(f"community {community_id} exists already; choose another id")
+            if not create and not len(hit):
+                raise KeyError(community_id)
+            (store_current,) = cur.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM geo_versions"
+            ).fetchone()
+            store_version = int(store_current) + 1
+            self._ensure_history(cur)
+            history: list[tuple] = []
+            if len(hit) and current == 0:
+                old = table.iloc[int(hit[0])]
+                (blob,), _ = encode_geometries(np.array([old.geometry], dtype=object))
+                history.append(
+                    (blob, community_id, 1, store_version, "geo", now,
+                     "the boundary before its first recorded edit", "baseline",
+                     old["four_to"], old["name"])
+                )  # fmt: skip
+                current = 1
+            record = {} if create else table.iloc[int(hit[0])].drop("geometry").to_dict()
+            record.update(fields or {})
+            record["id"] = community_id
+            row = gpd.GeoDataFrame([record], geometry=[geometry], crs=SRS_ID)
+            rest = table.drop(index=hit) if len(hit) else table
+            frame = pd.concat([rest, row], ignore_index=True)
+            prepared = prepare_table("communities", frame)
+            self._replace_table(cur, "communities", COMMUNITIES, prepared, now)
+            if cur.execute("SELECT 1 FROM sqlite_master WHERE name='gpkg_ogr_contents'").fetchone():
+                cur.execute(
+                    "UPDATE gpkg_ogr_contents SET feature_count=? "
+                    "WHERE lower(table_name)='communities'",
+                    (len(prepared.rows),),
+                )
+            cur.execute(
+                "INSERT INTO geo_versions (version, author, time, reason) VALUES (?, ?, ?, ?)",
+                (store_version, str(author), now, f"{community_id}: {reason}"),
+            )
+            (blob,), _ = encode_geometries(np.array([geometry], dtype=object))
+            version = current + 1
+            history.append(
+                (blob, community_id, version, store_version, str(author), now, str(reason),
+                 action, record.get("four_to"), record.get("name"))
+            )  # fmt: skip
+            self._insert_history(cur, history)
+            cur.execute(
+                "UPDATE gpkg_contents SET last_change=? WHERE table_name=?", (now, HISTORY_TABLE)
+            )
+        return version, store_version
 
     def _replace_table(
         self, cur: sqlite3.Cursor, name: str, spec: LayerSpec, data: _Prepared, now: str
