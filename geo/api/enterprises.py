@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from geo.api.deps import atlas
 from geo.api.locate import Cell, MicroGrid
+from geo.api.people import microgrid_team
 from geo.atlas import Atlas
 
 router = APIRouter(tags=["enterprises"])
@@ -24,12 +25,27 @@ class Enterprise(BaseModel):
     lat: float
 
 
+class Officer(BaseModel):
+    """An officer of the 一长二员 team; phone numbers are personal and not served."""
+
+    id: str
+    name: str
+    role: str
+    party_member: bool
+
+
 class Owner(BaseModel):
     enterprise: Enterprise
     street: Cell | None
     community: Cell | None
     grid: Cell | None
+    grid_code: str | None = Field(description="the 15-digit code of the owning grid")
     microgrid: MicroGrid | None
+    team: list[Officer] = Field(
+        description="一长二员 of the building micro-grid that holds the enterprise; "
+        "empty for a park micro-grid (its buildings' teams are not the park's) or no micro-grid"
+    )
+    team_note: str | None = Field(None, description="why the team is empty, when it is")
 
 
 @router.get(
@@ -46,4 +62,8 @@ def enterprise_owner(
         raise HTTPException(
             404, f"no enterprise with id or credit code {key!r}; check the code (18 characters)"
         )
-    return current.enterprise_owner(row)
+    owner = current.enterprise_owner(row)
+    grid = owner.get("grid")
+    owner["grid_code"] = grid["code"] if grid else None
+    owner |= microgrid_team(current, int(current.enterprises["_microgrid"].iat[row]))
+    return owner
