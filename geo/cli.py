@@ -1,4 +1,4 @@
-"""The `geo` command line: load, serve, locate, assign, export.
+"""The `geo` command line: load, serve, locate, assign, export, check, boundary.
 
 Errors in the input end the command with exit code 2 and a message that says what to fix.
 """
@@ -74,6 +74,17 @@ def _issue(issue: geo_io.Issue) -> str:
     return f"{issue.table} {where}" + (f" ({issue.id})" if issue.id else "") + f": {issue.reason}"
 
 
+def check_four_to(tables) -> list:
+    """The communities whose four-to text does not build (IoU ≥ 0.99) their digitised polygon."""
+    from geo.boundaries.edit import rebuild_check
+
+    return [
+        r
+        for r in rebuild_check(tables["communities"], tables["roads"], tables["areas"])
+        if not r.ok
+    ]
+
+
 def load_into(
     db: str, data: Path, *, strict: bool = False, verbose: bool = False, author: str = "geo load"
 ) -> int:
@@ -91,9 +102,13 @@ def load_into(
         err.print(f"[red]rejected[/red] {_issue(issue)}", highlight=False)
     if result.rejected and strict:
         raise _fail(f"{len(result.rejected)} rows rejected; nothing was loaded (--strict)")
+    for built in check_four_to(result.tables):
+        err.print(f"[yellow]warning[/yellow] communities: {built.message()}", highlight=False)
     store = _open(db)
     try:
-        version = store.replace_all(result.tables, author=author, reason=f"load {data}")
+        version = store.replace_all(
+            result.tables, author=author, reason=f"load {data}", record_history=True
+        )
     finally:
         store.close()
     counts = ", ".join(f"{len(result.tables[name])} {name}" for name in TABLES)
@@ -258,6 +273,447 @@ def export(
             "use .geojson for layers or .csv"
         )
     out.print(f"{len(frame)} {layer} → {output}", highlight=False)
+
+
+# ------------------------------------------------------------------------ boundaries, check
+
+boundary_app = typer.Typer(
+    help="Community boundaries: build from four-to text, set, preview, history, revert.",
+    no_args_is_help=True,
+)
+app.add_typer(boundary_app, name="boundary")
+
+FourToOption = Annotated[str | None, typer.Option("--four-to", help="four-to (四至) text")]
+GeometryOption = Annotated[
+    Path | None, typer.Option("--geometry", help="GeoJSON file with the drawn polygon")
+]
+SnapOption = Annotated[float, typer.Option(help="drawn vertices this close (m) snap to roads")]
+CrsOption = Annotated[str, typer.Option(help="CRS of the drawn geometry")]
+ReasonOption = Annotated[str, typer.Option(help="why (kept in the history)")]
+AuthorOption = Annotated[str, typer.Option(help="who (kept in the history)")]
+IfVersionOption = Annotated[
+    int | None,
+    typer.Option("--if-version", help="the version you edited (default: the current one)"),
+]
+
+
+def _read_layer(path: Path, layer: str):
+    try:
+        frame, issues = geo_io.read_layer_file(path, layer)
+    except geo_io.InputError as exc:
+        raise _fail(str(exc)) from exc
+    for issue in issues:
+        err.print(f"[yellow]warning[/yellow] {path}: {_issue(issue)}", highlight=False)
+    return frame
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+@boundary_app.command("build")
+def boundary_build(
+    four_to: Annotated[str, typer.Argument(help="four-to (四至) text")],
+    roads: Annotated[
+        Path | None, typer.Option(help="roads GeoJSON (default: the store's roads)")
+    ] = None,
+    areas: Annotated[
+        Path | None, typer.Option(help="named areas GeoJSON (default: the store's)")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Print the polygon four-to text encloses as one GeoJSON Feature (area_m2, sides)."""
+    from geo.boundaries.build import BuildError, build_boundary
+    from geo.boundaries.fourto import FourToError
+
+    store_db = _settings(db).db
+    have_store = Path(store_db).exists()
+    if roads is None and not have_store:
+        raise _fail("give --roads ROADS.geojson, or --db a store that holds the roads")
+    use_store = roads is None or (areas is None and have_store)
+    tables = _atlas(store_db).tables if use_store else {}
+    road_frame = _read_layer(roads, "roads") if roads is not None else tables["roads"]
+    area_frame = _read_layer(areas, "areas") if areas is not None else tables.get("areas")
+    try:
+        result = build_boundary(four_to, road_frame, area_frame)
+    except (BuildError, FourToError) as exc:
+        raise _fail(str(exc)) from exc
+    _print_json(result.to_feature())
+
+
+def _edit_context(db: str, community_id: str):
+    """The store, its atlas and the community's row (exit 2 if unknown)."""
+    from geo.atlas import Atlas
+
+    if not Path(db).exists():
+        raise _fail(f"no store at {db}: run `geo load DIR --db {db}` first")
+    store = _open(db)
+    current = Atlas(store.snapshot())
+    comm = current.tables["communities"]
+    rows = comm[comm["id"] == community_id]
+    if not len(rows):
+        store.close()
+        raise _fail(f"no community {community_id!r}; communities are {', '.join(comm['id'])}")
+    return store, current, rows.iloc[0]
+
+
+def _proposal(current, four_to, geometry, crs, snap):
+    from geo.boundaries import edit
+    from geo.boundaries.build import BuildError
+    from geo.boundaries.fourto import FourToError
+
+    drawn = None
+    if geometry is not None:
+        try:
+            drawn = json.loads(geometry.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _fail(f"cannot read {geometry}: {exc}") from exc
+    try:
+        return edit.propose(
+            four_to=four_to,
+            geometry=drawn,
+            roads=current.tables["roads"],
+            areas=current.tables["areas"],
+            crs=crs,
+            snap_tolerance_m=snap,
+        )
+    except (edit.EditError, BuildError, FourToError) as exc:
+        raise _fail(str(exc)) from exc
+
+
+@boundary_app.command("preview")
+def boundary_preview(
+    community_id: Annotated[str, typer.Argument(help="community id, e.g. C01")],
+    four_to: FourToOption = None,
+    geometry: GeometryOption = None,
+    crs: CrsOption = "wgs84",
+    snap_tolerance_m: SnapOption = 15.0,
+    db: DbOption = None,
+) -> None:
+    """Print (JSON) what a new boundary would change: parks, buildings, enterprises, areas."""
+    from geo.boundaries import edit
+
+    store, current, row = _edit_context(_settings(db).db, community_id)
+    store.close()
+    prop = _proposal(current, four_to, geometry, crs, snap_tolerance_m)
+    check = edit.validate(current.tables, community_id, row["street_id"], prop.metric)
+    out_ = edit.impact(current.tables, community_id, prop.polygon)
+    out_["valid"] = check.ok
+    out_["errors"] = [p.to_dict() for p in check.errors]
+    out_["gaps"] = [p.to_dict() for p in check.gaps]
+    out_["snapped"] = {"vertices": prop.snapped.vertices, "edges": prop.snapped.edges}
+    _print_json(out_)
+
+
+def _commit_edit(store, current, row, prop, *, expected, author, reason, action, fields) -> None:
+    from geo.boundaries import edit
+    from geo.store import StaleVersionError
+
+    cid = row["id"]
+    check = edit.validate(current.tables, cid, row["street_id"], prop.metric)
+    if not check.ok:
+        raise _fail(check.message())
+    try:
+        version, store_version = store.edit_community(
+            cid, prop.polygon, author=author, reason=reason or action,
+            expected_version=expected, fields=fields, action=action,
+        )  # fmt: skip
+    except StaleVersionError as exc:
+        raise _fail(str(exc)) from exc
+    for gap in check.gaps:
+        err.print(f"[yellow]warning[/yellow] {gap.message}", highlight=False)
+    for v in prop.snapped.edges:
+        err.print(f"snapped edge {v['edge']} onto {v['road']} ({v['length_m']} m)")
+    out.print(
+        f"{cid} is at version {version} (store version {store_version}); "
+        f"area {prop.area_m2:,.0f} m²",
+        highlight=False,
+    )
+
+
+@boundary_app.command("set")
+def boundary_set(
+    community_id: Annotated[str, typer.Argument(help="community id, e.g. C01")],
+    four_to: FourToOption = None,
+    geometry: GeometryOption = None,
+    crs: CrsOption = "wgs84",
+    snap_tolerance_m: SnapOption = 15.0,
+    reason: ReasonOption = "",
+    author: AuthorOption = "anonymous",
+    if_version: IfVersionOption = None,
+    db: DbOption = None,
+) -> None:
+    """Set a community's boundary from four-to text or a drawn polygon (a new version)."""
+    store, current, row = _edit_context(_settings(db).db, community_id)
+    try:
+        expected = store.community_version(community_id) if if_version is None else if_version
+        prop = _proposal(current, four_to, geometry, crs, snap_tolerance_m)
+        fields = {"four_to": four_to} if four_to is not None else {}
+        _commit_edit(
+            store, current, row, prop, expected=expected, author=author, reason=reason,
+            action="edit", fields=fields,
+        )  # fmt: skip
+    finally:
+        store.close()
+
+
+@boundary_app.command("history")
+def boundary_history(
+    community_id: Annotated[str, typer.Argument(help="community id, e.g. C01")],
+    db: DbOption = None,
+) -> None:
+    """List a community's versions, newest first."""
+    from geo.boundaries.roads import to_metric
+
+    store, _, _ = _edit_context(_settings(db).db, community_id)
+    try:
+        versions = store.community_history(community_id)
+    finally:
+        store.close()
+    for v in versions:
+        area = to_metric(v.geometry).area
+        out.print(
+            f"{v.version:>3}  {v.time}  {v.action:<8} {area:>12,.0f} m²  {v.author}: {v.reason}",
+            highlight=False,
+        )
+
+
+@boundary_app.command("revert")
+def boundary_revert(
+    community_id: Annotated[str, typer.Argument(help="community id, e.g. C01")],
+    version: Annotated[int, typer.Argument(help="the version to go back to")],
+    reason: ReasonOption = "",
+    author: AuthorOption = "anonymous",
+    if_version: IfVersionOption = None,
+    db: DbOption = None,
+) -> None:
+    """Go back to an earlier version of a boundary (recorded as a new version)."""
+    from geo.boundaries.edit import Proposal
+    from geo.boundaries.roads import to_metric
+
+    store, current, row = _edit_context(_settings(db).db, community_id)
+    try:
+        versions = {v.version: v for v in store.community_history(community_id)}
+        target = versions.get(version)
+        if target is None:
+            raise _fail(f"{community_id} has no version {version}; versions: {sorted(versions)}")
+        expected = max(versions) if if_version is None else if_version
+        prop = Proposal(to_metric(target.geometry), target.geometry, "revert", target.four_to)
+        fields = {"four_to": target.four_to} if target.four_to is not None else {}
+        _commit_edit(
+            store, current, row, prop, expected=expected, author=author,
+            reason=reason or f"revert to version {version}", action="revert", fields=fields,
+        )  # fmt: skip
+    finally:
+        store.close()
+
+
+@app.command()
+def check(
+    data: Annotated[
+        Path | None, typer.Argument(help="a data folder to check instead of the store")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the problems as JSON")] = False,
+    db: DbOption = None,
+) -> None:
+    """Topology report: overlaps, gaps, slivers, invalid rings between the communities of each
+    street and the grids of each community. Exit 0 when clean, 1 when problems exist."""
+    from geo.boundaries.topology import check_district
+
+    if data is not None:
+        try:
+            tables = geo_io.read_directory(data).tables
+        except geo_io.InputError as exc:
+            raise _fail(str(exc)) from exc
+    else:
+        tables = _atlas(_settings(db).db).tables
+    problems = check_district(tables)
+    if as_json:
+        _print_json({"problems": [p.to_dict() for p in problems]})
+    else:
+        for p in problems:
+            out.print(f"{p.kind:<8} {p.level}/{p.parent}: {p.message}", highlight=False)
+        n_c, n_g = len(tables["communities"]), len(tables["grids"])
+        verdict = f"{len(problems)} problems" if problems else "clean"
+        out.print(f"{n_c} communities, {n_g} grids: {verdict}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def coverage(
+    area_id: Annotated[
+        str | None,
+        typer.Argument(help="id or code of a street, community or grid; none: the district"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    geometry: Annotated[bool, typer.Option(help="JSON: add overlap/gap geometries")] = False,
+    min_area: Annotated[float, typer.Option(help="ignore pieces under this many m²")] = 1.0,
+    db: DbOption = None,
+) -> None:
+    """Coverage of an area by its children: areas, overlaps, gaps, enterprises, teams."""
+    from geo.grids import coverage as cov
+
+    atlas = _atlas(_settings(db).db)
+    try:
+        level, key = cov.find_any(atlas, area_id)
+        report = cov.coverage(atlas, level, key, geometry=geometry, min_area_m2=min_area)
+    except cov.UnknownAreaError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        _print_json(report)
+        return
+    _print_coverage(report)
+
+
+def _print_coverage(r: dict) -> None:
+    from rich.table import Table
+
+    ent, bld, off = r["enterprises"], r["buildings"], r["officers"]
+    ratio = r["coverage_ratio"]
+    party = "-" if off["party_ratio"] is None else f"{off['party_ratio']:.1%}"
+    out.print(
+        f"[bold]{r['name']}[/bold] ({r['level']} {r['id']}, code {r['code']}): "
+        f"{r['area_m2'] / 1e6:.3f} km², {r['children']['count']} {r['child_level']}s cover "
+        f"{r['children']['covered_m2'] / 1e6:.3f} km² ({'-' if ratio is None else f'{ratio:.1%}'})",
+        highlight=False,
+    )
+    out_c = ent["outside_communities"]
+    lines = [
+        f"overlaps: {r['overlaps']['count']} ({r['overlaps']['area_m2']:,.1f} m²); "
+        f"gaps: {r['gaps']['count']} ({r['gaps']['area_m2']:,.1f} m²), "
+        f"pieces under {r['min_area_m2']} m² ignored",
+        f"enterprises: {ent['total']:,}; in a micro-grid {ent['assigned_microgrid']:,}; "
+        f"in a grid outside parks/buildings {ent['in_grid_outside_microgrids']:,}; "
+        f"outside every community {out_c['total']:,} (outside {out_c['outside']}, "
+        f"no coordinates {out_c['no_coordinates']}, invalid {out_c['invalid']}); "
+        f"credit code fails check {ent['credit_code_invalid']}",
+        f"building micro-grids: {bld['total']}; complete team {bld['complete_team']}; "
+        f"incomplete {bld['incomplete_team']} (buildings in parks: {bld['in_parks']})",
+        f"officers: {off['total']}; party members {off['party_members']} "
+        f"({party}); "
+        f"enterprises per officer {off['enterprises_per_officer']}",
+    ]
+    for line in lines:
+        out.print(line, highlight=False)
+    for item in r["overlaps"]["items"][:10]:
+        out.print(
+            f"  overlap {' × '.join(item['ids'])}: {item['area_m2']:,.1f} m² near "
+            f"{item['lon']:.6f}, {item['lat']:.6f}",
+            highlight=False,
+        )
+    for item in r["gaps"]["items"][:10]:
+        out.print(
+            f"  gap {item['area_m2']:,.1f} m² near {item['lon']:.6f}, {item['lat']:.6f}",
+            highlight=False,
+        )
+    for item in bld["missing"][:20]:
+        out.print(
+            f"  {item['building_id']} {item['name']} ({item['kind']}) lacks "
+            f"{', '.join(item['roles'])}",
+            highlight=False,
+        )
+    if len(bld["missing"]) > 20:
+        out.print(f"  … and {len(bld['missing']) - 20} more buildings lacking roles")
+    table = Table(title=f"by {r['child_level']}")
+    columns = ("id", "name", "area_m2", "enterprises", "unassigned", "buildings")
+    for col in (*columns, "incomplete_teams", "officers"):
+        table.add_column(col, justify="left" if col in ("id", "name") else "right")
+    for row in r["breakdown"]:
+        table.add_row(
+            row["id"],
+            row["name"],
+            f"{row['area_m2']:,.0f}",
+            *(str(row[k]) for k in ("enterprises", "unassigned", "buildings")),
+            str(row["incomplete_teams"]),
+            str(row["officers"]),
+        )
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------------ grids
+
+grids_app = typer.Typer(help="Grids (网格): split a community into grids.", no_args_is_help=True)
+app.add_typer(grids_app, name="grids")
+
+
+@grids_app.command("split")
+def grids_split(
+    community: Annotated[str, typer.Argument(help="community id, name or short name (火炬)")],
+    count: Annotated[int | None, typer.Option("--count", help="number of grids")] = None,
+    per_grid: Annotated[
+        float | None,
+        typer.Option("--enterprises-per-grid", help="about this much weight per grid"),
+    ] = None,
+    weight: Annotated[
+        str, typer.Option(help="enterprises, employees or floor_area (footprint × floors)")
+    ] = "enterprises",
+    commit: Annotated[bool, typer.Option("--commit", help="store the split")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the proposal as JSON")] = False,
+    author: Annotated[str, typer.Option(help="who commits (history)")] = "geo grids split",
+    db: DbOption = None,
+) -> None:
+    """Propose grids for a community (street blocks, parks whole, balanced); --commit stores."""
+    from geo.grids import split as split_mod
+    from geo.store import StaleVersionError
+
+    if (count is None) == (per_grid is None):
+        raise _fail("give exactly one of --count K or --enterprises-per-grid N")
+    path = _settings(db).db
+    if not Path(path).exists():
+        raise _fail(f"no store at {path}: run `geo load DIR --db {path}` (or `geo serve`) first")
+    store = _open(path)
+    try:
+        snapshot = store.snapshot()
+        try:
+            cid = split_mod.find_community(snapshot.tables, community)
+            proposal = split_mod.propose_split(
+                snapshot.tables, cid, count=count, per_grid=per_grid, weight=weight
+            )
+        except split_mod.SplitError as exc:
+            raise _fail(str(exc)) from exc
+        version = snapshot.version
+        if commit:
+            tables = split_mod.apply_split(snapshot.tables, proposal)
+            reason = f"split {cid} into {proposal.count} grids by {proposal.weight}"
+            try:
+                version = store.replace_all(
+                    tables, author=author, reason=reason, expected_version=snapshot.version
+                )
+            except StaleVersionError as exc:
+                raise _fail(str(exc)) from exc
+    finally:
+        store.close()
+    summary = {**proposal.summary(), "version": version, "committed": commit}
+    if as_json:
+        out.print_json(json.dumps(summary, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    def ratio(b: dict) -> str:
+        return "∞ (a grid has none)" if b["ratio"] is None else f"{b['ratio']:.3f}"
+
+    table = Table(title=f"{cid}: {proposal.count} grids from {proposal.blocks} street blocks")
+    for column in ("code", "id", "name", "status", weight, "blocks", "area m²"):
+        table.add_column(column, no_wrap=column in ("code", "id"))
+    for g in summary["grids"]:
+        status = g["status"] + (f" ({g['replaces']})" if g["replaces"] else "")
+        table.add_row(
+            g["code"], g["id"], g["name"], status, f"{g['weight']:g}", str(g["blocks"]),
+            f"{g['area_m2']:,.0f}",
+        )  # fmt: skip
+    out.print(table)
+    cur = summary["current"]
+    out.print(
+        f"balance (max/min {weight}): {ratio(summary['balance'])}; current "
+        f"{cur['count']} grids: {ratio(cur['balance'])}; "
+        f"retired codes: {', '.join(summary['retired']) or 'none'}; {proposal.seconds:.2f} s",
+        highlight=False,
+    )
+    if commit:
+        out.print(f"committed as version {version}", highlight=False)
+    else:
+        out.print("not stored: add --commit to store this split", highlight=False)
 
 
 def main() -> None:

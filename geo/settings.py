@@ -21,3 +21,5 @@ class Settings(BaseSettings):
     # How often (seconds) a serving process checks the store for a newer committed version.
     refresh_seconds: float = 1.0
     max_batch_points: int = 100_000
+    # Tianditu (天地图) key for the maps' `?basemap=tianditu` (GEO_TIANDITU_KEY); none: unavailable.
+    tianditu_key: str | None = None

@@ -5,7 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from geo import __version__
-from geo.api import enterprises, features, health, locate, tiles
+from geo.api import communities, enterprises, features, health, locate, people, tiles
+from geo.api import coverage as coverage_api
+from geo.api import grids as grids_api
+from geo.api import maps as maps_api
 from geo.api.state import AtlasHolder
 from geo.settings import Settings
 from geo.store.base import Store
@@ -23,7 +26,10 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.atlas = AtlasHolder(store, settings.refresh_seconds)
-    for module in (health, locate, enterprises, features, tiles):
+    for module in (
+        health, locate, enterprises, features, tiles, communities, people, coverage_api, maps_api,
+        grids_api,
+    ):
         app.include_router(module.router)
     return app
 

@@ -1,0 +1,167 @@
+"""Split a community into grids: propose (`/grids/split`) and store (`/grids/commit`).
+
+Both take ``{"count": K}`` or ``{"enterprises_per_grid": N}``, and optionally ``"weight"``
+(``enterprises`` | ``employees`` | ``floor_area``). The split is deterministic, so a commit
+recomputes exactly the proposal of the same store version. A commit may send
+``If-Match: <store version>`` (the ``version`` of the proposal, also its ``ETag``): when the
+store has moved on it answers 412 instead of committing a split you have not seen.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from pydantic import BaseModel, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from geo.api.deps import atlas
+from geo.atlas import Atlas
+from geo.grids import split as split_mod
+from geo.store import StaleVersionError
+
+router = APIRouter(tags=["grids"])
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+class SplitBody(BaseModel):
+    count: int | None = Field(None, ge=1, le=999, description="number of grids")
+    enterprises_per_grid: float | None = Field(
+        None, gt=0, description="about this much weight per grid (the count follows)"
+    )
+    weight: Literal["enterprises", "employees", "floor_area"] = "enterprises"
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SplitBody:
+        if (self.count is None) == (self.enterprises_per_grid is None):
+            raise ValueError('give exactly one of "count" or "enterprises_per_grid"')
+        return self
+
+
+class Balance(BaseModel):
+    ratio: float | None = Field(description="max/min of the grids' weights (null: a grid has 0)")
+    max: float | None
+    min: float | None
+
+
+class CurrentGrid(BaseModel):
+    id: str
+    code: str
+    weight: float
+
+
+class Current(BaseModel):
+    count: int
+    balance: Balance
+    grids: list[CurrentGrid]
+
+
+class ProposedGrid(BaseModel):
+    id: str
+    name: str
+    code: str
+    status: Literal["kept", "new"]
+    replaces: str | None = Field(description="the old grid whose code (and id) it keeps")
+    weight: float
+    enterprises: int
+    area_m2: float
+    blocks: int
+    geometry: dict[str, Any] = Field(description="GeoJSON geometry, WGS84")
+
+
+class SplitResult(BaseModel):
+    community: str
+    version: int = Field(description="the store version the split was computed on")
+    committed: bool
+    weight: str
+    count: int
+    blocks: int = Field(description="street blocks of the community")
+    units: int = Field(description="blocks after merging those a park or building straddles")
+    balance: Balance
+    current: Current
+    grids: list[ProposedGrid]
+    retired: list[str] = Field(description="grid codes retired in this community (never reused)")
+    seconds: float
+
+
+def _propose(tables: dict, community_id: str, body: SplitBody) -> split_mod.Proposal:
+    if community_id not in set(tables["communities"]["id"]):
+        known = ", ".join(tables["communities"]["id"])
+        raise HTTPException(404, f"no community {community_id!r}; communities are {known}")
+    try:
+        return split_mod.propose_split(
+            tables,
+            community_id,
+            count=body.count,
+            per_grid=body.enterprises_per_grid,
+            weight=body.weight,
+        )
+    except split_mod.SplitError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+@router.post(
+    "/communities/{community_id}/grids/split",
+    response_model=SplitResult,
+    summary="Propose grids for a community: street blocks, parks whole, balanced",
+)
+async def propose(
+    community_id: str,
+    body: SplitBody,
+    response: Response,
+    current: Annotated[Atlas, Depends(atlas)],
+) -> dict[str, Any]:
+    proposal = await run_in_threadpool(_propose, current.tables, community_id, body)
+    response.headers["ETag"] = f'"{current.version}"'
+    return {**proposal.summary(), "version": current.version, "committed": False}
+
+
+@router.post(
+    "/communities/{community_id}/grids/commit",
+    response_model=SplitResult,
+    summary="Split a community into grids and store them (micro-grids re-pointed and re-coded)",
+)
+def commit(
+    community_id: str,
+    body: SplitBody,
+    request: Request,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(alias="If-Match", description="the store version of the proposal you reviewed"),
+    ] = None,
+    author: Annotated[str, Header(alias="X-Author", description="who makes the change")] = (
+        "anonymous"
+    ),
+) -> dict[str, Any]:
+    holder = request.app.state.atlas
+    store = holder.store
+    snapshot = store.snapshot()
+    if if_match is not None:
+        m = _IF_MATCH.match(if_match)
+        if not m:
+            raise HTTPException(
+                400, f"If-Match {if_match!r} is not a version; send e.g. If-Match: 7"
+            )
+        if int(m[1]) != snapshot.version:
+            raise HTTPException(
+                412,
+                f"the store is at version {snapshot.version}, not {m[1]}: propose the split "
+                "again and review it before committing",
+            )
+    proposal = _propose(snapshot.tables, community_id, body)
+    tables = split_mod.apply_split(snapshot.tables, proposal)
+    reason = (
+        f"split {community_id} into {proposal.count} grids by {proposal.weight} "
+        f"(balance {proposal.ratio or float('inf'):.3f})"
+    )
+    try:
+        version = store.replace_all(
+            tables, author=author, reason=reason, expected_version=snapshot.version
+        )
+    except StaleVersionError as exc:
+        raise HTTPException(412, str(exc)) from exc
+    holder.refresh()
+    response.headers["ETag"] = f'"{version}"'
+    return {**proposal.summary(), "version": version, "committed": True}

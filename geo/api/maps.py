@@ -1,0 +1,110 @@
+"""HTML maps (folium/Leaflet, in Chinese) and the vendored JavaScript/CSS they load.
+
+``GET /maps/`` (district), ``/maps/community/{id}``, ``/maps/officer/{id}`` (我的楼宇) and
+``/maps/editor/{community_id}`` (boundary editor) take ``?basemap=osm|tianditu|amap|none``.
+Every asset is served from ``/static/...`` (``geo/static``), so the maps work on an intranet
+without internet access; only base-map tiles come from outside (none with ``basemap=none``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from geo import maps
+from geo.api.deps import atlas, settings
+from geo.atlas import Atlas
+from geo.settings import Settings
+
+router = APIRouter(tags=["maps"])
+
+BasemapQuery = Annotated[
+    str, Query(description="base map: osm (default), tianditu, amap (GCJ-02) or none (offline)")
+]
+_STATIC_ROOT = maps.STATIC_DIR.resolve()
+_STATIC_CACHE = "public, max-age=86400"  # assets are pinned: a new version is a new path
+
+
+def _options(request: Request, cfg: Settings, basemap: str) -> maps.MapOptions:
+    query = f"?basemap={basemap}" if basemap != "osm" else ""
+    try:
+        return maps.MapOptions(
+            basemap=basemap,
+            tianditu_key=getattr(cfg, "tianditu_key", None),
+            static_url=f"{request.scope.get('root_path', '')}/static",
+            tiles_url=f"{request.scope.get('root_path', '')}/tiles",
+            api_url=request.scope.get("root_path", ""),
+            extra_query=query,
+        )
+    except maps.OptionError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+async def _page(builder, *args) -> HTMLResponse:
+    try:
+        html = await run_in_threadpool(builder, *args)
+    except maps.MapError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except maps.OptionError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/maps/", response_class=HTMLResponse, summary="District overview map (HTML)")
+async def district(
+    request: Request,
+    current: Annotated[Atlas, Depends(atlas)],
+    cfg: Annotated[Settings, Depends(settings)],
+    basemap: BasemapQuery = "osm",
+) -> HTMLResponse:
+    return await _page(maps.district_map, current, _options(request, cfg, basemap))
+
+
+@router.get("/maps/community/{community_id}", response_class=HTMLResponse,
+            summary="One industrial community: grids, parks, buildings, enterprises (HTML)")
+async def community(
+    request: Request,
+    community_id: str,
+    current: Annotated[Atlas, Depends(atlas)],
+    cfg: Annotated[Settings, Depends(settings)],
+    basemap: BasemapQuery = "osm",
+) -> HTMLResponse:
+    opts = _options(request, cfg, basemap)
+    return await _page(maps.community_map, current, community_id, opts)
+
+
+@router.get("/maps/officer/{officer_id}", response_class=HTMLResponse,
+            summary="我的楼宇: an officer's buildings and their enterprises (HTML)")
+async def officer(
+    request: Request,
+    officer_id: str,
+    current: Annotated[Atlas, Depends(atlas)],
+    cfg: Annotated[Settings, Depends(settings)],
+    basemap: BasemapQuery = "osm",
+) -> HTMLResponse:
+    return await _page(maps.officer_map, current, officer_id, _options(request, cfg, basemap))
+
+
+@router.get("/maps/editor/{community_id}", response_class=HTMLResponse,
+            summary="Boundary editor of a community: draw, snap, preview, save (HTML)")
+async def editor(
+    request: Request,
+    community_id: str,
+    current: Annotated[Atlas, Depends(atlas)],
+    cfg: Annotated[Settings, Depends(settings)],
+    basemap: BasemapQuery = "osm",
+) -> HTMLResponse:
+    opts = _options(request, cfg, basemap)
+    return await _page(maps.editor_map, current, community_id, opts)
+
+
+@router.get("/static/{path:path}", include_in_schema=False)
+def static(path: str) -> FileResponse:
+    """A vendored asset (Leaflet, plugins, geo/maps.js) from geo/static."""
+    target = (_STATIC_ROOT / path).resolve()
+    if not target.is_relative_to(_STATIC_ROOT) or not target.is_file():
+        raise HTTPException(404, f"no static file {path!r}")
+    return FileResponse(target, headers={"Cache-Control": _STATIC_CACHE})
