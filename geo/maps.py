@@ -321,6 +321,9 @@ def _geojson(
     data: dict[str, Any], name: str, style: dict[str, Any], *, show: bool = True, **kw: Any
 ) -> folium.GeoJson:
     """A GeoJson layer whose features all share ``style`` (functions are built in the page)."""
+    if not data["features"]:  # folium checks popup fields against the first feature
+        kw.pop("popup", None)
+        kw.pop("tooltip", None)
     return folium.GeoJson(
         data, name=name, style_function=lambda _f: style, show=show, embed=True, **kw
     )
@@ -424,8 +427,6 @@ def _polygon_layers(
         _collection(grids, _grid_props(atlas, grids, d), opts), "网格", grid_style,
         popup=_popup(["name", "code", "community", "enterprises"],
                      ["网格", "网格编码", "产业社区", "企业数"]),
-        tooltip=folium.GeoJsonTooltip(["name", "code"], labels=False, permanent=True,
-                                      direction="center", class_name="geo-grid-label"),
     ).add_to(m)
     park_style = {"color": COLORS["park"], "weight": 1.5, "fillColor": COLORS["park"],
                   "fillOpacity": 0.08 if faded else 0.18, "className": "geo-parks"}
@@ -438,11 +439,13 @@ def _polygon_layers(
     data = _collection(buildings, props, opts)
     b_layer = folium.GeoJson(
         data,
-        name="楼宇",
+        name="网格内其他楼宇" if faded else "楼宇",
         style_function=_building_style_faded if faded else _building_style,
-        popup=_popup(["name", "kind_label", "address", "park", "grid", "team", "enterprises"],
-                     ["楼宇", "类型", "地址", "所属园区", "网格", "一长二员", "企业数"]),
         embed=True,
+        **({"popup": _popup(
+            ["name", "kind_label", "address", "park", "grid", "team", "enterprises"],
+            ["楼宇", "类型", "地址", "所属园区", "网格", "一长二员", "企业数"],
+        )} if data["features"] else {}),
     ).add_to(m)
     layers["buildings"] = b_layer
     return layers
@@ -693,8 +696,6 @@ def officer_map(atlas: Atlas, officer_id: str, opts: MapOptions | None = None) -
         _collection(mine, props, opts), "我的楼宇", mine_style,
         popup=_popup(["name", "kind_label", "address", "grid", "team", "enterprises"],
                      ["楼宇", "类型", "地址", "网格", "一长二员", "企业数"]),
-        tooltip=folium.GeoJsonTooltip(["name"], labels=False, permanent=True,
-                                      direction="center", class_name="geo-label"),
     ).add_to(m)
     layers["enterprises"], mode = _enterprise_layer(m, atlas, ent, opts)
     folium.LayerControl(collapsed=True).add_to(m)

@@ -21,5 +21,14 @@ class Settings(BaseSettings):
     # How often (seconds) a serving process checks the store for a newer committed version.
     refresh_seconds: float = 1.0
     max_batch_points: int = 100_000
+    # Request limits (geo.api.limits): a larger body is a 413, a geometry with more vertices or
+    # an upload with more features a 422, a request slower than the timeout a 503.
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_vertices: int = 100_000
+    max_features: int = 50_000
+    request_timeout_seconds: float = 30.0
     # Tianditu (天地图) key for the maps' `?basemap=tianditu` (GEO_TIANDITU_KEY); none: unavailable.
     tianditu_key: str | None = None
+    # Origins allowed to call the API from a browser (GEO_CORS_ORIGINS, comma-separated, e.g.
+    # "https://a.example,https://b.example"; "*" for any). Empty: CORS off (same origin only).
+    cors_origins: str = ""

@@ -1,0 +1,574 @@
+/* geo maps: the browser side of geo/maps.py (legend, title, search, officer panel, editor).
+ * Plain ES2017, no dependencies beyond Leaflet and the vendored plugins; all text in Chinese.
+ * window.GEO exposes the map, its layers and timings (for people debugging and for tests). */
+(function () {
+  'use strict';
+  var G = (window.GeoMaps = {});
+  var cfg = {};
+  var registry = {}; // feature id -> Leaflet layer (polygons and enterprise markers)
+  var clusterLayer = null;
+
+  function esc(s) {
+    return String(s == null ? '' : s).replace(/[&<>"']/g, function (c) {
+      return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
+    });
+  }
+  G.esc = esc;
+
+  function el(tag, cls, html) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (html != null) e.innerHTML = html;
+    return e;
+  }
+
+  function gridText(id) {
+    var g = (cfg.grids || {})[id];
+    return g ? esc(g[0]) + ' <span class="geo-code">' + esc(g[1]) + '</span>' : '—';
+  }
+
+  /* ---------------------------------------------------------------- enterprises */
+  var entIcon = null;
+  function icon() {
+    if (!entIcon) entIcon = L.divIcon({ className: 'geo-ent', iconSize: [14, 14], iconAnchor: [7, 7], popupAnchor: [0, -6] });
+    return entIcon;
+  }
+
+  G.enterprisePopup = function (e) {
+    var rows = [
+      ['信用代码', '<span class="geo-code">' + esc(e.credit_code) + '</span>'],
+      ['地址', esc(e.address)],
+      ['楼宇', esc(e.building) || '—'],
+      ['园区', esc(e.park) || '—'],
+      ['网格', gridText(e.grid_id)],
+      ['社区', esc(((cfg.grids || {})[e.grid_id] || [])[2]) || '不在产业社区内'],
+      ['产业链', esc(e.chain) || '—'],
+    ];
+    return '<div class="geo-popup"><h4>' + esc(e.name) + '</h4><table>' +
+      rows.map(function (r) { return '<tr><th>' + r[0] + '</th><td>' + r[1] + '</td></tr>'; }).join('') +
+      '</table></div>';
+  };
+
+  /* FastMarkerCluster callback: row = [lat, lon, id, name, credit_code, address, chain, building, park, grid_id] */
+  G.enterpriseMarker = function (row) {
+    var e = { id: row[2], name: row[3], credit_code: row[4], address: row[5], chain: row[6], building: row[7], park: row[8], grid_id: row[9] };
+    var m = L.marker([row[0], row[1]], { icon: icon(), title: row[3], keyboard: false });
+    m.geoId = row[2];
+    m.bindPopup(function () { return G.enterprisePopup(e); }, { maxWidth: 320 });
+    return m;
+  };
+
+  G.enterpriseTileStyle = { radius: 4, weight: 1, color: '#ffffff', fill: true, fillColor: '#1565c0', fillOpacity: 0.9 };
+
+  /* ---------------------------------------------------------------- controls */
+  function titleControl(map) {
+    var c = L.control({ position: 'topleft' });
+    c.onAdd = function () {
+      var d = el('div', 'geo-title leaflet-bar');
+      var html = '<b>' + esc(cfg.title) + '</b>';
+      if (cfg.subtitle) html += '<div class="geo-sub">' + esc(cfg.subtitle) + '</div>';
+      if (cfg.kind !== 'district' && cfg.links && cfg.links.district) {
+        html += '<div class="geo-sub"><a href="' + esc(cfg.links.district) + '">← 区级总览</a></div>';
+      }
+      if (cfg.communityLinks) {
+        html += '<div class="geo-sub geo-links">' + cfg.communityLinks.map(function (c) {
+          return '<a href="' + esc(c[2]) + '">' + esc(c[1]) + '</a>';
+        }).join(' ') + '</div>';
+      }
+      if (cfg.crs === 'gcj02') html += '<div class="geo-sub">高德底图：图层已转换为 GCJ-02</div>';
+      d.innerHTML = html;
+      L.DomEvent.disableClickPropagation(d);
+      return d;
+    };
+    return c.addTo(map);
+  }
+
+  function legendControl(map) {
+    if (!cfg.legend) return;
+    var c = L.control({ position: 'bottomright' });
+    c.onAdd = function () {
+      var d = el('div', 'geo-legend leaflet-bar');
+      var head = el('div', 'geo-legend-head', '图例');
+      var body = el('div', 'geo-legend-body');
+      body.innerHTML = cfg.legend.map(function (i) {
+        return '<div><i class="geo-sw geo-sw-' + esc(i[2]) + '" style="--c:' + esc(i[0]) + '"></i>' + esc(i[1]) + '</div>';
+      }).join('');
+      d.appendChild(head);
+      d.appendChild(body);
+      head.onclick = function () { d.classList.toggle('geo-collapsed'); };
+      if (window.innerWidth < 600) d.classList.add('geo-collapsed');
+      L.DomEvent.disableClickPropagation(d);
+      return d;
+    };
+    c.addTo(map);
+  }
+
+  /* search: Chinese name, full pinyin or initials; entries [kind, name, detail, pinyin, initials, lat, lon, ref] */
+  function matches(q, entries) {
+    var qn = q.toLowerCase().replace(/\s+/g, '');
+    if (!qn) return [];
+    var scored = [];
+    for (var i = 0; i < entries.length; i++) {
+      var e = entries[i], s = -1;
+      var name = e[1].toLowerCase();
+      if (name.indexOf(qn) === 0) s = 0;
+      else if (e[4].indexOf(qn) === 0) s = 1;
+      else if (e[3].indexOf(qn) === 0) s = 2;
+      else if (name.indexOf(qn) > 0) s = 3;
+      else if (e[3].indexOf(qn) > 0) s = 4;
+      else if (e[4].indexOf(qn) > 0) s = 5;
+      if (s >= 0) scored.push([s, e[1].length, i]);
+    }
+    scored.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1] || a[2] - b[2]; });
+    return scored.slice(0, 30).map(function (x) { return entries[x[2]]; });
+  }
+  G.matches = matches;
+
+  function searchControl(map) {
+    if (!cfg.search) return;
+    var c = L.control({ position: 'topleft' });
+    c.onAdd = function () {
+      var d = el('div', 'geo-search leaflet-bar');
+      var input = el('input');
+      input.type = 'search';
+      input.placeholder = '搜索企业、楼宇、人员（汉字/拼音/首字母）';
+      input.setAttribute('aria-label', '搜索');
+      var list = el('ul', 'geo-results');
+      d.appendChild(input);
+      d.appendChild(list);
+      var timer = null;
+      function update() {
+        var hits = matches(input.value, cfg.search);
+        list.innerHTML = '';
+        if (input.value && !hits.length) list.appendChild(el('li', 'geo-none', '没有找到'));
+        hits.forEach(function (h) {
+          var li = el('li', null, '<span class="geo-tag">' + esc(h[0]) + '</span>' + esc(h[1]) +
+            '<small>' + esc(h[2]) + '</small>');
+          li.onclick = function () { G.go(h); list.innerHTML = ''; };
+          list.appendChild(li);
+        });
+      }
+      input.addEventListener('input', function () { clearTimeout(timer); timer = setTimeout(update, 120); });
+      input.addEventListener('keydown', function (ev) {
+        if (ev.key === 'Enter') { var h = matches(input.value, cfg.search); if (h.length) { G.go(h[0]); list.innerHTML = ''; } }
+      });
+      L.DomEvent.disableClickPropagation(d);
+      L.DomEvent.disableScrollPropagation(d);
+      return d;
+    };
+    c.addTo(map);
+  }
+
+  G.go = function (entry) {
+    var map = window.GEO.map;
+    var layer = registry[entry[7]];
+    if (layer && clusterLayer && clusterLayer.hasLayer(layer)) {
+      clusterLayer.zoomToShowLayer(layer, function () { layer.openPopup(); });
+    } else if (layer && layer.getBounds) {
+      map.fitBounds(layer.getBounds(), { maxZoom: 18 });
+      layer.openPopup(layer.getBounds().getCenter());
+    } else {
+      map.setView([entry[5], entry[6]], 18);
+      L.popup().setLatLng([entry[5], entry[6]]).setContent('<b>' + esc(entry[1]) + '</b><br>' + esc(entry[2])).openOn(map);
+    }
+    window.GEO.lastSearch = entry;
+  };
+
+  /* "我的楼宇": officer links in building popups */
+  function officerLinks(layer) {
+    if (!cfg.officerLinks || !layer) return;
+    layer.on('popupopen', function (ev) {
+      var id = ev.layer && ev.layer.feature && ev.layer.feature.properties.id;
+      var team = id && cfg.officerLinks[id];
+      if (!team) return;
+      var c = ev.popup.getElement().querySelector('.leaflet-popup-content');
+      if (!c || c.querySelector('.geo-team')) return;
+      c.appendChild(el('div', 'geo-team', '我的楼宇：' + team.map(function (t) {
+        return '<a href="' + esc(t[3]) + '">' + esc(t[1]) + '（' + esc(t[2]) + '）</a>';
+      }).join(' ')));
+    });
+  }
+
+  /* ---------------------------------------------------------------- officer panel */
+  function officerPanel(map) {
+    var o = cfg.officer;
+    document.body.classList.add('geo-with-panel');
+    var p = el('aside', 'geo-panel');
+    var html = '<h2>我的楼宇</h2><p class="geo-who">' + esc(o.name) + ' · ' + esc(o.role) +
+      (o.party_member ? ' · 党员' : '') + '</p>';
+    o.buildings.forEach(function (b) {
+      html += '<section data-id="' + esc(b.id) + '"><h3><a href="#" class="geo-fly" data-id="' + esc(b.id) + '">' +
+        esc(b.name) + '</a></h3><p>' + esc(b.kind) + ' · ' + esc(b.address) + '<br>网格：' + esc(b.grid[0]) +
+        ' <span class="geo-code">' + esc(b.grid[1]) + '</span></p>';
+      if (b.team.length) html += '<p>同楼宇：' + b.team.map(function (t) { return esc(t[0]) + '（' + esc(t[1]) + '）'; }).join('、') + '</p>';
+      html += '<p class="geo-count">企业 ' + b.enterprises.length + ' 家</p><ol>' + b.enterprises.map(function (e) {
+        return '<li><a href="#" class="geo-ent-link" data-id="' + esc(e[0]) + '">' + esc(e[1]) + '</a><small>' + esc(e[2]) + '</small></li>';
+      }).join('') + '</ol></section>';
+    });
+    if (!o.buildings.length) html += '<p>没有登记楼宇。</p>';
+    p.innerHTML = html;
+    document.body.appendChild(p);
+    p.addEventListener('click', function (ev) {
+      var a = ev.target.closest('a');
+      if (!a || !a.dataset.id) return;
+      ev.preventDefault();
+      var layer = registry[a.dataset.id];
+      if (!layer) return;
+      if (clusterLayer && clusterLayer.hasLayer(layer)) clusterLayer.zoomToShowLayer(layer, function () { layer.openPopup(); });
+      else { map.fitBounds(layer.getBounds(), { maxZoom: 18 }); layer.openPopup(); }
+      if (window.innerWidth < 700) window.scrollTo({ top: 0, behavior: 'smooth' });
+    });
+    setTimeout(function () { map.invalidateSize(); G.fitMine(); }, 0);
+  }
+
+  G.fitMine = function () {
+    var mine = window.GEO.layers.mine;
+    if (mine && mine.getLayers().length) window.GEO.map.fitBounds(mine.getBounds(), { padding: [24, 24], maxZoom: 18 });
+  };
+
+  /* ---------------------------------------------------------------- editor */
+  function apiUrl(path) { return (cfg.api || '') + path; }
+
+  function editor(map) {
+    var state = { version: null, etag: null, layer: null, marks: L.layerGroup().addTo(map), preview: L.layerGroup().addTo(map) };
+    window.GEO.editor = state;
+    var noPm = { pmIgnore: true, snapIgnore: true };
+    var snap = { pmIgnore: true, snapIgnore: false };
+    var streets = L.geoJSON(cfg.streets, Object.assign({ interactive: false, style: { color: '#555', weight: 1, fill: false, dashArray: '2 4' } }, noPm)).addTo(map);
+    var roads = L.geoJSON(cfg.roads, Object.assign({
+      style: function () { return { color: '#7f8c8d', weight: 3, opacity: 0.8, className: 'geo-roads' }; },
+      onEachFeature: function (f, l) { if (f.properties.name) l.bindTooltip(esc(f.properties.name), { sticky: true }); },
+    }, snap)).addTo(map);
+    var neighbours = L.geoJSON(cfg.neighbours, Object.assign({
+      style: function () { return { color: '#34495e', weight: 2, dashArray: '6 4', fillOpacity: 0.05, className: 'geo-neighbours' }; },
+      onEachFeature: function (f, l) { l.bindTooltip(esc(f.properties.name), { sticky: true }); },
+    }, snap)).addTo(map);
+    var labels = L.layerGroup((cfg.roadLabels || []).map(function (r) {
+      return L.marker([r[1], r[2]], Object.assign({ interactive: false, keyboard: false, icon: L.divIcon({
+        className: 'geo-road-label', iconSize: null,
+        html: '<span style="transform: translate(-50%,-50%) rotate(' + r[3] + 'deg)">' + esc(r[0]) + '</span>' }) }, noPm));
+    })).addTo(map);
+    L.control.layers(null, { '道路': roads, '道路名称': labels, '相邻社区': neighbours, '街道': streets }, { collapsed: true }).addTo(map);
+
+    map.pm.setLang('zh');
+    map.pm.addControls({ position: 'topleft', drawMarker: false, drawCircleMarker: false, drawPolyline: false,
+      drawRectangle: false, drawCircle: false, drawText: false, cutPolygon: false, rotateMode: false,
+      removalMode: false, drawPolygon: true, editMode: true, dragMode: true });
+    map.pm.setGlobalOptions({ snappable: true, snapDistance: 20, allowSelfIntersection: false, snapSegment: true });
+
+    var panel = L.control({ position: 'topright' });
+    panel.onAdd = function () {
+      var d = el('div', 'geo-editor leaflet-bar');
+      d.innerHTML = '<div class="geo-four"><b>四至：</b>' + esc(cfg.community.four_to) + '</div>' +
+        '<p class="geo-hint">用左侧工具：“编辑”移动顶点，或“绘制多边形”重画边界；顶点会吸附到道路和相邻边界（按住 Alt 暂停吸附）。</p>' +
+        '<label>修改原因<textarea id="geo-reason" rows="2" placeholder="例如：北界由江南大道调整至联庄路"></textarea></label>' +
+        '<div class="geo-buttons"><button type="button" id="geo-preview">预览</button>' +
+        '<button type="button" id="geo-save">保存</button><button type="button" id="geo-reset">还原</button></div>' +
+        '<div id="geo-version" class="geo-sub"></div><div id="geo-message" role="status"></div>';
+      L.DomEvent.disableClickPropagation(d);
+      L.DomEvent.disableScrollPropagation(d);
+      return d;
+    };
+    panel.addTo(map);
+
+    function message(kind, html) {
+      var m = document.getElementById('geo-message');
+      m.className = 'geo-msg geo-msg-' + kind;
+      m.innerHTML = html;
+      state.lastMessage = { kind: kind, text: m.textContent };
+    }
+    function showVersion() {
+      document.getElementById('geo-version').textContent = '载入的版本：' + (state.version == null ? '未知' : state.version);
+    }
+
+    function setBoundary(geometry) {
+      if (state.layer) map.removeLayer(state.layer);
+      var g = L.geoJSON(geometry, { pmIgnore: false, snapIgnore: true, style: { color: '#c0392b', weight: 3, fillOpacity: 0.08, className: 'geo-boundary' } });
+      state.layer = g.getLayers()[0];
+      state.layer.options.pmIgnore = false;
+      L.PM.reInitLayer(state.layer);
+      state.layer.addTo(map);
+      state.loaded = geometry;
+    }
+    state.setBoundary = setBoundary;
+    state.geometry = function () {
+      var gj = state.layer.toGeoJSON(7).geometry;
+      return gj;
+    };
+
+    map.on('pm:create', function (e) {
+      if (e.shape !== 'Polygon') return;
+      if (state.layer) map.removeLayer(state.layer);
+      state.layer = e.layer;
+      e.layer.setStyle({ color: '#c0392b', weight: 3, fillOpacity: 0.08 });
+      message('info', '已绘制新边界：请预览后保存。');
+    });
+
+    function load() {
+      return fetch(apiUrl('/communities/' + encodeURIComponent(cfg.community.id)), { headers: { Accept: 'application/json' } })
+        .then(function (r) {
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          state.etag = r.headers.get('ETag');
+          return r.json();
+        })
+        .then(function (body) {
+          var geometry = body.geometry || (body.feature && body.feature.geometry) || cfg.geometry;
+          var v = body.version != null ? body.version : (body.properties && body.properties.version);
+          if (v == null && state.etag) v = state.etag.replace(/^W\//, '').replace(/"/g, '');
+          state.version = v;
+          setBoundary(geometry);
+          showVersion();
+          state.ready = true;
+        })
+        .catch(function (err) {
+          setBoundary(cfg.geometry);
+          state.version = null;
+          showVersion();
+          message('error', '无法从服务载入边界版本（' + esc(err.message) + '），保存将不可用。');
+          state.ready = true;
+        });
+    }
+    state.load = load;
+
+    function body(withReason) {
+      var b = { geometry: state.geometry() };
+      if (withReason) b.reason = document.getElementById('geo-reason').value.trim();
+      return b;
+    }
+
+    function detailText(detail) {
+      if (detail == null) return '';
+      if (typeof detail === 'string') return detail;
+      if (Array.isArray(detail)) return detail.map(detailText).join('；');
+      if (detail.message || detail.msg) return detail.message || detail.msg;
+      return JSON.stringify(detail);
+    }
+
+    /* locations in an answer: GeoJSON geometries, {lon, lat}, [lon, lat], "(lon, lat) (lon, lat)" text */
+    var LONLAT = /\((-?\d+(?:\.\d+)?),\s*(-?\d+(?:\.\d+)?)\)\s*\(lon, lat\)/g;
+    function findLocations(x, depth, out) {
+      if (x == null || depth > 6) return out;
+      if (typeof x === 'string') {
+        var m; LONLAT.lastIndex = 0;
+        while ((m = LONLAT.exec(x))) out.push({ type: 'Point', coordinates: [parseFloat(m[1]), parseFloat(m[2])] });
+      } else if (Array.isArray(x)) {
+        if (x.length === 2 && typeof x[0] === 'number' && typeof x[1] === 'number') out.push({ type: 'Point', coordinates: x });
+        else x.forEach(function (i) { findLocations(i, depth + 1, out); });
+      } else if (typeof x === 'object') {
+        if (x.type && x.coordinates) out.push(x);
+        else if (typeof x.lon === 'number' && typeof x.lat === 'number') out.push({ type: 'Point', coordinates: [x.lon, x.lat] });
+        else Object.keys(x).forEach(function (k) { findLocations(x[k], depth + 1, out); });
+      }
+      return out;
+    }
+    G.findLocations = function (x) { return findLocations(x, 0, []); };
+
+    /* the API speaks English; say the common problems in Chinese, keep the original too */
+    function chinese(text) {
+      return String(text)
+        .replace(/^the boundary cannot be saved: /, '')
+        .replace(/(\S+) and (\S+) overlap: ([\d.]+) m² at/g, '$1 与 $2 重叠 $3 平方米，位置')
+        .replace(/(\S+) reaches outside (\S+): ([\d.]+) m² at/g, '$1 超出街道 $2 范围 $3 平方米，位置')
+        .replace(/(\S+) is not a valid polygon \(([^)]*)\): ([\d.]+) m² at/g, '$1 不是有效的多边形（$2），位置')
+        .replace(/gap between ([^:]+): ([\d.]+) m² at/g, '$1 之间有空隙 $2 平方米，位置')
+        .replace(/\. Move the boundary onto the shared road \(or inside the street\) and try again/, '。请把边界移到共用道路上（或街道范围内）后再试');
+    }
+    G.chinese = chinese;
+
+    function showProblems(detail) {
+      state.marks.clearLayers();
+      var seen = {};
+      var locs = findLocations(detail, 0, []).filter(function (g) {
+        var k = JSON.stringify(g.type === 'Point' ? g.coordinates.map(function (v) { return v.toFixed(5); }) : g);
+        if (seen[k]) return false;
+        seen[k] = true;
+        return true;
+      });
+      locs.forEach(function (loc) {
+        var layer = L.geoJSON(loc, { pmIgnore: true, snapIgnore: true,
+          pointToLayer: function (f, ll) { return L.circleMarker(ll, { radius: 14, color: '#ff0000', weight: 3, fillOpacity: 0.25, className: 'geo-problem', pmIgnore: true, snapIgnore: true }); },
+          style: { color: '#ff0000', weight: 4, className: 'geo-problem' } });
+        layer.bindTooltip('问题位置', { permanent: true, direction: 'top' });
+        layer.addTo(state.marks);
+      });
+      if (locs.length) map.fitBounds(state.marks.getBounds ? L.featureGroup(state.marks.getLayers()).getBounds().pad(0.5) : map.getBounds(), { maxZoom: 17 });
+      return locs.length;
+    }
+
+    function list(title, items) {
+      if (!items || !items.length) return '';
+      return '<details open><summary>' + esc(title) + '（' + items.length + '）</summary><ul>' + items.slice(0, 200).map(function (i) {
+        if (typeof i !== 'object') return '<li>' + esc(i) + '</li>';
+        var from = i.from_name || i.from || (i.before && (i.before.name || i.before)) || '';
+        var to = i.to_name || i.to || (i.after && (i.after.name || i.after)) || '';
+        if (typeof from === 'object') from = from.name || from.id || '';
+        if (typeof to === 'object') to = to.name || to.id || '';
+        var arrow = (from || to) ? ' <small>' + esc(from || '无') + ' → ' + esc(to || '无') + '</small>' : '';
+        return '<li>' + esc(i.name || i.id) + arrow + '</li>';
+      }).join('') + (items.length > 200 ? '<li>……</li>' : '') + '</ul></details>';
+    }
+
+    var LABELS = { parks: '园区', buildings: '楼宇', enterprises: '企业', grids: '网格' };
+    function renderPreview(p) {
+      state.preview.clearLayers();
+      var groups = p;
+      var html = '', total = 0;
+      ['parks', 'buildings', 'enterprises', 'grids'].forEach(function (k) {
+        var v = groups[k];
+        if (v && !Array.isArray(v) && typeof v === 'object') {
+          var items = [];
+          ['joined', 'joining', 'added', 'in', 'enter', 'gained'].forEach(function (a) { (v[a] || []).forEach(function (i) { items.push(Object.assign({ _dir: '划入' }, typeof i === 'object' ? i : { id: i })); }); });
+          ['left', 'leaving', 'removed', 'out', 'leave', 'lost'].forEach(function (a) { (v[a] || []).forEach(function (i) { items.push(Object.assign({ _dir: '划出' }, typeof i === 'object' ? i : { id: i })); }); });
+          v = items;
+        }
+        if (Array.isArray(v)) {
+          total += v.length;
+          html += list(LABELS[k] + '变更', v.map(function (i) {
+            if (typeof i !== 'object') return i;
+            var o = Object.assign({}, i);
+            if (o._dir && !o.from && !o.to) o.name = o._dir + '：' + (o.name || o.id);
+            return o;
+          }));
+          v.forEach(function (i) {
+            if (i && typeof i === 'object' && typeof i.lon === 'number') {
+              L.circleMarker([i.lat, i.lon], { radius: 5, color: '#ff6f00', fillOpacity: 0.9, pmIgnore: true, snapIgnore: true, className: 'geo-changed' }).bindTooltip(esc(i.name || i.id)).addTo(state.preview);
+            }
+          });
+        }
+      });
+      state.lastPreview = p;
+      state.previewTotal = total;
+      var a = p.area || {};
+      var area = a.after_m2 != null ? '<p>面积：' + (a.before_m2 / 1e6).toFixed(3) + ' → ' + (a.after_m2 / 1e6).toFixed(3) +
+        ' 平方公里（增加 ' + Math.round(a.gained_m2) + ' 平方米，减少 ' + Math.round(a.lost_m2) + ' 平方米）</p>' : '';
+      var errs = (p.errors || []).map(function (e) { return '<li>' + esc(chinese(e.message || e.detail || e.kind)) + '</li>'; }).join('');
+      var warn = p.valid === false ? '<p class="geo-msg-error"><b>此边界不能保存：</b></p><ul>' + errs + '</ul>' : '';
+      if (p.valid === false) showProblems(p.errors);
+      message(p.valid === false ? 'error' : 'info', '<b>预览：' + (total ? '以下对象将改变所属社区' : '没有对象改变所属社区') + '</b>' + area + warn + html);
+    }
+
+    function errorFor(r, data) {
+      if (r.status === 412) {
+        var cur = data && (data.current_version || (data.detail && data.detail.current_version));
+        message('error', '<b>保存失败：该边界已被他人修改。</b>您载入的是版本 ' + esc(state.version) +
+          (cur != null ? '，当前版本为 ' + esc(cur) : '') + '。请刷新页面，在最新边界上重新修改。');
+        return;
+      }
+      if (r.status === 422) {
+        var shown = showProblems(data && data.detail);
+        message('error', '<b>边界无效，未保存：</b>' + esc(chinese(detailText(data && data.detail))) + (shown ? '<br>（问题位置已在地图上用红圈标出）' : ''));
+        return;
+      }
+      if (r.status === 428) {
+        message('error', '<b>保存失败：</b>缺少版本号（If-Match）。请刷新页面后重试。');
+        return;
+      }
+      message('error', '<b>出错了（HTTP ' + r.status + '）：</b>' + esc(detailText(data && data.detail)));
+    }
+
+    function call(method, path, payload, headers) {
+      return fetch(apiUrl(path), { method: method, headers: Object.assign({ 'Content-Type': 'application/json', Accept: 'application/json' }, headers || {}), body: JSON.stringify(payload) })
+        .then(function (r) { return r.text().then(function (t) { var d = null; try { d = t ? JSON.parse(t) : null; } catch (e) { d = { detail: t }; } return { r: r, data: d }; }); });
+    }
+
+    document.getElementById('geo-preview').onclick = function () {
+      state.marks.clearLayers();
+      message('info', '正在预览……');
+      return call('POST', '/communities/' + encodeURIComponent(cfg.community.id) + '/boundary/preview', body(false))
+        .then(function (x) { if (x.r.ok) renderPreview(x.data); else errorFor(x.r, x.data); })
+        .catch(function (err) { message('error', '无法连接服务：' + esc(err.message)); });
+    };
+    document.getElementById('geo-save').onclick = function () {
+      state.marks.clearLayers();
+      var reason = document.getElementById('geo-reason').value.trim();
+      if (!reason) { message('error', '请先填写修改原因。'); return; }
+      if (state.version == null) { message('error', '没有载入版本号，无法保存：请刷新页面。'); return; }
+      message('info', '正在保存……');
+      var ifMatch = state.etag || ('"' + state.version + '"');
+      return call('PUT', '/communities/' + encodeURIComponent(cfg.community.id) + '/boundary', body(true), { 'If-Match': ifMatch })
+        .then(function (x) {
+          if (!x.r.ok) { errorFor(x.r, x.data); return; }
+          var etag = x.r.headers.get('ETag');
+          var v = x.data && (x.data.version != null ? x.data.version : (x.data.properties && x.data.properties.version));
+          if (v == null && etag) v = etag.replace(/^W\//, '').replace(/"/g, '');
+          state.etag = etag || null;
+          state.version = v;
+          showVersion();
+          state.saved = (state.saved || 0) + 1;
+          message('ok', '<b>已保存。</b>新版本：' + esc(v) + '。');
+        })
+        .catch(function (err) { message('error', '无法连接服务：' + esc(err.message)); });
+    };
+    document.getElementById('geo-reset').onclick = function () {
+      if (state.loaded) setBoundary(state.loaded);
+      state.marks.clearLayers();
+      state.preview.clearLayers();
+      message('info', '已还原为载入时的边界。');
+    };
+    load();
+  }
+
+  /* permanent labels at each polygon's centre (grids by code, the officer's buildings) */
+  function labels(group, text, cls) {
+    if (!group || !group.eachLayer) return;
+    group.eachLayer(function (l) {
+      if (l.feature) l.bindTooltip(text(l.feature.properties), { permanent: true, direction: 'center', className: cls, interactive: false });
+    });
+  }
+
+  /* ---------------------------------------------------------------- init */
+  G.init = function (map, config, layers) {
+    cfg = config;
+    var t0 = performance.now();
+    window.GEO = { map: map, cfg: cfg, layers: layers, registry: registry, ready: false, initAt: t0 };
+    Object.keys(layers).forEach(function (k) {
+      var layer = layers[k];
+      if (layer && layer.eachLayer) {
+        layer.eachLayer(function (l) {
+          var id = l.geoId || (l.feature && l.feature.properties && l.feature.properties.id);
+          if (id != null) registry[id] = l;
+        });
+      }
+      if (window.L.MarkerClusterGroup && layer instanceof L.MarkerClusterGroup) clusterLayer = layer;
+    });
+    window.GEO.cluster = clusterLayer;
+    titleControl(map);
+    labels(layers.grids, function (p) { return esc(p.name) + '<br><span class="geo-code">' + esc(p.code) + '</span>'; }, 'geo-grid-label');
+    labels(layers.mine, function (p) { return esc(p.name); }, 'geo-label');
+    legendControl(map);
+    searchControl(map);
+    officerLinks(layers.buildings);
+    officerLinks(layers.mine);
+    if (cfg.kind === 'officer') officerPanel(map);
+    if (cfg.kind === 'editor') editor(map);
+    // a map is interactive once its overlays are drawn and its vector tiles (if any) have loaded
+    var pending = [];
+    Object.keys(layers).forEach(function (k) {
+      var layer = layers[k];
+      if (layer && layer instanceof L.GridLayer && map.hasLayer(layer)) {
+        pending.push(new Promise(function (resolve) {
+          if (layer.isLoading && !layer.isLoading()) { resolve(); return; }
+          layer.once('load', resolve);
+          setTimeout(resolve, 15000);
+        }));
+      }
+    });
+    Promise.all(pending).then(function () {
+      requestAnimationFrame(function () {
+        window.GEO.interactiveAt = performance.now();
+        window.GEO.ready = true;
+      });
+    });
+  };
+
+  /* counts of what is drawn, for people and tests */
+  G.counts = function () {
+    var out = {};
+    var layers = window.GEO.layers;
+    Object.keys(layers).forEach(function (k) {
+      var l = layers[k];
+      if (l && l.getLayers) out[k] = l.getLayers().length;
+    });
+    return out;
+  };
+})();
