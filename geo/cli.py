@@ -18,6 +18,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TextColumn,
     TimeRemainingColumn,
 )
 
@@ -273,6 +274,45 @@ def export(
             "use .geojson for layers or .csv"
         )
     out.print(f"{len(frame)} {layer} → {output}", highlight=False)
+
+
+@app.command()
+def backup(
+    output: Annotated[Path, typer.Argument(help="the backup GeoPackage to write (replaced)")],
+    db: DbOption = None,
+) -> None:
+    """Copy the store to OUTPUT while it serves: one committed version, one file."""
+    from geo import backup as backup_mod
+
+    try:
+        done = backup_mod.backup(_settings(db).db, output)
+    except backup_mod.BackupError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(
+        f"backed up {_settings(db).db} (version {done.version}, {done.communities} "
+        f"communities) → {output}",
+        highlight=False,
+    )
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="a GeoPackage written by `geo backup`")],
+    db: DbOption = None,
+) -> None:
+    """Replace the store with a backup, atomically (checked first: a geo GeoPackage only)."""
+    from geo import backup as backup_mod
+
+    target = _settings(db).db
+    try:
+        done = backup_mod.restore(source, target)
+    except backup_mod.BackupError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(
+        f"restored {source} into {target} (version {done.version}, {done.communities} "
+        "communities); running servers pick it up within GEO_REFRESH_SECONDS",
+        highlight=False,
+    )
 
 
 # ------------------------------------------------------------------------ boundaries, check
@@ -714,6 +754,162 @@ def grids_split(
         out.print(f"committed as version {version}", highlight=False)
     else:
         out.print("not stored: add --commit to store this split", highlight=False)
+
+
+maps_app = typer.Typer(help="HTML maps (folium/Leaflet, in Chinese).", no_args_is_help=True)
+app.add_typer(maps_app, name="maps")
+
+
+@maps_app.command("build")
+def maps_build(
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder to write")] = Path("maps"),
+    basemap: Annotated[str, typer.Option(help="osm, tianditu, amap or none")] = "osm",
+    db: DbOption = None,
+) -> None:
+    """Write the district, every community and every officer map as standalone HTML.
+
+    The vendored JavaScript/CSS is copied to OUTPUT/static, so the files open without a server
+    and without internet (with --basemap none); every layer is inline (no vector tiles).
+    """
+    import shutil
+
+    from geo import maps
+
+    settings = _settings(db)
+    atlas = _atlas(settings.db)
+    try:
+        opts = maps.MapOptions(
+            basemap=basemap, tianditu_key=settings.tianditu_key, static_url="static",
+            tiles_url=None, link="{kind}-{id}.html", district_link="index.html",
+        )  # fmt: skip
+    except maps.OptionError as exc:
+        raise _fail(str(exc)) from exc
+    ids = maps.index_of_maps(atlas)
+    jobs = [("index.html", maps.district_map, ())]
+    jobs += [(f"community-{i}.html", maps.community_map, (i,)) for i in ids["community"]]
+    jobs += [(f"officer-{i}.html", maps.officer_map, (i,)) for i in ids["officer"]]
+    output.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(
+        maps.STATIC_DIR, output / "static", dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", "*.py"),
+    )  # fmt: skip
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("maps", total=len(jobs))
+        for name, builder, args in jobs:
+            bar.update(task, description=name)
+            (output / name).write_text(builder(atlas, *args, opts=opts), encoding="utf-8")
+            bar.advance(task)
+    out.print(f"{len(jobs)} maps → {output} (open {output / 'index.html'})", highlight=False)
+
+
+# ------------------------------------------------------------------------ users, audit
+
+users_app = typer.Typer(
+    help="API users and their bearer tokens (roles: officer, planner, admin).",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+
+
+def _user_store(db: str | None):
+    path = _settings(db).db
+    if not Path(path).exists():
+        raise _fail(f"no store at {path}: run `geo load DIR --db {path}` (or `geo serve`) first")
+    return _open(path)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="user name (recorded as the author of edits)")],
+    role: Annotated[str, typer.Option(help="officer | planner | admin")] = "officer",
+    db: DbOption = None,
+) -> None:
+    """Create a user and print its bearer token ONCE (the store keeps only a salted hash)."""
+    from geo.store.users import UserError, add_user
+
+    store = _user_store(db)
+    try:
+        token = add_user(store, name, role)
+    except UserError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        store.close()
+    err.print(f"user {name} ({role}); its token, shown only now:", highlight=False)
+    print(token)
+
+
+@users_app.command("token")
+def users_token(
+    name: Annotated[str, typer.Argument(help="an active user")], db: DbOption = None
+) -> None:
+    """Issue another token for an active user and print it ONCE."""
+    from geo.store.users import UserError, issue_token
+
+    store = _user_store(db)
+    try:
+        token = issue_token(store, name)
+    except UserError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        store.close()
+    print(token)
+
+
+@users_app.command("list")
+def users_list(db: DbOption = None) -> None:
+    """Users, roles, when created or revoked, and how many active tokens each has."""
+    from geo.store.users import list_users
+
+    store = _user_store(db)
+    try:
+        rows = list_users(store)
+    finally:
+        store.close()
+    for u in rows:
+        state = f"revoked {u['revoked']}" if u["revoked"] else f"{u['active_tokens']} token(s)"
+        print(f"{u['name']}\t{u['role']}\t{u['created']}\t{state}")
+
+
+@users_app.command("revoke")
+def users_revoke(
+    name: Annotated[str, typer.Argument(help="the user to revoke")], db: DbOption = None
+) -> None:
+    """Revoke a user and every token of theirs at once."""
+    from geo.store.users import UserError, revoke_user
+
+    store = _user_store(db)
+    try:
+        revoke_user(store, name)
+    except UserError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        store.close()
+    out.print(f"revoked {name}", highlight=False)
+
+
+@app.command("audit")
+def audit_cmd(
+    limit: Annotated[int, typer.Option(min=1, help="show this many rows, newest first")] = 50,
+    db: DbOption = None,
+) -> None:
+    """The append-only audit log of writes: time, who, what, store version before → after."""
+    from geo.store.users import audit_rows
+
+    store = _user_store(db)
+    try:
+        total, rows = audit_rows(store, limit)
+    finally:
+        store.close()
+    for r in rows:
+        target = f" {r['target']}" if r["target"] else ""
+        print(
+            f"{r['seq']}\t{r['time']}\t{r['actor']} ({r['role'] or '-'})\t{r['method']} "
+            f"{r['path']}{target}\tv{r['version_before']}→v{r['version_after']}\t"
+            f"{r['request_id'] or '-'}"
+        )
+    err.print(f"{len(rows)} of {total} audit rows", highlight=False)
 
 
 def main() -> None:

@@ -46,3 +46,42 @@ def client(sample_db: str):
 @pytest.fixture()
 def sample_dir() -> Path:
     return SAMPLE_DIR
+
+
+def _headers(db: str, role: str, name: str | None = None) -> dict[str, str]:
+    """Create a user with ``role`` in the store at ``db``; the headers that carry its token."""
+    from geo.store import open_store
+    from geo.store.users import add_user
+
+    store = open_store(db)
+    try:
+        token = add_user(store, name or f"test-{role}", role)
+    finally:
+        store.close()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def issue_headers():
+    """``issue_headers(db, role, name=None)``: a new user's ``Authorization`` header."""
+    return _headers
+
+
+@pytest.fixture(scope="session")
+def auth_headers(sample_db: str) -> dict[str, dict[str, str]]:
+    """Headers per caller of the sample store: anonymous, officer, planner, admin, bad, revoked."""
+    from geo.store import open_store
+    from geo.store.users import revoke_user
+
+    out = {"anonymous": {}}
+    for role in ("officer", "planner", "admin"):
+        out[role] = _headers(sample_db, role)
+    out["revoked"] = _headers(sample_db, "admin", "test-revoked")
+    store = open_store(sample_db)
+    try:
+        revoke_user(store, "test-revoked")
+    finally:
+        store.close()
+    token_id = out["planner"]["Authorization"].split()[1].split(".")[0]
+    out["bad"] = {"Authorization": f"Bearer {token_id}.not-the-secret"}
+    return out

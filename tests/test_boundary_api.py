@@ -31,8 +31,9 @@ def db(tmp_path: Path) -> str:
 
 
 @pytest.fixture()
-def api(db: str):
+def api(db: str, issue_headers):
     with TestClient(create_app(open_store(db), Settings(db=db))) as c:
+        c.headers.update(issue_headers(db, "planner", "planner-a"))  # writes need a planner
         yield c
 
 
@@ -50,15 +51,18 @@ def torch_shape(api: TestClient):
 # ------------------------------------------------------------------------------------ build
 
 
-def test_build_from_the_store_and_from_posted_roads(client: TestClient) -> None:
-    r = client.post("/boundaries/build", json={"four_to": TORCH})
+def test_build_from_the_store_and_from_posted_roads(client: TestClient, auth_headers) -> None:
+    planner = auth_headers["planner"]
+    r = client.post("/boundaries/build", json={"four_to": TORCH}, headers=planner)
     assert r.status_code == 200, r.text
     feat = r.json()
     assert feat["type"] == "Feature" and feat["geometry"]["type"] == "Polygon"
     assert feat["properties"]["area_m2"] == pytest.approx(1_521_756, rel=1e-3)
     assert feat["properties"]["sides"]["north"]["roads"] == ["江南大道", "联庄路", "汇智地界"]
     roads = json.loads((SAMPLE_DIR / "roads.geojson").read_text(encoding="utf-8"))
-    r = client.post("/boundaries/build", json={"four_to": NORTH, "roads": roads})
+    r = client.post(
+        "/boundaries/build", json={"four_to": NORTH, "roads": roads}, headers=planner
+    )
     assert r.status_code == 200 and r.json()["properties"]["area_m2"] > 1_600_000
 
 
@@ -73,8 +77,8 @@ def test_build_from_the_store_and_from_posted_roads(client: TestClient) -> None:
         ({"four_to": NORTH, "roads": {"type": "FeatureCollection", "features": []}}, "unknown"),
     ],
 )
-def test_build_errors_are_422(client: TestClient, body: dict, message: str) -> None:
-    r = client.post("/boundaries/build", json=body)
+def test_build_errors_are_422(client: TestClient, auth_headers, body: dict, message: str) -> None:
+    r = client.post("/boundaries/build", json=body, headers=auth_headers["planner"])
     assert r.status_code == 422
     assert pytest.importorskip("re").search(message, r.json()["detail"]), r.json()
 
@@ -185,7 +189,7 @@ def test_edit_history_revert_and_locate_follows(api: TestClient) -> None:
     assert r.json()["feature"]["properties"]["four_to"] == TORCH
     assert api.get("/locate", params=probe).json()["community"] is None
     hist = api.get("/communities/C01/history").json()["versions"]
-    assert hist[0]["action"] == "revert" and hist[0]["author"] == "anonymous"
+    assert hist[0]["action"] == "revert" and hist[0]["author"] == "planner-a"
     assert shapely.geometry.shape(hist[0]["geometry"]).equals(
         shapely.geometry.shape(hist[2]["geometry"])
     )

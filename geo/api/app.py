@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from geo import __version__
-from geo.api import communities, enterprises, features, health, locate, people, tiles
+from geo.api import audit, auth, communities, enterprises, features, health, locate, people, tiles
 from geo.api import coverage as coverage_api
 from geo.api import grids as grids_api
 from geo.api import maps as maps_api
@@ -23,14 +24,28 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         description="Which street, industrial community, grid and micro-grid own a point or an "
         "enterprise. Coordinates in WGS84 unless `crs` says otherwise "
         "(cgcs2000, gcj02, bd09, EPSG:n).",
+        dependencies=[Depends(auth.policy)],  # every route: caller, role (geo.api.auth)
     )
     app.state.settings = settings
     app.state.atlas = AtlasHolder(store, settings.refresh_seconds)
     for module in (
         health, locate, enterprises, features, tiles, communities, people, coverage_api, maps_api,
-        grids_api,
+        grids_api, auth, audit,
     ):
         app.include_router(module.router)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # off by default
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "WWW-Authenticate"],
+        )
+    app.add_middleware(audit.RequestIdMiddleware)  # outermost: every response has X-Request-ID
+    from geo.api import limits
+
+    limits.install(app, settings)  # body size → 413, slow requests → 503
     return app
 
 

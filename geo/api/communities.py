@@ -3,8 +3,9 @@
 Writes take ``If-Match: <version>`` (the community's version, from ``GET /communities/{id}``
 and its ``ETag``): a missing header is a 428, a stale one a 412, so two planners never
 overwrite each other. The version check and the write are one store transaction; the new atlas
-is published before the 2xx, so ``/locate`` answers by the new boundary at once. The author is
-the ``X-Author`` header ("anonymous" without one).
+is published before the 2xx, so ``/locate`` answers by the new boundary at once. Every POST/PUT
+here (build and preview too) needs a ``planner`` token (`geo.api.auth`); the author recorded in
+the history and the audit log is the token's user.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from geo import io as geo_io
+from geo.api import limits
+from geo.api.audit import context as audit_context
+from geo.api.auth import Planner
 from geo.api.deps import atlas
 from geo.atlas import Atlas
 from geo.boundaries import edit
@@ -30,9 +34,6 @@ from geo.store import StaleVersionError
 router = APIRouter(tags=["boundaries"])
 
 _IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
-AuthorHeader = Annotated[
-    str, Header(alias="X-Author", description="who makes the change (until real auth)")
-]
 IfMatchHeader = Annotated[
     str | None,
     Header(alias="If-Match", description="the community's current version (its ETag)"),
@@ -124,6 +125,8 @@ def _etag(response: Response, version: int) -> None:
 
 
 def _propose(request: Request, current: Atlas, body: BoundaryBody) -> edit.Proposal:
+    settings = request.app.state.settings
+    limits.check_geojson(body.geometry, settings, "the geometry", crs_member=False)
     try:
         return edit.propose(
             four_to=body.four_to,
@@ -200,6 +203,7 @@ def _commit(
             fields=fields,
             action=action,
             create=create,
+            audit=audit_context(request, target=community_id),
         )
     except StaleVersionError as exc:
         raise HTTPException(412, str(exc)) from exc
@@ -228,6 +232,9 @@ def build(
     request: Request, body: BuildBody, current: Annotated[Atlas, Depends(atlas)]
 ) -> dict[str, Any]:
     warnings: list[str] = []
+    settings = request.app.state.settings
+    limits.check_geojson(body.roads, settings, "roads")
+    limits.check_geojson(body.areas, settings, "areas")
     try:
         if body.roads is not None:
             roads, issues = geo_io.read_layer_doc(body.roads, "roads", "roads")
@@ -265,7 +272,7 @@ def create_community(
     response: Response,
     body: CreateBody,
     current: Annotated[Atlas, Depends(atlas)],
-    author: AuthorHeader = "anonymous",
+    user: Planner,
 ) -> dict[str, Any]:
     comm = current.tables["communities"]
     cid = body.id or _next_id(comm["id"].tolist())
@@ -290,7 +297,7 @@ def create_community(
         "founded": body.founded,
     }
     out = _commit(
-        request, response, current, cid, prop, check, expected=0, author=author,
+        request, response, current, cid, prop, check, expected=0, author=user.name,
         reason=body.reason or "created", action="create", fields=fields, create=True,
     )  # fmt: skip
     response.headers["Location"] = f"/communities/{cid}"
@@ -304,8 +311,8 @@ def put_boundary(
     community_id: str,
     body: BoundaryBody,
     current: Annotated[Atlas, Depends(atlas)],
+    user: Planner,
     if_match: IfMatchHeader = None,
-    author: AuthorHeader = "anonymous",
 ) -> dict[str, Any]:
     row = _row(current, community_id)
     expected = _if_match(if_match, community_id)
@@ -317,7 +324,7 @@ def put_boundary(
     fields = {"four_to": body.four_to} if body.four_to is not None else {}
     return _commit(
         request, response, current, community_id, prop, check, expected=expected,
-        author=author, reason=body.reason, action="edit", fields=fields,
+        author=user.name, reason=body.reason, action="edit", fields=fields,
     )  # fmt: skip
 
 
@@ -371,8 +378,8 @@ def revert(
     community_id: str,
     body: RevertBody,
     current: Annotated[Atlas, Depends(atlas)],
+    user: Planner,
     if_match: IfMatchHeader = None,
-    author: AuthorHeader = "anonymous",
 ) -> dict[str, Any]:
     row = _row(current, community_id)
     expected = _if_match(if_match, community_id)
@@ -392,7 +399,7 @@ def revert(
     reason = body.reason or f"revert to version {body.version}"
     return _commit(
         request, response, current, community_id, prop, check, expected=expected,
-        author=author, reason=reason, action="revert", fields=fields,
+        author=user.name, reason=reason, action="revert", fields=fields,
     )  # fmt: skip
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 
+from geo.api.auth import Personal
 from geo.api.deps import atlas
 from geo.api.locate import Cell, MicroGrid
 from geo.api.people import microgrid_team
@@ -23,15 +25,17 @@ class Enterprise(BaseModel):
     address: str
     lon: float
     lat: float
+    employees: int | None = Field(None, description="officer+ only (absent otherwise)")
 
 
 class Officer(BaseModel):
-    """An officer of the 一长二员 team; phone numbers are personal and not served."""
+    """An officer of the 一长二员 team; the phone (personal) only for officer+ callers."""
 
     id: str
     name: str
     role: str
     party_member: bool
+    phone: str | None = Field(None, description="officer+ only (absent otherwise)")
 
 
 class Owner(BaseModel):
@@ -51,11 +55,13 @@ class Owner(BaseModel):
 @router.get(
     "/enterprises/{key}/owner",
     response_model=Owner,
+    response_model_exclude_unset=True,  # personal fields are absent, not null, for anonymous
     summary="The street, community, grid and micro-grid that own an enterprise",
 )
 def enterprise_owner(
     current: Annotated[Atlas, Depends(atlas)],
     key: Annotated[str, Path(description="enterprise id or unified social credit code")],
+    personal: Personal,
 ) -> dict[str, Any]:
     row = current.find_enterprise(key)
     if row is None:
@@ -65,5 +71,10 @@ def enterprise_owner(
     owner = current.enterprise_owner(row)
     grid = owner.get("grid")
     owner["grid_code"] = grid["code"] if grid else None
-    owner |= microgrid_team(current, int(current.enterprises["_microgrid"].iat[row]))
+    owner |= microgrid_team(current, int(current.enterprises["_microgrid"].iat[row]), personal)
+    if personal:
+        employees = current.enterprises["employees"].iat[row]
+        owner["enterprise"] = dict(owner["enterprise"]) | {
+            "employees": None if pd.isna(employees) else int(employees)
+        }
     return owner

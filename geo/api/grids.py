@@ -5,6 +5,7 @@ Both take ``{"count": K}`` or ``{"enterprises_per_grid": N}``, and optionally ``
 recomputes exactly the proposal of the same store version. A commit may send
 ``If-Match: <store version>`` (the ``version`` of the proposal, also its ``ETag``): when the
 store has moved on it answers 412 instead of committing a split you have not seen.
+Both need a ``planner`` token (`geo.api.auth`); the commit's author is the token's user.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from geo.api.audit import context as audit_context
+from geo.api.auth import Planner, require
 from geo.api.deps import atlas
 from geo.atlas import Atlas
 from geo.grids import split as split_mod
 from geo.store import StaleVersionError
 
-router = APIRouter(tags=["grids"])
+router = APIRouter(tags=["grids"], dependencies=[Depends(require("planner"))])
 _IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
@@ -127,13 +130,11 @@ def commit(
     body: SplitBody,
     request: Request,
     response: Response,
+    user: Planner,
     if_match: Annotated[
         str | None,
         Header(alias="If-Match", description="the store version of the proposal you reviewed"),
     ] = None,
-    author: Annotated[str, Header(alias="X-Author", description="who makes the change")] = (
-        "anonymous"
-    ),
 ) -> dict[str, Any]:
     holder = request.app.state.atlas
     store = holder.store
@@ -158,7 +159,8 @@ def commit(
     )
     try:
         version = store.replace_all(
-            tables, author=author, reason=reason, expected_version=snapshot.version
+            tables, author=user.name, reason=reason, expected_version=snapshot.version,
+            audit=audit_context(request, target=community_id),
         )
     except StaleVersionError as exc:
         raise HTTPException(412, str(exc)) from exc

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from geo import crs as crs_mod
+from geo.api.auth import require
 from geo.api.deps import atlas
 from geo.atlas import Atlas
 
@@ -93,6 +94,7 @@ def locate_one(
     response_model=None,  # documented below; 100,000 results skip re-validation
     responses={200: {"model": LocateBatchResult}},
     summary="Locate many points at once (results in input order)",
+    dependencies=[Depends(require("anonymous"))],  # a read, though a POST
 )
 def locate_many(
     request: Request, body: LocateBatch, current: Annotated[Atlas, Depends(atlas)]

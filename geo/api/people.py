@@ -1,9 +1,10 @@
 """People on the map (一长二员), grids and micro-grids with their teams, search, neighbours.
 
-Officers' phone numbers are personal data: every response here is built with
-``officer_view(row, personal=False)``; an authorised view (the auth issue) passes
-``personal=True`` to add them. Per-atlas indexes (teams, enterprise → building, metric
-coordinates, the search index) are built once per atlas and dropped with it.
+Officers' phone numbers are personal data: responses are built with
+``officer_view(row, personal=...)`` where ``personal`` is `geo.api.auth.personal` (the caller
+holds at least an ``officer`` token); anonymous answers have no ``phone`` key at all.
+Per-atlas indexes (teams, enterprise → building, metric coordinates, the search index) are built
+once per atlas and dropped with it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from numpy.typing import NDArray
 
+from geo.api.auth import Personal
 from geo.api.deps import atlas
 from geo.atlas import Atlas
 from geo.grids import coverage as cov
@@ -64,11 +66,11 @@ class People:
         lo, hi = np.searchsorted(keys, [b, b + 1])
         return np.sort(self.by_building[lo:hi])
 
-    def team(self, building_id: str) -> list[dict[str, Any]]:
+    def team(self, building_id: str, personal: bool = False) -> list[dict[str, Any]]:
         if building_id not in self.teams.index:
             return []
         ids = self.teams.at[building_id, "officer_ids"]
-        return [officer_view(self.officers.loc[i].to_dict() | {"id": i}) for i in ids]
+        return [officer_view(self.officers.loc[i].to_dict() | {"id": i}, personal) for i in ids]
 
 
 _CACHE: weakref.WeakKeyDictionary[Atlas, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -162,11 +164,11 @@ def _page(items: list, offset: int, limit: int) -> list:
     return items[offset : offset + limit]
 
 
-def _team_fields(people: People, building_id: str) -> dict[str, Any]:
+def _team_fields(people: People, building_id: str, personal: bool = False) -> dict[str, Any]:
     if building_id not in people.teams.index:
         return {"team": [], "team_complete": None, "missing_roles": []}
     t = people.teams.loc[building_id]
-    team = people.team(building_id)
+    team = people.team(building_id, personal)
     return {
         "team": team,
         # a building inside a park needs no team of its own: complete is not asked of it
@@ -175,7 +177,7 @@ def _team_fields(people: People, building_id: str) -> dict[str, Any]:
     }
 
 
-def microgrid_team(current: Atlas, microgrid_pos: int) -> dict[str, Any]:
+def microgrid_team(current: Atlas, microgrid_pos: int, personal: bool = False) -> dict[str, Any]:
     """``team`` (officer views) and ``team_note`` of a micro-grid position (for the owner)."""
     if microgrid_pos < 0:
         return {"team": [], "team_note": "the enterprise is in no micro-grid, so it has no team"}
@@ -183,7 +185,7 @@ def microgrid_team(current: Atlas, microgrid_pos: int) -> dict[str, Any]:
     if row["kind"] == "park":
         return {"team": [], "team_note": PARK_TEAM_NOTE}
     people = people_index(current)
-    team = people.team(row["id"])
+    team = people.team(row["id"], personal)
     note = None if team else "no officer serves this building yet"
     return {"team": team, "team_note": note}
 
@@ -196,6 +198,7 @@ Offset = Annotated[int, Query(ge=0, description="skip this many enterprises")]
 @router.get("/officers/{officer_id}", summary="An officer's buildings, their enterprises and grid")
 def get_officer(
     current: Annotated[Atlas, Depends(atlas)],
+    personal: Personal,
     officer_id: Annotated[str, Path(description="officer id, e.g. O0001")],
 ) -> dict[str, Any]:
     people = people_index(current)
@@ -225,13 +228,13 @@ def get_officer(
                 "kind": b["kind"],
                 "microgrid": _cell(current, "microgrid", micro_id),
                 **parents,
-                **_team_fields(people, building_id),
+                **_team_fields(people, building_id, personal),
                 "enterprise_count": len(rows),
                 "enterprises": _enterprise_items(current, rows),
             }
         )
     return {
-        "officer": officer_view(row, personal=False),
+        "officer": officer_view(row, personal=personal),
         "buildings": buildings,
         "grids": [p["grid"] | {"community": p["community"]} for p in grids.values()],
         "unknown_building_ids": unknown,
@@ -242,6 +245,7 @@ def get_officer(
 @router.get("/grids/{grid_id}", summary="A grid: its micro-grids, teams, officers, enterprises")
 def get_grid(
     current: Annotated[Atlas, Depends(atlas)],
+    personal: Personal,
     grid_id: Annotated[str, Path(description="grid id (C01-G01) or 15-digit grid code")],
     limit: Limit = 1000,
     offset: Offset = 0,
@@ -266,7 +270,7 @@ def get_grid(
             item |= {"team": [], "team_complete": None, "missing_roles": []}
             item["team_note"] = PARK_TEAM_NOTE
         else:
-            item |= _team_fields(people, row["id"])
+            item |= _team_fields(people, row["id"], personal)
             officer_ids.update(dict.fromkeys(o["id"] for o in item["team"]))
         microgrids.append(item)
     # officers serving buildings inside the grid's parks count for the grid as well
@@ -274,7 +278,8 @@ def get_grid(
     extra = people.pairs.loc[people.pairs["building_id"].isin(grid_buildings), "officer_id"]
     officer_ids.update(dict.fromkeys(extra))
     officers = [
-        officer_view(people.officers.loc[i].to_dict() | {"id": i}) for i in sorted(officer_ids)
+        officer_view(people.officers.loc[i].to_dict() | {"id": i}, personal)
+        for i in sorted(officer_ids)
     ]
     items = _enterprise_items(current, in_grid)
     in_micro = int((ent["_microgrid"].to_numpy()[in_grid] >= 0).sum())
@@ -300,6 +305,7 @@ def get_grid(
 )
 def get_microgrid(
     current: Annotated[Atlas, Depends(atlas)],
+    personal: Personal,
     microgrid_id: Annotated[str, Path(description="park id (P0001), building id or 18-digit code")],
     limit: Limit = 1000,
     offset: Offset = 0,
@@ -326,13 +332,13 @@ def get_microgrid(
                 "address": b.at[m, "address"],
                 "kind": b.at[m, "kind"],
                 "enterprise_count": len(rows),
-                **_team_fields(people, bid),
+                **_team_fields(people, bid, personal),
             }
         )
     if row["kind"] == "park":
         team = {"team": [], "team_complete": None, "missing_roles": [], "team_note": PARK_TEAM_NOTE}
     else:
-        team = _team_fields(people, row["id"]) | {"team_note": None}
+        team = _team_fields(people, row["id"], personal) | {"team_note": None}
     ent_rows = np.flatnonzero(current.enterprises["_microgrid"].to_numpy() == pos)
     return {
         "microgrid": current.levels["microgrid"].describe(pos),

@@ -72,10 +72,13 @@ class Store(Protocol):
         reason: str,
         expected_version: int | None = None,
         record_history: bool = False,
+        audit: Mapping[str, Any] | None = None,
     ) -> int:
         """Replace the contents of every table atomically; return the new version.
 
         The community history survives; ``record_history`` appends a version per community.
+        ``audit`` (who/what/request id) goes into the append-only audit log in the same
+        transaction.
         """
         ...
 
@@ -98,6 +101,7 @@ class Store(Protocol):
         fields: Mapping[str, Any] | None = None,
         action: str = "edit",
         create: bool = False,
+        audit: Mapping[str, Any] | None = None,
     ) -> tuple[int, int]:
         """Check the community's version and write its new boundary, history row and a new
         store version in one transaction; return (community version, store version)."""

@@ -76,6 +76,7 @@ import pandas as pd
 import shapely
 
 from geo.model import COMMUNITIES, TABLES, Field, LayerSpec
+from geo.store import users
 from geo.store.base import CommunityVersion, Snapshot, VersionInfo
 
 SCHEMA_VERSION = 1
@@ -610,6 +611,7 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO geo_meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            users.ensure_schema(cur)  # users, tokens and the append-only audit log
             now = _now()
             for name, spec in TABLES.items():
                 if name in existing:
@@ -698,13 +700,15 @@ class SQLiteStore:
         reason: str,
         expected_version: int | None = None,
         record_history: bool = False,
+        audit: Mapping[str, Any] | None = None,
     ) -> int:
         """Replace every table in one transaction; tables absent from `tables` are emptied.
 
         Raises ValueError (nothing written) when a frame does not fit its spec, and
         `StaleVersionError` when `expected_version` is given and another version was committed.
         The community history is kept; ``record_history`` appends a "load" version (this
-        author and reason) for every community written.
+        author and reason) for every community written. An audit row (``audit``: the API's
+        request context, see `geo.store.users.append_audit`) is appended in the same transaction.
         """
         unknown = sorted(set(tables) - set(TABLES))
         if unknown:
@@ -752,6 +756,10 @@ class SQLiteStore:
                          str(reason), "load", rec["four_to"], rec["name"])
                     )  # fmt: skip
                 self._insert_history(cur, rows)
+            users.append_audit(
+                cur, audit, actor=str(author), before=current, after=version,
+                default_path="replace_all", detail=str(reason),
+            )  # fmt: skip
         return version
 
     # -- community history and edits
@@ -838,6 +846,7 @@ class SQLiteStore:
         fields: Mapping[str, Any] | None = None,
         action: str = "edit",
         create: bool = False,
+        audit: Mapping[str, Any] | None = None,
     ) -> tuple[int, int]:
         """Write one community's boundary (and ``fields``) as a new version, atomically.
 
@@ -902,6 +911,10 @@ class SQLiteStore:
             cur.execute(
                 "UPDATE gpkg_contents SET last_change=? WHERE table_name=?", (now, HISTORY_TABLE)
             )
+            users.append_audit(
+                cur, audit, actor=str(author), before=int(store_current), after=store_version,
+                default_path=f"{action} community", target=community_id, detail=str(reason),
+            )  # fmt: skip
         return version, store_version
 
     def _replace_table(

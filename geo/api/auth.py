@@ -1,0 +1,227 @@
+"""Who is calling, and what they may do: bearer tokens, roles, one policy for every route.
+
+Roles, in increasing trust: ``anonymous`` < ``officer`` < ``planner`` < ``admin``.
+
+* anonymous: locate, owner look-ups, OGC features, tiles, maps, coverage, grids/officers
+  without personal data (officers' phone numbers are absent, not null).
+* officer: plus the team's phone numbers and enterprise details (employees).
+* planner: plus every write (boundary build/preview/create/put/revert, grid split/commit).
+  Build, preview and split propose write nothing but are planner tools (they are costly and
+  show unpublished plans), so they need ``planner`` too.
+* admin: plus users and tokens (``/users``) and the audit log (``/audit``).
+
+The mechanism: `policy` is an app-wide dependency (``FastAPI(dependencies=[Depends(policy)])``)
+that runs for every route. It resolves the caller once per request (`authenticate`: a bad,
+revoked or malformed token is a 401 everywhere, with ``WWW-Authenticate: Bearer``) and enforces
+the route's declared role: a role declared with ``Depends(require(role))`` on the router, the
+route decorator or a parameter; undeclared routes are open to reads (GET, HEAD, OPTIONS) and
+need ``planner`` for anything else (deny by default: a new write route is protected before
+anyone thinks of it). ``POST /locate`` declares ``require("anonymous")``. Too low a role is a
+403, no token where one is needed a 401. `personal` tells a route whether to add personal
+fields (caller is at least an officer).
+
+Tokens come only in the ``Authorization: Bearer <token>`` header; a token in the URL
+(``?access_token=``/``?token=``) is refused with 400 so it does not end up in logs. Tokens are
+never logged. A successful check is remembered per token id (a SHA-256 of the token, in memory)
+so PBKDF2 runs once per token and process; revocation still takes effect at once, since every
+request reads the token's row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from geo.store import users as users_store
+from geo.store.users import ROLES, USER_ROLES, User, UserError
+
+RANK = {role: i for i, role in enumerate(ROLES)}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_ROLE = "planner"  # what an undeclared non-read route needs
+_URL_TOKEN_PARAMS = ("access_token", "token")
+_ANONYMOUS = object()
+
+
+class _Verified:
+    """token id → SHA-256 of the token last verified with PBKDF2 (bounded, thread-safe)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._d: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def check(self, store, token: str) -> User | None:
+        parts = users_store.split_token(token)
+        if parts is None:
+            return None
+        record = users_store.token_record(store, parts[0])  # active user and token, or None
+        if record is None:
+            return None
+        name, role, salt, digest = record
+        quick = hashlib.sha256(token.encode() + digest).digest()
+        with self._lock:
+            known = self._d.get(parts[0])
+        if known is not None and hmac.compare_digest(known, quick):
+            return User(name, role)
+        if not hmac.compare_digest(users_store.hash_secret(parts[1], salt), digest):
+            return None
+        with self._lock:
+            if len(self._d) >= self.size:
+                self._d.clear()
+            self._d[parts[0]] = quick
+        return User(name, role)
+
+
+_verified = _Verified()
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _store(request: Request):
+    return request.app.state.atlas.store
+
+
+async def authenticate(request: Request) -> User | None:
+    """The caller (None: anonymous), resolved once per request; 401 for a bad token."""
+    cached = getattr(request.state, "user", _ANONYMOUS)
+    if cached is not _ANONYMOUS:
+        return cached
+    if any(p in request.query_params for p in _URL_TOKEN_PARAMS):
+        raise HTTPException(
+            400,
+            "tokens are not accepted in URLs (they end up in logs and browser history): "
+            "send them as the header Authorization: Bearer <token>",
+        )
+    header = request.headers.get("authorization")
+    user = None
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized("send the token as Authorization: Bearer <token>")
+        user = await run_in_threadpool(_verified.check, _store(request), token.strip())
+        if user is None:
+            raise _unauthorized(
+                "the bearer token is not valid (unknown, mistyped or revoked): ask an admin "
+                "for a token (`geo users add NAME --role ROLE`)"
+            )
+    request.state.user = user
+    return user
+
+
+def at_least(user: User | None, role: str) -> bool:
+    return RANK[user.role if user else "anonymous"] >= RANK[role]
+
+
+def _enforce(user: User | None, role: str) -> None:
+    if at_least(user, role):
+        return
+    if user is None:
+        raise _unauthorized(f"this needs a {role} token: send Authorization: Bearer <token>")
+    raise HTTPException(403, f"this needs the role {role}; {user.name} is {user.role}")
+
+
+def require(role: str) -> Callable[[Request], Coroutine[Any, Any, User | None]]:
+    """A dependency that lets callers of at least ``role`` through and returns the caller.
+
+    Use on a router (``APIRouter(dependencies=[Depends(require("admin"))])``), a route
+    decorator or as a parameter (``user: Annotated[User, Depends(require("planner"))]``).
+    The returned callables are cached per role, so FastAPI resolves them once per request.
+    """
+    if role not in RANK:
+        raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    if role in _REQUIRE:
+        return _REQUIRE[role]
+
+    async def dependency(request: Request) -> User | None:
+        user = await authenticate(request)
+        _enforce(user, role)
+        return user
+
+    dependency.geo_role = role  # type: ignore[attr-defined]  # read by `policy`
+    dependency.__name__ = f"require_{role}"
+    _REQUIRE[role] = dependency
+    return dependency
+
+
+_REQUIRE: dict[str, Callable[[Request], Coroutine[Any, Any, User | None]]] = {}
+
+
+def declared_role(route: Any) -> str | None:
+    """The highest role a route declares through `require` (router, decorator or parameter)."""
+    dependant = getattr(route, "dependant", None)
+    roles = [
+        getattr(d.call, "geo_role", None) for d in (dependant.dependencies if dependant else ())
+    ]
+    roles = [r for r in roles if r]
+    return max(roles, key=RANK.__getitem__) if roles else None
+
+
+async def policy(request: Request) -> None:
+    """The app-wide dependency: authenticate, then enforce the route's role (deny by default)."""
+    user = await authenticate(request)
+    route = request.scope.get("route")
+    role = declared_role(route)
+    if role is None:
+        role = "anonymous" if request.method in SAFE_METHODS else WRITE_ROLE
+    _enforce(user, role)
+
+
+async def personal(request: Request) -> bool:
+    """Whether the caller may see personal fields (officers' phones): at least an officer."""
+    return at_least(await authenticate(request), "officer")
+
+
+Personal = Annotated[bool, Depends(personal)]
+Planner = Annotated[User, Depends(require("planner"))]
+Admin = Annotated[User, Depends(require("admin"))]
+
+# ---------------------------------------------------------------------------- users (admin)
+
+router = APIRouter(tags=["users"], dependencies=[Depends(require("admin"))])
+
+
+class NewUser(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: str = Field(description=f"one of {', '.join(USER_ROLES)}")
+
+
+@router.get("/users", summary="Users, their roles and active token counts (admin)")
+def list_users(request: Request) -> dict[str, Any]:
+    return {"users": users_store.list_users(_store(request))}
+
+
+@router.post(
+    "/users",
+    status_code=201,
+    summary="Create a user and its first token (admin); the token is shown only in this answer",
+)
+def add_user(request: Request, body: NewUser) -> dict[str, Any]:
+    from geo.api.audit import context
+
+    try:
+        token = users_store.add_user(
+            _store(request), body.name, body.role, audit=context(request, target=body.name)
+        )
+    except UserError as exc:
+        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
+    return {"name": body.name.strip(), "role": body.role, "token": token}
+
+
+@router.delete("/users/{name}", summary="Revoke a user and all its tokens (admin)")
+def revoke_user(request: Request, name: str) -> dict[str, Any]:
+    from geo.api.audit import context
+
+    try:
+        users_store.revoke_user(_store(request), name, audit=context(request, target=name))
+    except UserError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return {"name": name, "revoked": True}
