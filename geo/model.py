@@ -79,6 +79,8 @@ COMMUNITIES = LayerSpec(
         Field("mode", "str", choices=MANAGEMENT_MODES),
         Field("four_to", "str"),
         Field("founded", "str", required=False),
+        # ';'-separated grid codes retired by re-splits: never issued again (geo.grids.codes)
+        Field("retired_grids", "str", required=False),
     ),
 )
 GRIDS = LayerSpec(

@@ -1581,7 +1581,7 @@ def make_district(scale: int = 1, seed: int = DEFAULT_SEED) -> dict[str, pd.Data
         geoms = df["geometry"].to_numpy()
         if layer != "roads":
             geoms = shapely.orient_polygons(geoms, exterior_cw=False)
-        out[layer] = gpd.GeoDataFrame(df[cols], geometry=geoms, crs="EPSG:4326")
+        out[layer] = gpd.GeoDataFrame(df.reindex(columns=cols), geometry=geoms, crs="EPSG:4326")
     extra = np.random.default_rng([seed, scale])
     ents = pd.concat([c["enterprises"] for c in copies], ignore_index=True)
     ents["id"] = [f"E{i:0{max(6, len(str(len(ents))))}d}" for i in range(1, len(ents) + 1)]

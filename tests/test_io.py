@@ -57,7 +57,11 @@ def base_layers() -> dict[str, list[dict[str, Any]]]:
         ],
         "grids": [
             feature(
-                "G1", box(120.1, 30.1, 120.15, 30.15), name="一网格", community_id="C1", code="001"
+                "G1",
+                box(120.1, 30.1, 120.15, 30.15),
+                name="一网格",
+                community_id="C1",
+                code="330108001001001",
             )
         ],
         "parks": [
@@ -66,7 +70,7 @@ def base_layers() -> dict[str, list[dict[str, Any]]]:
                 box(120.11, 30.11, 120.12, 30.12),
                 name="物联网产业园",
                 grid_id="G1",
-                code="001",
+                code="330108001001001001",
             )
         ],
         "buildings": [
@@ -87,7 +91,7 @@ def base_layers() -> dict[str, list[dict[str, Any]]]:
                 address="网商路2号",
                 kind="mixed-use",
                 grid_id="G1",
-                code="001",
+                code="330108001001001002",
             ),
         ],
     }
