@@ -159,14 +159,33 @@
     c.addTo(map);
   }
 
+  /* show a layer and open its popup: a clustered marker at the deepest zoom (spiderfied if it
+     still shares a cluster), a polygon fitted to the view */
+  function showLayer(layer) {
+    var map = window.GEO.map;
+    if (clusterLayer && clusterLayer.hasLayer(layer)) {
+      map.setView(layer.getLatLng(), map.getMaxZoom(), { animate: false });
+      var parent = clusterLayer.getVisibleParent(layer);
+      if (!layer._icon && parent && parent.spiderfy) parent.spiderfy();
+      layer.openPopup();
+      return;
+    }
+    if (!layer.getBounds) { /* a plain marker */
+      map.setView(layer.getLatLng(), Math.max(map.getZoom(), 17), { animate: false });
+      layer.openPopup();
+      return;
+    }
+    var centre = layer.getBounds().getCenter();
+    map.fitBounds(layer.getBounds(), { maxZoom: 18, animate: false });
+    if (layer.getPopup && layer.getPopup()) layer.openPopup(centre);
+    else layer.fire('click', { latlng: centre }, true); /* popup bound on the parent GeoJSON */
+  }
+
   G.go = function (entry) {
     var map = window.GEO.map;
     var layer = registry[entry[7]];
-    if (layer && clusterLayer && clusterLayer.hasLayer(layer)) {
-      clusterLayer.zoomToShowLayer(layer, function () { layer.openPopup(); });
-    } else if (layer && layer.getBounds) {
-      map.fitBounds(layer.getBounds(), { maxZoom: 18 });
-      layer.openPopup(layer.getBounds().getCenter());
+    if (layer && (layer.getLatLng || layer.getBounds)) {
+      showLayer(layer);
     } else {
       map.setView([entry[5], entry[6]], 18);
       L.popup().setLatLng([entry[5], entry[6]]).setContent('<b>' + esc(entry[1]) + '</b><br>' + esc(entry[2])).openOn(map);
@@ -214,8 +233,7 @@
       ev.preventDefault();
       var layer = registry[a.dataset.id];
       if (!layer) return;
-      if (clusterLayer && clusterLayer.hasLayer(layer)) clusterLayer.zoomToShowLayer(layer, function () { layer.openPopup(); });
-      else { map.fitBounds(layer.getBounds(), { maxZoom: 18 }); layer.openPopup(); }
+      showLayer(layer);
       if (window.innerWidth < 700) window.scrollTo({ top: 0, behavior: 'smooth' });
     });
     setTimeout(function () { map.invalidateSize(); G.fitMine(); }, 0);
@@ -262,6 +280,7 @@
       d.innerHTML = '<div class="geo-four"><b>四至：</b>' + esc(cfg.community.four_to) + '</div>' +
         '<p class="geo-hint">用左侧工具：“编辑”移动顶点，或“绘制多边形”重画边界；顶点会吸附到道路和相邻边界（按住 Alt 暂停吸附）。</p>' +
         '<label>修改原因<textarea id="geo-reason" rows="2" placeholder="例如：北界由江南大道调整至联庄路"></textarea></label>' +
+        '<label>规划人员令牌<input id="geo-token" type="password" autocomplete="off" placeholder="geo users add 生成的令牌"></label>' +
         '<div class="geo-buttons"><button type="button" id="geo-preview">预览</button>' +
         '<button type="button" id="geo-save">保存</button><button type="button" id="geo-reset">还原</button></div>' +
         '<div id="geo-version" class="geo-sub"></div><div id="geo-message" role="status"></div>';
@@ -448,6 +467,10 @@
     }
 
     function errorFor(r, data) {
+      if (r.status === 401 || r.status === 403) {
+        message('error', '<b>' + (r.status === 401 ? '需要登录：' : '权限不足：') + '</b>预览和保存需要规划人员令牌，请在上方填写（由管理员用 geo users add 生成）。');
+        return;
+      }
       if (r.status === 412) {
         var cur = data && (data.current_version || (data.detail && data.detail.current_version));
         message('error', '<b>保存失败：该边界已被他人修改。</b>您载入的是版本 ' + esc(state.version) +
@@ -466,8 +489,18 @@
       message('error', '<b>出错了（HTTP ' + r.status + '）：</b>' + esc(detailText(data && data.detail)));
     }
 
+    /* the planner's bearer token: typed once, kept for this browser tab only (sessionStorage) */
+    var tokenInput = document.getElementById('geo-token');
+    try { tokenInput.value = sessionStorage.getItem('geo-token') || ''; } catch (e) { /* storage off */ }
+    function authHeaders() {
+      var t = tokenInput.value.trim();
+      try { sessionStorage.setItem('geo-token', t); } catch (e) { /* storage off */ }
+      return t ? { Authorization: 'Bearer ' + t } : {};
+    }
+
     function call(method, path, payload, headers) {
-      return fetch(apiUrl(path), { method: method, headers: Object.assign({ 'Content-Type': 'application/json', Accept: 'application/json' }, headers || {}), body: JSON.stringify(payload) })
+      var all = Object.assign({ 'Content-Type': 'application/json', Accept: 'application/json' }, authHeaders(), headers || {});
+      return fetch(apiUrl(path), { method: method, headers: all, body: JSON.stringify(payload) })
         .then(function (r) { return r.text().then(function (t) { var d = null; try { d = t ? JSON.parse(t) : null; } catch (e) { d = { detail: t }; } return { r: r, data: d }; }); });
     }
 
