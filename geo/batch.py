@@ -20,6 +20,7 @@ import pandas as pd
 
 from geo import crs as crs_mod
 from geo.atlas import LEVELS, Atlas
+from geo.io import defuse_formula
 
 OUTPUT_COLUMNS = [f"{name}_id" for name in LEVELS] + ["status", "reason"]
 
@@ -85,7 +86,7 @@ def assign_csv(
             result = _assign_rows(atlas, rows, cols, crs)
             width = len(header)
             writer.writerows(
-                (r + [""] * (width - len(r)))[:width] + extra
+                [defuse_formula(c) for c in (r + [""] * (width - len(r)))[:width]] + extra
                 for r, extra in zip(rows, result, strict=True)
             )
             summary.rows += len(rows)

@@ -871,8 +871,19 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
-        return "'" + value
+        return "'" + value  # a text column: quote even numeric-looking text (+86…)
     return value
+
+
+def defuse_formula(text: str) -> str:
+    """An untyped CSV cell: text that Excel would run as a formula (``=cmd|…``, ``@SUM(…)``)
+    gets a leading quote; numbers such as ``-120.5`` stay as they are."""
+    if text.startswith(_CSV_FORMULA_START):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
 
 
 def _plain_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

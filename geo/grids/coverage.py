@@ -212,7 +212,7 @@ def _pieces(
     if len(parts):
         parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]  # polygons only
     areas = shapely.area(parts) if len(parts) else np.array([])
-    keep = areas >= min_area
+    keep = (areas >= min_area) & (areas > 0)  # min_area 0: not empty pieces
     parts, areas = parts[keep], areas[keep]
     order = np.argsort(-areas, kind="stable")[:limit]
     return _items(parts[order], areas[order], geometry) | {

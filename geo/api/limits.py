@@ -1,0 +1,287 @@
+"""Request limits: body size (413), request time (503), vertices and features (422).
+
+Two pure-ASGI middlewares, installed by `install`, take their limits from `geo.settings.Settings`:
+
+* `BodyLimit`: a ``Content-Length`` over ``max_body_bytes`` is answered 413 before the body is
+  read; a chunked body is counted as it arrives and cut off with a 413 at the limit.
+* `Timeout`: a request that has not started its answer after ``request_timeout_seconds`` gets a
+  503 with ``Retry-After`` and the reason, so slow requests do not pile up behind each other on a
+  client. (A synchronous endpoint's thread cannot be killed: it finishes in the background and
+  its answer is dropped.)
+
+`check_geojson` counts the vertices and features of a GeoJSON document without building it, for
+the routers to call before any geometry work: more than ``max_vertices`` vertices or
+``max_features`` features is a 422 that names the count and the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from geo.settings import Settings
+
+
+async def _send_json(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
+    body = json.dumps({"detail": detail}, ensure_ascii=False).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(HTTPException):
+    pass
+
+
+class BodyLimit:
+    """413 for a request body over ``limit`` bytes (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _message(self, size: int | None) -> str:
+        got = f"{size:,} bytes" if size is not None else "more"
+        return (
+            f"request body is {got}; the limit is {self.limit:,} bytes "
+            "(GEO_MAX_BODY_BYTES): split the request"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                try:
+                    size = int(value)
+                except ValueError:
+                    await _send_json(send, 400, "Content-Length is not a number", {})
+                    return
+                if size > self.limit:
+                    await _send_json(send, 413, self._message(size), {"connection": "close"})
+                    return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge(413, self._message(None))
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _TooLarge as exc:
+            if started:
+                raise
+            await _send_json(send, 413, str(exc.detail), {"connection": "close"})
+
+
+class Timeout:
+    """503 (with ``Retry-After``) for a request that has not started answering in ``seconds``."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.seconds <= 0:
+            await self.app(scope, receive, send)
+            return
+        started = asyncio.Event()
+
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.set()
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, watched))
+        waiter = asyncio.ensure_future(started.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {task, waiter}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            waiter.cancel()
+        if task in done or started.is_set():
+            await task  # finish streaming (or re-raise the app's error)
+            return
+        task.cancel()
+        await _send_json(
+            send,
+            503,
+            f"the request took longer than {self.seconds:g} s (GEO_REQUEST_TIMEOUT_SECONDS) and "
+            "was abandoned: send a smaller request or retry later",
+            {"retry-after": "5"},
+        )
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN/Infinity floats as strings (JSON has no such numbers)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, also when the echoed input holds a JSON ``NaN``/``Infinity`` literal
+    (the default handler fails to encode those and answers 500)."""
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _document_422(app: FastAPI) -> None:
+    """Our 422s carry ``detail`` as a sentence (a limit, a bad geometry) or, from request
+    validation, as FastAPI's list: say so in ``/openapi.json`` so that clients (and
+    Schemathesis) accept both."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        model = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+        if model is not None:
+            model.setdefault("properties", {})["detail"] = {
+                "title": "Detail",
+                "anyOf": [
+                    {"type": "string", "description": "what is wrong and how to fix it"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+                ],
+            }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the body-size and timeout middlewares (the timeout outermost) and a NaN-safe 422
+    (documented as a sentence or a list)."""
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    _document_422(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Timeout, seconds=settings.request_timeout_seconds)
+
+
+# ------------------------------------------------------------------------- GeoJSON counting
+
+
+class _BadPosition(ValueError):
+    pass
+
+
+def _vertices(coords: Any) -> int:
+    """Positions in a GeoJSON ``coordinates`` array; `_BadPosition` for a non-number or a
+    NaN/Infinity coordinate."""
+    count = 0
+    stack = [coords]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, list | tuple):
+            continue
+        if item and not isinstance(item[0], list | tuple):
+            for v in item:  # a position
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    raise _BadPosition(f"coordinate {v!r} in {item!r} is not a number")
+                if not math.isfinite(v):
+                    raise _BadPosition(f"coordinate {v} in {item!r} is not a finite number")
+            count += 1
+            continue
+        stack.extend(item)
+    return count
+
+
+def geojson_vertices(obj: Any) -> int:
+    """Vertices of a GeoJSON geometry, Feature or FeatureCollection (nested collections too)."""
+    count = 0
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind == "FeatureCollection":
+            feats = item.get("features")
+            stack.extend(feats if isinstance(feats, list) else [])
+        elif kind == "Feature":
+            stack.append(item.get("geometry"))
+        elif kind == "GeometryCollection":
+            geoms = item.get("geometries")
+            stack.extend(geoms if isinstance(geoms, list) else [])
+        else:
+            count += _vertices(item.get("coordinates"))
+    return count
+
+
+_CRS84 = ("CRS84", "EPSG::4326", "EPSG:4326", "CRS:84")
+
+
+def _crs_member(obj: Any) -> str | None:
+    """The name in a (pre-RFC 7946) ``crs`` member of ``obj`` or its geometry, if not WGS84."""
+    for item in (obj, obj.get("geometry") if isinstance(obj, dict) else None):
+        if isinstance(item, dict) and "crs" in item:
+            member = item["crs"]
+            props = member.get("properties") if isinstance(member, dict) else None
+            name = props.get("name") if isinstance(props, dict) else None
+            if not (isinstance(name, str) and name.upper().endswith(_CRS84)):
+                return repr(name if name is not None else member)
+    return None
+
+
+def check_geojson(obj: Any, settings: Settings, what: str, *, crs_member: bool = True) -> None:
+    """422 when ``obj`` has more features or vertices than the settings allow, a coordinate
+    that is not a finite number, or (``crs_member=False``) a ``crs`` member other than WGS84."""
+    if obj is None:
+        return
+    if isinstance(obj, dict) and isinstance(obj.get("features"), list):
+        n = len(obj["features"])
+        if n > settings.max_features:
+            raise HTTPException(
+                422,
+                f"{what} holds {n:,} features; the limit is {settings.max_features:,} "
+                "(GEO_MAX_FEATURES): send fewer features",
+            )
+    if not crs_member and (name := _crs_member(obj)) is not None:
+        raise HTTPException(
+            422,
+            f"{what} has a crs member ({name}); GeoJSON (RFC 7946) has none: remove it and "
+            'name the CRS in the request\'s "crs" field (e.g. "crs": "EPSG:4549")',
+        )
+    try:
+        n = geojson_vertices(obj)
+    except _BadPosition as exc:
+        raise HTTPException(
+            422, f"{what}: {exc}; send coordinates as JSON numbers (lon, lat)"
+        ) from exc
+    except RecursionError as exc:  # pragma: no cover - the JSON parser refuses deeper nesting
+        raise HTTPException(422, f"{what} is nested too deeply") from exc
+    if n > settings.max_vertices:
+        raise HTTPException(
+            422,
+            f"{what} has {n:,} vertices; the limit is {settings.max_vertices:,} "
+            "(GEO_MAX_VERTICES): simplify it or send it in parts",
+        )
