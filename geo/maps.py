@@ -109,12 +109,13 @@ class MapOptions:
     district_link: str = "/maps/"
     inline_max: int = INLINE_MAX
     extra_query: str = field(default="")  # appended to links (e.g. "?basemap=none")
+    # served maps fetch their search entries after the map is up (a smaller, faster page);
+    # standalone files embed them
+    search_url: str | None = None  # e.g. "/maps/search.json"; {scope} is the community id
 
     def __post_init__(self) -> None:
         if self.basemap not in BASEMAPS:
-            raise OptionError(
-                f"unknown basemap {self.basemap!r}: use one of {', '.join(BASEMAPS)}"
-            )
+            raise OptionError(f"unknown basemap {self.basemap!r}: use one of {', '.join(BASEMAPS)}")
         if self.basemap == "tianditu" and not self.tianditu_key:
             raise OptionError(
                 "basemap=tianditu needs a Tianditu key: set GEO_TIANDITU_KEY "
@@ -329,8 +330,13 @@ def _geojson(
     )
 
 
-CDN_HOSTS = ("cdn.jsdelivr.net", "cdnjs.cloudflare.com", "unpkg.com", "code.jquery.com",
-             "netdna.bootstrapcdn.com")
+CDN_HOSTS = (
+    "cdn.jsdelivr.net",
+    "cdnjs.cloudflare.com",
+    "unpkg.com",
+    "code.jquery.com",
+    "netdna.bootstrapcdn.com",
+)
 
 
 def _render(m: folium.Map) -> str:
@@ -347,11 +353,11 @@ def _render(m: folium.Map) -> str:
 
 def _grid_lookup(atlas: Atlas) -> dict[str, list[str]]:
     g = atlas.tables["grids"]
-    names = dict(zip(atlas.tables["communities"]["id"], atlas.tables["communities"]["name"],
-                     strict=True))
+    names = dict(
+        zip(atlas.tables["communities"]["id"], atlas.tables["communities"]["name"], strict=True)
+    )
     return {
-        r.id: [r.name, r.code, names.get(r.community_id, "")]
-        for r in g.itertuples(index=False)
+        r.id: [r.name, r.code, names.get(r.community_id, "")] for r in g.itertuples(index=False)
     }
 
 
@@ -394,8 +400,9 @@ def _park_props(atlas: Atlas, frame: pd.DataFrame, d: _Derived) -> pd.DataFrame:
 
 
 def _grid_props(atlas: Atlas, frame: pd.DataFrame, d: _Derived) -> pd.DataFrame:
-    names = dict(zip(atlas.tables["communities"]["id"], atlas.tables["communities"]["name"],
-                     strict=True))
+    names = dict(
+        zip(atlas.tables["communities"]["id"], atlas.tables["communities"]["name"], strict=True)
+    )
     counts = d.ent["grid_id"].value_counts()
     return pd.DataFrame(
         {
@@ -412,28 +419,58 @@ _POPUP_STYLE = "max-width: 320px;"
 
 
 def _popup(fields: list[str], aliases: list[str]) -> folium.GeoJsonPopup:
-    return folium.GeoJsonPopup(fields=fields, aliases=aliases, localize=False, labels=True,
-                               style=_POPUP_STYLE, max_width=340)
+    return folium.GeoJsonPopup(
+        fields=fields,
+        aliases=aliases,
+        localize=False,
+        labels=True,
+        style=_POPUP_STYLE,
+        max_width=340,
+    )
 
 
 def _polygon_layers(
-    m: folium.Map, atlas: Atlas, d: _Derived, opts: MapOptions, grids: pd.DataFrame,
-    parks: pd.DataFrame, buildings: pd.DataFrame, *, faded: bool = False
+    m: folium.Map,
+    atlas: Atlas,
+    d: _Derived,
+    opts: MapOptions,
+    grids: pd.DataFrame,
+    parks: pd.DataFrame,
+    buildings: pd.DataFrame,
+    *,
+    faded: bool = False,
 ) -> dict[str, Any]:
     layers: dict[str, Any] = {}
-    grid_style = {"color": COLORS["grid"], "weight": 2, "dashArray": "6 4", "fillOpacity": 0.02,
-                  "className": "geo-grids"}
+    grid_style = {
+        "color": COLORS["grid"],
+        "weight": 2,
+        "dashArray": "6 4",
+        "fillOpacity": 0.02,
+        "className": "geo-grids",
+    }
     layers["grids"] = _geojson(
-        _collection(grids, _grid_props(atlas, grids, d), opts), "网格", grid_style,
-        popup=_popup(["name", "code", "community", "enterprises"],
-                     ["网格", "网格编码", "产业社区", "企业数"]),
+        _collection(grids, _grid_props(atlas, grids, d), opts),
+        "网格",
+        grid_style,
+        popup=_popup(
+            ["name", "code", "community", "enterprises"], ["网格", "网格编码", "产业社区", "企业数"]
+        ),
     ).add_to(m)
-    park_style = {"color": COLORS["park"], "weight": 1.5, "fillColor": COLORS["park"],
-                  "fillOpacity": 0.08 if faded else 0.18, "className": "geo-parks"}
+    park_style = {
+        "color": COLORS["park"],
+        "weight": 1.5,
+        "fillColor": COLORS["park"],
+        "fillOpacity": 0.08 if faded else 0.18,
+        "className": "geo-parks",
+    }
     layers["parks"] = _geojson(
-        _collection(parks, _park_props(atlas, parks, d), opts), "产业园区", park_style,
-        popup=_popup(["name", "code", "grid", "address", "enterprises"],
-                     ["园区", "微网格编码", "网格", "地址", "企业数"]),
+        _collection(parks, _park_props(atlas, parks, d), opts),
+        "产业园区",
+        park_style,
+        popup=_popup(
+            ["name", "code", "grid", "address", "enterprises"],
+            ["园区", "微网格编码", "网格", "地址", "企业数"],
+        ),
     ).add_to(m)
     props = _building_props(atlas, buildings, d)
     data = _collection(buildings, props, opts)
@@ -442,10 +479,16 @@ def _polygon_layers(
         name="网格内其他楼宇" if faded else "楼宇",
         style_function=_building_style_faded if faded else _building_style,
         embed=True,
-        **({"popup": _popup(
-            ["name", "kind_label", "address", "park", "grid", "team", "enterprises"],
-            ["楼宇", "类型", "地址", "所属园区", "网格", "一长二员", "企业数"],
-        )} if data["features"] else {}),
+        **(
+            {
+                "popup": _popup(
+                    ["name", "kind_label", "address", "park", "grid", "team", "enterprises"],
+                    ["楼宇", "类型", "地址", "所属园区", "网格", "一长二员", "企业数"],
+                )
+            }
+            if data["features"]
+            else {}
+        ),
     ).add_to(m)
     layers["buildings"] = b_layer
     return layers
@@ -453,31 +496,61 @@ def _polygon_layers(
 
 def _building_style(feature: dict[str, Any]) -> dict[str, Any]:
     color = COLORS.get(feature["properties"].get("kind"), COLORS["enterprise"])
-    return {"color": color, "weight": 1, "fillColor": color, "fillOpacity": 0.55,
-            "className": "geo-buildings"}
+    return {
+        "color": color,
+        "weight": 1,
+        "fillColor": color,
+        "fillOpacity": 0.55,
+        "className": "geo-buildings",
+    }
 
 
 def _building_style_faded(feature: dict[str, Any]) -> dict[str, Any]:
-    return {"color": COLORS["faded"], "weight": 1, "fillColor": COLORS["faded"],
-            "fillOpacity": 0.25, "className": "geo-buildings"}
+    return {
+        "color": COLORS["faded"],
+        "weight": 1,
+        "fillColor": COLORS["faded"],
+        "fillOpacity": 0.25,
+        "className": "geo-buildings",
+    }
 
 
-ENT_COLUMNS = ["lat", "lon", "id", "name", "credit_code", "address", "chain", "building",
-               "park", "grid_id"]
+ENT_COLUMNS = [
+    "lat",
+    "lon",
+    "id",
+    "name",
+    "credit_code",
+    "address",
+    "chain",
+    "building",
+    "park",
+    "grid_id",
+]
 
 
 def _enterprise_rows(atlas: Atlas, ent: pd.DataFrame, opts: MapOptions) -> list[list[Any]]:
-    bnames = dict(zip(atlas.tables["buildings"]["id"], atlas.tables["buildings"]["name"],
-                      strict=True))
+    bnames = dict(
+        zip(atlas.tables["buildings"]["id"], atlas.tables["buildings"]["name"], strict=True)
+    )
     pnames = dict(zip(atlas.tables["parks"]["id"], atlas.tables["parks"]["name"], strict=True))
     x, y = _lonlat(ent["lon"].to_numpy(), ent["lat"].to_numpy(), opts)
     rows = []
     for i, r in enumerate(ent.itertuples(index=False)):
-        rows.append([
-            float(y[i]), float(x[i]), r.id, r.name, r.credit_code, r.address or "",
-            _plain(r.chain) or "", bnames.get(r.building_id, "") if r.building_id else "",
-            pnames.get(r.park_id, "") if r.park_id else "", r.grid_id,
-        ])
+        rows.append(
+            [
+                float(y[i]),
+                float(x[i]),
+                r.id,
+                r.name,
+                r.credit_code,
+                r.address or "",
+                _plain(r.chain) or "",
+                bnames.get(r.building_id, "") if r.building_id else "",
+                pnames.get(r.park_id, "") if r.park_id else "",
+                r.grid_id,
+            ]
+        )
     return rows
 
 
@@ -499,8 +572,12 @@ def _enterprise_layer(
         _enterprise_rows(atlas, ent, opts),
         callback="GeoMaps.enterpriseMarker",
         name=f"企业（{len(ent)}）",
-        options={"chunkedLoading": True, "showCoverageOnHover": False,
-                 "spiderfyOnMaxZoom": True, "disableClusteringAtZoom": 19},
+        options={
+            "chunkedLoading": True,
+            "showCoverageOnHover": False,
+            "spiderfyOnMaxZoom": True,
+            "disableClusteringAtZoom": 19,
+        },
     )
     _plugin_assets(layer, opts, ["markercluster"], ["markercluster", "markercluster_default"])
     return layer.add_to(m), "inline"
@@ -528,6 +605,38 @@ def _search_entries(
                     ["人员", name, f"{role} · {r.name}", py, ini, float(by[i]), float(bx[i]), r.id]
                 )
     return out
+
+
+def _search_config(
+    atlas: Atlas,
+    ent: pd.DataFrame,
+    buildings: pd.DataFrame,
+    d: _Derived,
+    opts: MapOptions,
+    community_id: str | None,
+) -> dict[str, Any]:
+    """``{"search": entries}`` embedded, or ``{"searchUrl": url}`` to fetch them later."""
+    if opts.search_url is None:
+        return {"search": _search_entries(atlas, ent, buildings, d, opts)}
+    query = [f"community={community_id}"] if community_id else []
+    if opts.gcj02:
+        query.append("coords=gcj02")
+    return {"searchUrl": opts.search_url + ("?" + "&".join(query) if query else "")}
+
+
+def search_data(atlas: Atlas, community_id: str | None, opts: MapOptions) -> list[list[Any]]:
+    """The search entries of the district (None) or of one community, as the maps use them."""
+    d = _derived(atlas)
+    if community_id is None:
+        return _search_entries(atlas, d.ent, atlas.tables["buildings"], d, opts)
+    comms = atlas.tables["communities"]
+    if not (comms["id"] == community_id).any():
+        raise MapError(f"no community {community_id!r}: known ids are {', '.join(comms['id'])}")
+    grids = atlas.tables["grids"]
+    gids = set(grids.loc[grids["community_id"] == community_id, "id"])
+    buildings = atlas.tables["buildings"][atlas.tables["buildings"]["grid_id"].isin(gids)]
+    ent = d.ent[d.ent["community_id"] == community_id]
+    return _search_entries(atlas, ent, buildings, d, opts)
 
 
 def _legend(*items: tuple[str, str, str]) -> list[list[str]]:
@@ -591,11 +700,16 @@ def community_map(atlas: Atlas, community_id: str, opts: MapOptions | None = Non
         {
             "subtitle": f"{c['type']} · 网格 {len(grids)} · 园区 {len(parks)} · "
             f"楼宇 {len(buildings)} · 企业 {len(ent)}",
-            "counts": {"community": 1, "grids": len(grids), "parks": len(parks),
-                       "buildings": len(buildings), "enterprises": len(ent)},
+            "counts": {
+                "community": 1,
+                "grids": len(grids),
+                "parks": len(parks),
+                "buildings": len(buildings),
+                "enterprises": len(ent),
+            },
             "enterprises": mode,
             "legend": _legend(*_LEGEND_BASE),
-            "search": _search_entries(atlas, ent, buildings, d, opts),
+            **_search_config(atlas, ent, buildings, d, opts, community_id),
             "officerLinks": _officer_links(atlas, buildings, opts),
         }
     )
@@ -623,28 +737,51 @@ def district_map(atlas: Atlas, opts: MapOptions | None = None) -> str:
     title = "滨江区产业社区总览"
     m = _new_map(opts, title, _fit(t["streets"], opts))
     streets = _geojson(
-        _collection(t["streets"], None, opts), "街道",
-        {"color": COLORS["street"], "weight": 2, "fillOpacity": 0, "className": "geo-streets",
-         "interactive": False},
+        _collection(t["streets"], None, opts),
+        "街道",
+        {
+            "color": COLORS["street"],
+            "weight": 2,
+            "fillOpacity": 0,
+            "className": "geo-streets",
+            "interactive": False,
+        },
     ).add_to(m)
     comms = t["communities"]
     counts = d.ent["community_id"].value_counts()
-    cprops = pd.DataFrame({
-        "id": comms["id"].to_numpy(), "name": comms["name"].to_numpy(),
-        "type": comms["type"].to_numpy(), "four_to": comms["four_to"].to_numpy(),
-        "enterprises": [int(counts.get(i, 0)) for i in comms["id"]],
-        "link": [f'<a href="{opts.href("community", i)}">打开社区地图</a>' for i in comms["id"]],
-    })
+    cprops = pd.DataFrame(
+        {
+            "id": comms["id"].to_numpy(),
+            "name": comms["name"].to_numpy(),
+            "type": comms["type"].to_numpy(),
+            "four_to": comms["four_to"].to_numpy(),
+            "enterprises": [int(counts.get(i, 0)) for i in comms["id"]],
+            "link": [
+                f'<a href="{opts.href("community", i)}">打开社区地图</a>' for i in comms["id"]
+            ],
+        }
+    )
     community = _geojson(
-        _collection(comms, cprops, opts), "产业社区",
-        {"color": COLORS["community"], "weight": 3, "fillColor": COLORS["community"],
-         "fillOpacity": 0.04, "className": "geo-communities"},
-        popup=_popup(["name", "type", "four_to", "enterprises", "link"],
-                     ["产业社区", "类型", "四至", "企业数", "地图"]),
+        _collection(comms, cprops, opts),
+        "产业社区",
+        {
+            "color": COLORS["community"],
+            "weight": 3,
+            "fillColor": COLORS["community"],
+            "fillOpacity": 0.04,
+            "className": "geo-communities",
+        },
+        popup=_popup(
+            ["name", "type", "four_to", "enterprises", "link"],
+            ["产业社区", "类型", "四至", "企业数", "地图"],
+        ),
         tooltip=folium.GeoJsonTooltip(["name"], labels=False, sticky=True),
     ).add_to(m)
-    layers = {"streets": streets, "communities": community,
-              **_polygon_layers(m, atlas, d, opts, t["grids"], t["parks"], t["buildings"])}
+    layers = {
+        "streets": streets,
+        "communities": community,
+        **_polygon_layers(m, atlas, d, opts, t["grids"], t["parks"], t["buildings"]),
+    }
     layers["enterprises"], mode = _enterprise_layer(m, atlas, d.ent, opts)
     folium.LayerControl(collapsed=True).add_to(m)
     config = _common_config(atlas, opts, "district", title)
@@ -653,14 +790,21 @@ def district_map(atlas: Atlas, opts: MapOptions | None = None) -> str:
             "subtitle": f"街道 {len(t['streets'])} · 产业社区 {len(comms)} · 网格 "
             f"{len(t['grids'])} · 园区 {len(t['parks'])} · 楼宇 {len(t['buildings'])} · "
             f"企业 {len(d.ent)}",
-            "counts": {"streets": len(t["streets"]), "communities": len(comms),
-                       "grids": len(t["grids"]), "parks": len(t["parks"]),
-                       "buildings": len(t["buildings"]), "enterprises": len(d.ent)},
+            "counts": {
+                "streets": len(t["streets"]),
+                "communities": len(comms),
+                "grids": len(t["grids"]),
+                "parks": len(t["parks"]),
+                "buildings": len(t["buildings"]),
+                "enterprises": len(d.ent),
+            },
             "enterprises": mode,
             "legend": _legend(((COLORS["street"], "街道边界", "line")), *_LEGEND_BASE),
-            "communityLinks": [[i, n, opts.href("community", i)]
-                               for i, n in zip(comms["id"], comms["name"], strict=True)],
-            "search": _search_entries(atlas, d.ent, t["buildings"], d, opts),
+            "communityLinks": [
+                [i, n, opts.href("community", i)]
+                for i, n in zip(comms["id"], comms["name"], strict=True)
+            ],
+            **_search_config(atlas, d.ent, t["buildings"], d, opts, None),
             "officerLinks": _officer_links(atlas, t["buildings"], opts),
         }
     )
@@ -690,12 +834,21 @@ def officer_map(atlas: Atlas, officer_id: str, opts: MapOptions | None = None) -
     m = _new_map(opts, title, _fit(mine if len(mine) else grids, opts))
     layers = _polygon_layers(m, atlas, d, opts, grids, parks, others, faded=True)
     props = _building_props(atlas, mine, d)
-    mine_style = {"color": COLORS["mine"], "weight": 3, "fillColor": COLORS["mine"],
-                  "fillOpacity": 0.6, "className": "geo-mine"}
+    mine_style = {
+        "color": COLORS["mine"],
+        "weight": 3,
+        "fillColor": COLORS["mine"],
+        "fillOpacity": 0.6,
+        "className": "geo-mine",
+    }
     layers["mine"] = _geojson(
-        _collection(mine, props, opts), "我的楼宇", mine_style,
-        popup=_popup(["name", "kind_label", "address", "grid", "team", "enterprises"],
-                     ["楼宇", "类型", "地址", "网格", "一长二员", "企业数"]),
+        _collection(mine, props, opts),
+        "我的楼宇",
+        mine_style,
+        popup=_popup(
+            ["name", "kind_label", "address", "grid", "team", "enterprises"],
+            ["楼宇", "类型", "地址", "网格", "一长二员", "企业数"],
+        ),
     ).add_to(m)
     layers["enterprises"], mode = _enterprise_layer(m, atlas, ent, opts)
     folium.LayerControl(collapsed=True).add_to(m)
@@ -703,25 +856,45 @@ def officer_map(atlas: Atlas, officer_id: str, opts: MapOptions | None = None) -
     panel = []
     for b in mine.itertuples(index=False):
         team = [[n, r] for i, n, r in d.officers_by_building.get(b.id, []) if i != officer_id]
-        panel.append({
-            "id": b.id, "name": b.name, "address": b.address or "",
-            "kind": KIND_LABEL.get(b.kind, b.kind), "grid": _grid_lookup(atlas)[b.grid_id][:2],
-            "team": team,
-            "enterprises": [[r[2], r[3], r[4]] for r, e in zip(rows, ent.itertuples(), strict=True)
-                            if e.building_id == b.id],
-        })
+        panel.append(
+            {
+                "id": b.id,
+                "name": b.name,
+                "address": b.address or "",
+                "kind": KIND_LABEL.get(b.kind, b.kind),
+                "grid": _grid_lookup(atlas)[b.grid_id][:2],
+                "team": team,
+                "enterprises": [
+                    [r[2], r[3], r[4]]
+                    for r, e in zip(rows, ent.itertuples(), strict=True)
+                    if e.building_id == b.id
+                ],
+            }
+        )
     config = _common_config(atlas, opts, "officer", title)
     config.update(
         {
             "subtitle": f"{len(mine)} 栋楼宇 · {len(ent)} 家企业",
-            "officer": {"id": o["id"], "name": o["name"], "role": o["role"],
-                        "party_member": bool(o["party_member"]), "buildings": panel},
-            "counts": {"mine": len(mine), "buildings": len(others), "grids": len(grids),
-                       "parks": len(parks), "enterprises": len(ent)},
+            "officer": {
+                "id": o["id"],
+                "name": o["name"],
+                "role": o["role"],
+                "party_member": bool(o["party_member"]),
+                "buildings": panel,
+            },
+            "counts": {
+                "mine": len(mine),
+                "buildings": len(others),
+                "grids": len(grids),
+                "parks": len(parks),
+                "enterprises": len(ent),
+            },
             "enterprises": mode,
             "legend": _legend(
-                (COLORS["mine"], "我的楼宇", "fill"), (COLORS["faded"], "网格内其他楼宇", "fill"),
-                (COLORS["park"], "产业园区", "fill"), (COLORS["grid"], "网格", "dash"),
+                (COLORS["mine"], "我的楼宇", "fill"),
+                (COLORS["faded"], "网格内其他楼宇", "fill"),
+                (COLORS["park"], "产业园区", "fill"),
+                (COLORS["grid"], "网格", "dash"),
                 (COLORS["point"], "企业", "dot"),
             ),
         }
@@ -747,8 +920,10 @@ def editor_map(atlas: Atlas, community_id: str, opts: MapOptions | None = None) 
     area = shapely.buffer(shapely.envelope(geom), 0.01)
     roads = atlas.tables["roads"]
     near = roads[shapely.intersects(np.asarray(roads.geometry, dtype=object), area)]
-    others = comms[(comms["id"] != community_id)
-                   & shapely.intersects(np.asarray(comms.geometry, dtype=object), area)]
+    others = comms[
+        (comms["id"] != community_id)
+        & shapely.intersects(np.asarray(comms.geometry, dtype=object), area)
+    ]
     streets = atlas.tables["streets"]
     near_streets = streets[shapely.intersects(np.asarray(streets.geometry, dtype=object), area)]
     title = f"{c['name']} · 边界编辑"

@@ -177,3 +177,19 @@ def test_cli_maps_build(sample_db, tmp_path: Path):
     html = (tmp_path / "community-C01.html").read_text()
     assert all(a.startswith("static/") for a in _assets(html))
     assert 'href="officer-' in html or "officer-" in html
+
+
+def test_served_maps_fetch_their_search_entries_later(client, atlas) -> None:
+    page = client.get("/maps/community/C01?basemap=none").text
+    assert '"searchUrl"' in page and '"search":' not in page
+    entries = client.get("/maps/search.json", params={"community": "C01"}).json()
+    names = {e[1] for e in entries}
+    grids = atlas.tables["grids"]
+    c01 = set(grids.loc[grids["community_id"] == "C01", "id"])
+    buildings = atlas.tables["buildings"]
+    assert set(buildings.loc[buildings["grid_id"].isin(c01), "name"]) <= names
+    assert all(len(e) == 8 for e in entries)
+    shifted = client.get("/maps/search.json", params={"community": "C01", "coords": "gcj02"})
+    assert shifted.json()[0][6] > entries[0][6]  # GCJ-02 lies east of WGS84 here
+    assert client.get("/maps/search.json", params={"community": "nope"}).status_code == 404
+    assert client.get("/maps/search.json", params={"coords": "mars"}).status_code == 422

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from geo import maps
@@ -38,6 +38,7 @@ def _options(request: Request, cfg: Settings, basemap: str) -> maps.MapOptions:
             tiles_url=f"{request.scope.get('root_path', '')}/tiles",
             api_url=request.scope.get("root_path", ""),
             extra_query=query,
+            search_url=f"{request.scope.get('root_path', '')}/maps/search.json",
         )
     except maps.OptionError as exc:
         raise HTTPException(422, str(exc)) from exc
@@ -63,8 +64,11 @@ async def district(
     return await _page(maps.district_map, current, _options(request, cfg, basemap))
 
 
-@router.get("/maps/community/{community_id}", response_class=HTMLResponse,
-            summary="One industrial community: grids, parks, buildings, enterprises (HTML)")
+@router.get(
+    "/maps/community/{community_id}",
+    response_class=HTMLResponse,
+    summary="One industrial community: grids, parks, buildings, enterprises (HTML)",
+)
 async def community(
     request: Request,
     community_id: str,
@@ -76,8 +80,11 @@ async def community(
     return await _page(maps.community_map, current, community_id, opts)
 
 
-@router.get("/maps/officer/{officer_id}", response_class=HTMLResponse,
-            summary="我的楼宇: an officer's buildings and their enterprises (HTML)")
+@router.get(
+    "/maps/officer/{officer_id}",
+    response_class=HTMLResponse,
+    summary="我的楼宇: an officer's buildings and their enterprises (HTML)",
+)
 async def officer(
     request: Request,
     officer_id: str,
@@ -88,8 +95,11 @@ async def officer(
     return await _page(maps.officer_map, current, officer_id, _options(request, cfg, basemap))
 
 
-@router.get("/maps/editor/{community_id}", response_class=HTMLResponse,
-            summary="Boundary editor of a community: draw, snap, preview, save (HTML)")
+@router.get(
+    "/maps/editor/{community_id}",
+    response_class=HTMLResponse,
+    summary="Boundary editor of a community: draw, snap, preview, save (HTML)",
+)
 async def editor(
     request: Request,
     community_id: str,
@@ -99,6 +109,25 @@ async def editor(
 ) -> HTMLResponse:
     opts = _options(request, cfg, basemap)
     return await _page(maps.editor_map, current, community_id, opts)
+
+
+@router.get("/maps/search.json", summary="The maps' search entries (district or one community)")
+async def search_entries(
+    current: Annotated[Atlas, Depends(atlas)],
+    community: Annotated[
+        str | None, Query(description="a community id; none: the district")
+    ] = None,
+    coords: Annotated[
+        str, Query(pattern="^(wgs84|gcj02)$", description="wgs84 or gcj02")
+    ] = "wgs84",
+) -> JSONResponse:
+    """``[kind, name, detail, pinyin, initials, lat, lon, ref]`` per searchable feature."""
+    opts = maps.MapOptions(basemap="amap" if coords == "gcj02" else "none")
+    try:
+        data = await run_in_threadpool(maps.search_data, current, community, opts)
+    except maps.MapError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return JSONResponse(data, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/static/{path:path}", include_in_schema=False)

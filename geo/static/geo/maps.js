@@ -124,8 +124,20 @@
   }
   G.matches = matches;
 
+  /* served maps fetch their search entries once the map is up; standalone files embed them */
+  function loadSearch(then) {
+    if (cfg.search || !cfg.searchUrl) { if (then) then(); return; }
+    if (!loadSearch.pending) {
+      loadSearch.pending = fetch(cfg.searchUrl, { headers: { Accept: 'application/json' } })
+        .then(function (r) { return r.ok ? r.json() : []; })
+        .then(function (data) { cfg.search = data; })
+        .catch(function () { cfg.search = []; });
+    }
+    if (then) loadSearch.pending.then(then);
+  }
+
   function searchControl(map) {
-    if (!cfg.search) return;
+    if (!cfg.search && !cfg.searchUrl) return;
     var c = L.control({ position: 'topleft' });
     c.onAdd = function () {
       var d = el('div', 'geo-search leaflet-bar');
@@ -138,6 +150,7 @@
       d.appendChild(list);
       var timer = null;
       function update() {
+        if (!cfg.search) { list.innerHTML = ''; list.appendChild(el('li', 'geo-none', '正在载入……')); loadSearch(update); return; }
         var hits = matches(input.value, cfg.search);
         list.innerHTML = '';
         if (input.value && !hits.length) list.appendChild(el('li', 'geo-none', '没有找到'));
@@ -150,7 +163,7 @@
       }
       input.addEventListener('input', function () { clearTimeout(timer); timer = setTimeout(update, 120); });
       input.addEventListener('keydown', function (ev) {
-        if (ev.key === 'Enter') { var h = matches(input.value, cfg.search); if (h.length) { G.go(h[0]); list.innerHTML = ''; } }
+        if (ev.key === 'Enter') loadSearch(function () { var h = matches(input.value, cfg.search); if (h.length) { G.go(h[0]); list.innerHTML = ''; } });
       });
       L.DomEvent.disableClickPropagation(d);
       L.DomEvent.disableScrollPropagation(d);
@@ -590,6 +603,7 @@
       requestAnimationFrame(function () {
         window.GEO.interactiveAt = performance.now();
         window.GEO.ready = true;
+        loadSearch(); /* in the background, once the map is usable */
       });
     });
   };
