@@ -503,7 +503,7 @@ def boundary_history(
     db: DbOption = None,
 ) -> None:
     """List a community's versions, newest first."""
-    from geo.boundaries.roads import to_metric
+    from geo.crs import to_metric
 
     store, _, _ = _edit_context(_settings(db).db, community_id)
     try:
@@ -529,7 +529,7 @@ def boundary_revert(
 ) -> None:
     """Go back to an earlier version of a boundary (recorded as a new version)."""
     from geo.boundaries.edit import Proposal
-    from geo.boundaries.roads import to_metric
+    from geo.crs import to_metric
 
     store, current, row = _edit_context(_settings(db).db, community_id)
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import shapely
 from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
@@ -97,6 +98,27 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> Coords:
     if kind == "bd09":
         return gcj02_to_bd09(*wgs84_to_gcj02(x, y))
     return _transformer("EPSG:4326", kind).transform(x, y)
+
+
+def to_metric(geom, crs: str = "wgs84"):
+    """Geometry (or array of geometries) in ``crs`` (lon/lat by default) → `METRIC_CRS`."""
+    if crs == METRIC_CRS:
+        return geom
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84(xy[:, 0], xy[:, 1], crs)
+        return np.column_stack(from_wgs84(lon, lat, METRIC_CRS))
+
+    return shapely.transform(geom, fn)
+
+
+def to_lonlat(geom):
+    """Geometry (or array of geometries) in `METRIC_CRS` → WGS84 lon/lat."""
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], METRIC_CRS))
+
+    return shapely.transform(geom, fn)
 
 
 def out_of_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:

@@ -94,8 +94,9 @@ def test_every_write_is_audited_with_versions_and_request_id(api) -> None:
         else:
             assert row["version_after"] == expected_v + 1
             assert (row["actor"], row["role"]) == ("planner-zhang", "planner")
-            assert resp.json().get("store_version", resp.json().get("version")) == (
-                row["version_after"]
+            assert (
+                resp.json().get("store_version", resp.json().get("version"))
+                == (row["version_after"])
             )
         expected_v = row["version_after"]
     assert rows[0]["request_id"] == "req-edit-1"

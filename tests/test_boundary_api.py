@@ -60,9 +60,7 @@ def test_build_from_the_store_and_from_posted_roads(client: TestClient, auth_hea
     assert feat["properties"]["area_m2"] == pytest.approx(1_521_756, rel=1e-3)
     assert feat["properties"]["sides"]["north"]["roads"] == ["江南大道", "联庄路", "汇智地界"]
     roads = json.loads((SAMPLE_DIR / "roads.geojson").read_text(encoding="utf-8"))
-    r = client.post(
-        "/boundaries/build", json={"four_to": NORTH, "roads": roads}, headers=planner
-    )
+    r = client.post("/boundaries/build", json={"four_to": NORTH, "roads": roads}, headers=planner)
     assert r.status_code == 200 and r.json()["properties"]["area_m2"] > 1_600_000
 
 
@@ -269,7 +267,8 @@ def test_put_refuses_overlap_outside_street_and_self_intersection(api: TestClien
 
 
 def test_drawn_vertices_snap_and_the_response_says_which_edges(api: TestClient) -> None:
-    from geo.boundaries.roads import RoadNetwork, to_lonlat, to_metric
+    from geo.boundaries.roads import RoadNetwork
+    from geo.crs import to_lonlat, to_metric
     from geo.io import read_layer_file
 
     roads, _ = read_layer_file(SAMPLE_DIR / "roads.geojson", "roads")

@@ -23,8 +23,8 @@ from shapely.ops import substring
 
 from geo.boundaries.build import BuildError, BuildResult, build_boundary
 from geo.boundaries.fourto import Ref, parse_four_to
-from geo.boundaries.roads import RoadNetwork, to_metric
-from geo.crs import METRIC_CRS, from_wgs84
+from geo.boundaries.roads import RoadNetwork
+from geo.crs import METRIC_CRS, from_wgs84, to_metric
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "geojson"
 X0, Y0 = (float(v[0]) for v in from_wgs84(120.15, 30.18, METRIC_CRS))

@@ -10,8 +10,9 @@ import shapely
 from shapely.geometry import Polygon, box, mapping
 
 from geo.boundaries import edit
-from geo.boundaries.roads import RoadNetwork, to_lonlat, to_metric
+from geo.boundaries.roads import RoadNetwork
 from geo.cli import check_four_to
+from geo.crs import to_lonlat, to_metric
 from geo.io import read_directory
 from geo.store import SQLiteStore, StaleCommunityError
 

@@ -25,11 +25,7 @@ GEOJSON = "application/geo+json"
 
 @pytest.fixture(scope="module")
 def api(client):
-    """The session client, with the features router included if app.py does not yet."""
-    app = client.app
-    if not any(getattr(r, "path", None) == "/collections" for r in app.routes):
-        app.include_router(features.router)
-        app.openapi_schema = None
+    """The session client (the app serves OGC API - Features)."""
     return client
 
 
@@ -398,14 +394,11 @@ def test_ten_thousand_feature_page_is_fast(api, atlas) -> None:
 # -- a real client: GDAL's OAPIF driver, through pyogrio -------------------------------------------
 SERVER = """
 import sys, uvicorn
-from geo.api import features
 from geo.api.app import create_app
 from geo.settings import Settings
 from geo.store import open_store
 db, port = sys.argv[1], int(sys.argv[2])
 app = create_app(open_store(db), Settings(db=db))
-if not any(getattr(r, "path", None) == "/collections" for r in app.routes):
-    app.include_router(features.router)
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 """
 

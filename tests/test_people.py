@@ -64,9 +64,10 @@ def test_grid_contents(client, atlas) -> None:
     ent = atlas.enterprises
     grid_pos = int(np.flatnonzero(atlas.levels["grid"].table["id"] == "C01-G01")[0])
     assert body["enterprises"]["total"] == int((ent["_grid"] == grid_pos).sum())
-    assert sum(m["enterprise_count"] for m in body["microgrids"]) == body["enterprises"][
-        "in_microgrids"
-    ]
+    assert (
+        sum(m["enterprise_count"] for m in body["microgrids"])
+        == body["enterprises"]["in_microgrids"]
+    )
     by_code = client.get(f"/grids/{body['grid']['code']}").json()
     assert by_code["grid"]["id"] == "C01-G01"
 

@@ -12,8 +12,14 @@ from geo.creditcode import valid_mask
 from geo.model import BUILDINGS, COMMUNITIES, GRIDS, OFFICERS, PARKS, ROADS, STREETS, TEAM_ROLES
 from geo.sample import ENTERPRISE_COLUMNS, make_district, write_district
 
-SPECS = {"roads": ROADS, "streets": STREETS, "communities": COMMUNITIES, "grids": GRIDS,
-         "parks": PARKS, "buildings": BUILDINGS}
+SPECS = {
+    "roads": ROADS,
+    "streets": STREETS,
+    "communities": COMMUNITIES,
+    "grids": GRIDS,
+    "parks": PARKS,
+    "buildings": BUILDINGS,
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +30,10 @@ def d() -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def metric(d) -> dict[str, np.ndarray]:
     """Polygon layers in EPSG:4549, as arrays of geometries."""
-    return {k: d[k].to_crs(crs.METRIC_CRS).geometry.to_numpy()
-            for k in ("streets", "communities", "grids", "parks", "buildings", "areas")}
+    return {
+        k: d[k].to_crs(crs.METRIC_CRS).geometry.to_numpy()
+        for k in ("streets", "communities", "grids", "parks", "buildings", "areas")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +69,23 @@ def test_geometries_valid(d):
 def test_roads_as_data_comes(d):
     roads = d["roads"]
     names = set(roads["name"])
-    for name in ("江南大道", "信诚路", "南环路", "东信大道", "联庄路", "伟业路", "火炬大道",
-                 "诚业路", "建业路", "时代大道", "长河路", "滨安路", "阡陌路", "滨盛路", "江陵路"):
+    for name in (
+        "江南大道",
+        "信诚路",
+        "南环路",
+        "东信大道",
+        "联庄路",
+        "伟业路",
+        "火炬大道",
+        "诚业路",
+        "建业路",
+        "时代大道",
+        "长河路",
+        "滨安路",
+        "阡陌路",
+        "滨盛路",
+        "江陵路",
+    ):
         assert name in names
         assert (roads["name"] == name).sum() >= 2, name
     assert "" in names and set(roads["class"]) <= {"expressway", "arterial", "secondary", "branch"}
@@ -105,8 +128,9 @@ def test_areas(d, metric):
 
 def test_communities_share_an_edge(metric):
     c = metric["communities"]
-    shared = [shapely.intersection(c[i], c[j]).length for i in range(len(c))
-              for j in range(i + 1, len(c))]
+    shared = [
+        shapely.intersection(c[i], c[j]).length for i in range(len(c)) for j in range(i + 1, len(c))
+    ]
     assert max(shared) > 500
     assert sum(shapely.area(c)) == pytest.approx(shapely.union_all(c).area, abs=1.0)
 
@@ -178,6 +202,7 @@ def test_torch_and_iot_counts(d, metric, points):
 
 def gpd_to_metric(geoms: np.ndarray) -> np.ndarray:
     import geopandas as gpd
+
     return gpd.GeoSeries(geoms, crs=4326).to_crs(crs.METRIC_CRS).to_numpy()
 
 

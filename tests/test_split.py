@@ -13,7 +13,7 @@ from shapely import LineString, box
 
 from geo import io as geo_io
 from geo.atlas import Atlas
-from geo.boundaries.roads import to_lonlat, to_metric
+from geo.crs import to_lonlat, to_metric
 from geo.grids import split
 from geo.settings import SAMPLE_DIR
 from geo.store.base import Snapshot
@@ -236,6 +236,7 @@ def test_codes_stable_across_a_resplit_that_moves_one_block() -> None:
     assert got == ["330108003009003", "330108003009004", "330108003009005"]
     t4 = split.apply_split(t3, third)
     assert t4["communities"]["retired_grids"].iloc[0] == "330108003009001;330108003009002"
+
 
 def test_deterministic() -> None:
     t = synthetic(5, 4, np.arange(20).reshape(4, 5) % 7 + 3)

@@ -45,13 +45,9 @@ def tile_client(sample_db: str):
 
 
 def _app(store, settings):
-    from geo.api import tiles as api_tiles
     from geo.api.app import create_app
 
-    app = create_app(store, settings)
-    if not any(getattr(r, "path", "") == "/tiles/{z}/{x}/{y}.mvt" for r in app.routes):
-        app.include_router(api_tiles.router)
-    return app
+    return create_app(store, settings)
 
 
 def decode(data: bytes) -> dict:
@@ -109,8 +105,9 @@ def rings_of(commands: list[int]) -> list[list[tuple[int, int]]]:
             ring = []
             continue
         for _ in range(count):
-            dx, dy = (commands[i] >> 1) ^ -(commands[i] & 1), (commands[i + 1] >> 1) ^ -(
-                commands[i + 1] & 1
+            dx, dy = (
+                (commands[i] >> 1) ^ -(commands[i] & 1),
+                (commands[i + 1] >> 1) ^ -(commands[i + 1] & 1),
             )
             i += 2
             cx, cy = cx + dx, cy + dy
@@ -237,9 +234,9 @@ def test_simplified_coverages_have_no_gaps_or_overlaps(
     zl = source.layer(layer, z)
     original = source.projected(layer)
     assert len(zl.geoms) == len(original)  # no polygon vanishes
-    assert shapely.get_num_coordinates(zl.geoms).sum() <= shapely.get_num_coordinates(
-        original
-    ).sum()
+    assert (
+        shapely.get_num_coordinates(zl.geoms).sum() <= shapely.get_num_coordinates(original).sum()
+    )
     _coverage_checks(zl.geoms, original, tiles.pixel_size(z))
 
 
@@ -286,8 +283,13 @@ def test_holes_wind_the_other_way_and_ids_attributes_survive() -> None:
     frame = pd.DataFrame({"id": ["a", "b"], "n": [3, None], "ok": [True, False]})
     attrs = build_attributes(frame)
     data = encode_layer(
-        "t", "polygon", np.array([poly, shapely.box(minx, miny, minx + 1e-6, miny + 1e-6)]),
-        (minx, miny, maxx, maxy), np.array([7, 8]), attrs, np.array([0, 1]),
+        "t",
+        "polygon",
+        np.array([poly, shapely.box(minx, miny, minx + 1e-6, miny + 1e-6)]),
+        (minx, miny, maxx, maxy),
+        np.array([7, 8]),
+        attrs,
+        np.array([0, 1]),
     )
     feats = raw_features(data, "t")
     assert [f[0] for f in feats] == [7]  # the sub-unit square collapses and is dropped
@@ -311,8 +313,9 @@ def test_points_are_thinned_below_z14_deterministically_and_never_from_z14(
         assert len(source.layer("enterprises", z).rows) == n
     # at most one point per 4×4-pixel cell at z12
     rows = source.layer("enterprises", 12).rows
-    x, y = shapely.get_x(source.projected("enterprises")[rows]), shapely.get_y(
-        source.projected("enterprises")[rows]
+    x, y = (
+        shapely.get_x(source.projected("enterprises")[rows]),
+        shapely.get_y(source.projected("enterprises")[rows]),
     )
     cell = tiles.pixel_size(12) * tiles.THIN_CELL_PX
     cx, cy = np.floor((x + tiles.HALF) / cell), np.floor((tiles.HALF - y) / cell)
@@ -358,10 +361,7 @@ def test_pmtiles_archive_holds_the_tiles(
     calls: list[tuple[int, int]] = []
     path = tmp_path / "district.pmtiles"
     summary = tiles.write_pmtiles(atlas, path, 10, 13, progress=lambda d, t: calls.append((d, t)))
-    expected = {
-        t: source.tile(*t)
-        for t in tiles.tiles_covering(source.bounds(), range(10, 14))
-    }
+    expected = {t: source.tile(*t) for t in tiles.tiles_covering(source.bounds(), range(10, 14))}
     expected = {t: d for t, d in expected.items() if d}
     assert calls[-1] == (summary["candidates"], summary["candidates"])
     assert [d for d, _ in calls] == list(range(1, summary["candidates"] + 1))
@@ -381,8 +381,6 @@ def test_pmtiles_archive_holds_the_tiles(
 
 # --------------------------------------------------------------------------------------------
 # HTTP
-
-
 
 
 def test_tile_endpoint_serves_mvt_with_cache_headers(tile_client, source) -> None:
@@ -448,7 +446,10 @@ def test_tilejson(tile_client, atlas: Atlas) -> None:
     (vl,) = tj["vector_layers"]
     assert vl["id"] == "grids"
     assert vl["fields"] == {
-        "id": "String", "name": "String", "code": "String", "community_id": "String",
+        "id": "String",
+        "name": "String",
+        "code": "String",
+        "community_id": "String",
         "enterprises": "Number",
     }
     many = tile_client.get("/tiles.json", params={"layers": "grids,roads"}).json()

@@ -29,8 +29,18 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.atlas = AtlasHolder(store, settings.refresh_seconds)
     for module in (
-        health, locate, enterprises, features, tiles, communities, people, coverage_api, maps_api,
-        grids_api, auth, audit,
+        health,
+        locate,
+        enterprises,
+        features,
+        tiles,
+        communities,
+        people,
+        coverage_api,
+        maps_api,
+        grids_api,
+        auth,
+        audit,
     ):
         app.include_router(module.router)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

@@ -27,7 +27,8 @@ from geo.atlas import Atlas
 from geo.boundaries import edit
 from geo.boundaries.build import BuildError
 from geo.boundaries.fourto import FourToError
-from geo.boundaries.roads import RoadNetwork, to_metric
+from geo.boundaries.roads import RoadNetwork
+from geo.crs import to_metric
 from geo.model import COMMUNITIES, COMMUNITY_TYPES, MANAGEMENT_MODES
 from geo.store import StaleVersionError
 

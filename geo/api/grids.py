@@ -159,7 +159,10 @@ def commit(
     )
     try:
         version = store.replace_all(
-            tables, author=user.name, reason=reason, expected_version=snapshot.version,
+            tables,
+            author=user.name,
+            reason=reason,
+            expected_version=snapshot.version,
             audit=audit_context(request, target=community_id),
         )
     except StaleVersionError as exc:

@@ -20,6 +20,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from numpy.typing import NDArray
 
+from geo import crs
 from geo.api.auth import Personal
 from geo.api.deps import atlas
 from geo.atlas import Atlas
@@ -91,7 +92,7 @@ def _build_people(current: Atlas) -> People:
     ent = current.enterprises
     lon, lat = ent["lon"].to_numpy(float), ent["lat"].to_numpy(float)
     ent_building = cov.first_container(lon, lat, b.geometry.to_numpy())
-    x, y = cov.metric_xy(lon, lat)
+    x, y = crs.from_wgs84(lon, lat, crs.METRIC_CRS)
     return People(
         officers=officers.set_index("id"),
         pairs=cov.officer_buildings(officers),
@@ -285,7 +286,7 @@ def get_grid(
     in_micro = int((ent["_microgrid"].to_numpy()[in_grid] >= 0).sum())
     return {
         **_parents(current, g["id"]),
-        "area_m2": round(float(cov.to_metric([g.geometry])[0].area), 1),
+        "area_m2": round(float(crs.to_metric(g.geometry).area), 1),
         "microgrids": microgrids,
         "officers": officers,
         "enterprises": {
@@ -343,7 +344,7 @@ def get_microgrid(
     return {
         "microgrid": current.levels["microgrid"].describe(pos),
         **_parents(current, row["grid_id"]),
-        "area_m2": round(float(cov.to_metric([row.geometry])[0].area), 1),
+        "area_m2": round(float(crs.to_metric(row.geometry).area), 1),
         **team,
         "buildings": buildings,
         "enterprises": {

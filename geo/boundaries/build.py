@@ -45,9 +45,8 @@ from geo.boundaries.roads import (
     lonlat,
     node,
     suggest_names,
-    to_lonlat,
-    to_metric,
 )
+from geo.crs import to_lonlat, to_metric
 
 LABEL_EPS = 0.01  # m: an edge lies on a ref when its midpoint is this close to it
 MIN_STRETCH_M = 1.0  # m of ring a ref must contribute

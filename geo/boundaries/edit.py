@@ -37,8 +37,9 @@ from shapely.ops import substring
 from geo import crs as crs_mod
 from geo.boundaries.build import BuildError, build_boundary
 from geo.boundaries.fourto import FourToError
-from geo.boundaries.roads import RoadNetwork, lonlat, to_lonlat, to_metric
+from geo.boundaries.roads import RoadNetwork, lonlat
 from geo.boundaries.topology import Problem, check_member, invalid_location
+from geo.crs import to_lonlat, to_metric
 
 SNAP_TOLERANCE_M = 15.0
 MOVED_M = 0.05  # vertices moved less than this were on the road already (not reported)

@@ -31,34 +31,13 @@ from shapely.geometry import LineString, MultiLineString
 from shapely.geometry.base import BaseGeometry
 
 from geo.boundaries.fourto import normalise
-from geo.crs import METRIC_CRS, from_wgs84, to_wgs84
+from geo.crs import METRIC_CRS, to_metric, to_wgs84
 
 GRID = 1e-3  # m: snap-rounding grid for noding (1 mm)
 DUAL_MIN_M = 4.0  # carriageways closer than this are one road drawn twice
 DUAL_MAX_M = 60.0  # … and farther apart than this are two roads
 DUAL_SHARE = 0.5  # share of a strand that must run beside the other to count as a carriageway
 SAMPLE_M = 5.0  # m between midline samples
-
-
-def to_metric(geom: BaseGeometry | np.ndarray, crs: str = "wgs84"):
-    """Geometry (or array of geometries) in ``crs`` (lon/lat by default) → METRIC_CRS."""
-    if crs == METRIC_CRS:
-        return geom
-
-    def fn(xy: np.ndarray) -> np.ndarray:
-        lon, lat = to_wgs84(xy[:, 0], xy[:, 1], crs)
-        return np.column_stack(from_wgs84(lon, lat, METRIC_CRS))
-
-    return shapely.transform(geom, fn)
-
-
-def to_lonlat(geom: BaseGeometry | np.ndarray):
-    """Geometry (or array) in METRIC_CRS → WGS84 lon/lat."""
-
-    def fn(xy: np.ndarray) -> np.ndarray:
-        return np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], METRIC_CRS))
-
-    return shapely.transform(geom, fn)
 
 
 def lonlat(x: float, y: float) -> tuple[float, float]:

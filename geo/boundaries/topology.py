@@ -29,7 +29,8 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.boundaries.roads import lonlat, to_metric
+from geo.boundaries.roads import lonlat
+from geo.crs import to_metric
 
 MIN_AREA_M2 = 1.0
 GAP_WIDTH_M = 10.0

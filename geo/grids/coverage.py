@@ -24,18 +24,14 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
-from pyproj import Transformer
 
 from geo.atlas import Atlas
-from geo.crs import METRIC_CRS
+from geo.crs import to_lonlat, to_metric
 from geo.model import COUNTY_CODE, TEAM_ROLES
 
 LEVELS = ("district", "street", "community", "grid")
 CHILD = {"district": "street", "street": "community", "community": "grid", "grid": "microgrid"}
 _PARENT_KEY = {"community": "street_id", "grid": "community_id", "microgrid": "grid_id"}
-
-_TO_METRIC = Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
-_TO_WGS84 = Transformer.from_crs(METRIC_CRS, "EPSG:4326", always_xy=True)
 
 
 class UnknownAreaError(LookupError):
@@ -43,28 +39,9 @@ class UnknownAreaError(LookupError):
 
 
 # -- geometry helpers ------------------------------------------------------------------------
-def to_metric(geoms: Any) -> NDArray[np.object_]:
-    """WGS84 geometries → EPSG:4549 (metres), vectorised."""
-    return shapely.transform(np.asarray(geoms, dtype=object), _project(_TO_METRIC))
-
-
-def to_wgs84(geoms: Any) -> NDArray[np.object_]:
-    """EPSG:4549 geometries → WGS84 lon/lat, vectorised."""
-    return shapely.transform(np.asarray(geoms, dtype=object), _project(_TO_WGS84))
-
-
-def metric_xy(lon: Any, lat: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """WGS84 lon/lat arrays → EPSG:4549 x/y arrays (metres)."""
-    x, y = _TO_METRIC.transform(np.asarray(lon, float), np.asarray(lat, float))
-    return np.asarray(x, float), np.asarray(y, float)
-
-
-def _project(transformer: Transformer):
-    def fn(coords: NDArray[np.float64]) -> NDArray[np.float64]:
-        x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    return fn
+def _metric(geoms: Any) -> NDArray[np.object_]:
+    """WGS84 geometries → EPSG:4549 (metres), as an array."""
+    return to_metric(np.asarray(geoms, dtype=object))
 
 
 def first_container(
@@ -167,7 +144,7 @@ def find_area(atlas: Atlas, level: str, area_id: str | None) -> Area:
     child_level = CHILD[level]
     child_table = atlas.levels[child_level].table
     if level == "district":
-        streets = to_metric(atlas.levels["street"].table.geometry)
+        streets = _metric(atlas.levels["street"].table.geometry)
         union = shapely.union_all(streets)
         shells = shapely.polygons(shapely.get_exterior_ring(shapely.get_parts(union)))
         geom = shapely.union_all(shells) if len(shells) else shapely.Polygon()
@@ -184,8 +161,8 @@ def find_area(atlas: Atlas, level: str, area_id: str | None) -> Area:
     row = table.iloc[int(hit[0])]
     mask = (child_table[_PARENT_KEY[child_level]] == row["id"]).to_numpy()
     children = child_table[mask].assign(pos=np.flatnonzero(mask))
-    geom = shapely.make_valid(to_metric([row.geometry])[0])
-    child_geoms = shapely.make_valid(to_metric(children.geometry))
+    geom = shapely.make_valid(_metric([row.geometry])[0])
+    child_geoms = shapely.make_valid(_metric(children.geometry))
     return Area(level, row["id"], row["name"], row["code"] or None, geom, children, child_geoms)
 
 
@@ -222,13 +199,13 @@ def _pieces(
 
 
 def _items(parts: NDArray[np.object_], areas: NDArray[np.float64], geometry: bool) -> dict:
-    inner = to_wgs84(shapely.point_on_surface(parts)) if len(parts) else parts
+    inner = to_lonlat(shapely.point_on_surface(parts)) if len(parts) else parts
     items = [
         {"area_m2": round(float(a), 1), "lon": round(p.x, 7), "lat": round(p.y, 7)}
         for a, p in zip(areas, inner, strict=True)
     ]
     if geometry and len(parts):
-        shapes = shapely.to_geojson(shapely.set_precision(to_wgs84(parts), 1e-7))
+        shapes = shapely.to_geojson(shapely.set_precision(to_lonlat(parts), 1e-7))
         for item, shape in zip(items, shapes, strict=True):
             item["geometry"] = json.loads(shape)
     return {"items": items}

@@ -41,7 +41,8 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.boundaries.roads import RoadNetwork, bridge_gaps, node, to_lonlat, to_metric
+from geo.boundaries.roads import RoadNetwork, bridge_gaps, node
+from geo.crs import to_lonlat, to_metric
 from geo.grids import codes as codes_mod
 
 Weight = Literal["enterprises", "employees", "floor_area"]
