@@ -199,3 +199,25 @@ def test_overlap_and_gap_are_found_and_located(atlas) -> None:
     assert item["geometry"]["type"] in ("Polygon", "MultiPolygon")
     point = shapely.Point(item["lon"], item["lat"])
     assert shapely.intersects(grids.geometry.iloc[i].buffer(1e-6), point)
+
+
+def test_micro_grids_that_straddle_a_grid_edge_are_reported(atlas) -> None:
+    from geo.atlas import Atlas
+    from geo.grids.coverage import coverage
+    from geo.store.base import Snapshot
+
+    assert coverage(atlas, "community", "C01")["straddling"] == []
+    tables = dict(atlas.tables)
+    grids = atlas.tables["grids"]
+    parks = atlas.tables["parks"].copy()
+    c01 = grids[grids["community_id"] == "C01"]
+    first, second = c01.geometry.iloc[0], c01.geometry.iloc[1]
+    # a park drawn across the shared edge of two grids of C01
+    edge = first.intersection(second)
+    assert not edge.is_empty
+    park = edge.buffer(0.0003).intersection(first.union(second))
+    parks.loc[parks.index[0], ["geometry", "grid_id"]] = [park, c01["id"].iloc[0]]
+    tables["parks"] = parks
+    report = coverage(Atlas(Snapshot(atlas.version + 1, tables)), "community", "C01")
+    hit = [s for s in report["straddling"] if s["id"] == parks["id"].iloc[0]]
+    assert hit and set(hit[0]["grids"]) >= {c01["id"].iloc[0], c01["id"].iloc[1]}

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from geo.atlas import Atlas
 from geo.crs import to_lonlat, to_metric
+from geo.grids.split import straddling
 from geo.model import COUNTY_CODE, TEAM_ROLES
 
 LEVELS = ("district", "street", "community", "grid")
@@ -396,8 +397,24 @@ def coverage(
         "enterprises": enterprises,
         "buildings": buildings,
         "officers": officers_out,
+        "straddling": _straddling(atlas, level, area.id),
         "breakdown": breakdown,
     }
+
+
+def _straddling(atlas: Atlas, level: str, area_id: str) -> list[dict[str, Any]]:
+    """Micro-grids of the area that overlap more than one grid (a split keeps them whole)."""
+    grids = atlas.levels["grid"].table
+    mine = grids
+    if level == "street":
+        comms = atlas.levels["community"].table
+        mine = grids[grids["community_id"].isin(comms.loc[comms["street_id"] == area_id, "id"])]
+    elif level == "community":
+        mine = grids[grids["community_id"] == area_id]
+    elif level == "grid":
+        mine = grids[grids["id"] == area_id]
+    micro = atlas.levels["microgrid"].table
+    return straddling(grids, micro[micro["grid_id"].isin(mine["id"])])
 
 
 def _in_buildings(atlas: Atlas, b: pd.DataFrame, needs: NDArray[np.bool_]) -> NDArray[np.bool_]:
