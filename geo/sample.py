@@ -45,6 +45,7 @@ from shapely import LineString, Polygon
 from shapely.ops import substring
 
 from geo import creditcode, crs
+from geo.grids.codes import reading_order
 from geo.model import (
     BUILDINGS,
     COMMUNITIES,
@@ -726,31 +727,6 @@ def _main_angle(lines: dict[str, shapely.Geometry]) -> float:
     return math.atan2(xy[-1, 1] - xy[0, 1], xy[-1, 0] - xy[0, 0])
 
 
-def _reading_order(geoms: np.ndarray, theta: float) -> np.ndarray:
-    """Order west→east then north→south: rows (north first) in the street grid's frame."""
-    if len(geoms) == 0:
-        return np.zeros(0, dtype=int)
-    cos, sin = math.cos(theta), math.sin(theta)
-    c = shapely.get_coordinates(shapely.centroid(geoms))
-    u = c[:, 0] * cos + c[:, 1] * sin
-    v = -c[:, 0] * sin + c[:, 1] * cos
-    xy, owner = shapely.get_coordinates(geoms, return_index=True)
-    vv = -xy[:, 0] * sin + xy[:, 1] * cos
-    vmin = np.full(len(geoms), np.inf)
-    vmax = np.full(len(geoms), -np.inf)
-    np.minimum.at(vmin, owner, vv)
-    np.maximum.at(vmax, owner, vv)
-    row = np.zeros(len(geoms), dtype=int)
-    lead = -1
-    for rank, i in enumerate(np.argsort(-v, kind="stable")):
-        if lead < 0 or not vmin[lead] <= v[i] <= vmax[lead]:
-            lead = i
-            row[i] = rank
-        else:
-            row[i] = row[lead]
-    return np.lexsort((u, row))
-
-
 def _branch_cuts(face: Polygon, theta: float, rng: np.random.Generator) -> list[LineString]:
     """Unnamed branch roads across a grid face: 0-2 cuts across its long axis."""
     env = shapely.oriented_envelope(face)
@@ -853,7 +829,7 @@ def _polygons(blocks, grid_of, comm_of, street_of, area_of, theta):
         if not 3 <= len(geoms) <= 8:
             raise AssertionError(f"{spec.name} has {len(geoms)} grids")
         short = spec.name.removesuffix("产业社区")
-        for seq, j in enumerate(_reading_order(geoms, theta), start=1):
+        for seq, j in enumerate(reading_order(geoms, theta), start=1):
             grid_rows.append(
                 {
                     "id": f"{spec.id}-G{seq:02d}",
@@ -1113,7 +1089,7 @@ def _parks_and_buildings(
         in_grid = np.flatnonzero(lots["grid"].to_numpy() == g)
         spec = COMMUNITY_SPECS[lot_comm[in_grid[0]]]
         park_lots = in_grid[role[in_grid] == 1]
-        park_lots = park_lots[_reading_order(lot_geoms[park_lots], theta)]
+        park_lots = park_lots[reading_order(lot_geoms[park_lots], theta)]
         seq = 0
         for i in park_lots:
             seq += 1
@@ -1129,7 +1105,7 @@ def _parks_and_buildings(
                     "geometry": lot_geoms[i],
                 }
             )
-            fp = park_fp[i][_reading_order(_rects(park_fp[i]), theta)]
+            fp = park_fp[i][reading_order(_rects(park_fp[i]), theta)]
             for n, row in enumerate(fp, start=1):
                 bldg_rows.append(
                     {
@@ -1148,7 +1124,7 @@ def _parks_and_buildings(
         if not towers:
             continue
         fp = np.vstack(towers)
-        for row in fp[_reading_order(_rects(fp), theta)]:
+        for row in fp[reading_order(_rects(fp), theta)]:
             seq += 1
             mixed = bool(rng.random() < spec.mixed)
             floors = rng.integers(18, 34) if mixed else rng.integers(10, 31)
