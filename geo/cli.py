@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -813,11 +815,21 @@ users_app = typer.Typer(
 app.add_typer(users_app, name="users")
 
 
-def _user_store(db: str | None):
+@contextmanager
+def _user_store(db: str | None) -> Iterator[Any]:
+    """The existing store for a users command; a `UserError` ends the command with exit 2."""
+    from geo.store.users import UserError
+
     path = _settings(db).db
     if not Path(path).exists():
         raise _fail(f"no store at {path}: run `geo load DIR --db {path}` (or `geo serve`) first")
-    return _open(path)
+    store = _open(path)
+    try:
+        yield store
+    except UserError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        store.close()
 
 
 @users_app.command("add")
@@ -827,15 +839,10 @@ def users_add(
     db: DbOption = None,
 ) -> None:
     """Create a user and print its bearer token ONCE (the store keeps only a salted hash)."""
-    from geo.store.users import UserError, add_user
+    from geo.store.users import add_user
 
-    store = _user_store(db)
-    try:
+    with _user_store(db) as store:
         token = add_user(store, name, role)
-    except UserError as exc:
-        raise _fail(str(exc)) from exc
-    finally:
-        store.close()
     err.print(f"user {name} ({role}); its token, shown only now:", highlight=False)
     print(token)
 
@@ -845,15 +852,10 @@ def users_token(
     name: Annotated[str, typer.Argument(help="an active user")], db: DbOption = None
 ) -> None:
     """Issue another token for an active user and print it ONCE."""
-    from geo.store.users import UserError, issue_token
+    from geo.store.users import issue_token
 
-    store = _user_store(db)
-    try:
+    with _user_store(db) as store:
         token = issue_token(store, name)
-    except UserError as exc:
-        raise _fail(str(exc)) from exc
-    finally:
-        store.close()
     print(token)
 
 
@@ -862,11 +864,8 @@ def users_list(db: DbOption = None) -> None:
     """Users, roles, when created or revoked, and how many active tokens each has."""
     from geo.store.users import list_users
 
-    store = _user_store(db)
-    try:
+    with _user_store(db) as store:
         rows = list_users(store)
-    finally:
-        store.close()
     for u in rows:
         state = f"revoked {u['revoked']}" if u["revoked"] else f"{u['active_tokens']} token(s)"
         print(f"{u['name']}\t{u['role']}\t{u['created']}\t{state}")
@@ -877,15 +876,10 @@ def users_revoke(
     name: Annotated[str, typer.Argument(help="the user to revoke")], db: DbOption = None
 ) -> None:
     """Revoke a user and every token of theirs at once."""
-    from geo.store.users import UserError, revoke_user
+    from geo.store.users import revoke_user
 
-    store = _user_store(db)
-    try:
+    with _user_store(db) as store:
         revoke_user(store, name)
-    except UserError as exc:
-        raise _fail(str(exc)) from exc
-    finally:
-        store.close()
     out.print(f"revoked {name}", highlight=False)
 
 
@@ -897,11 +891,8 @@ def audit_cmd(
     """The append-only audit log of writes: time, who, what, store version before → after."""
     from geo.store.users import audit_rows
 
-    store = _user_store(db)
-    try:
+    with _user_store(db) as store:
         total, rows = audit_rows(store, limit)
-    finally:
-        store.close()
     for r in rows:
         target = f" {r['target']}" if r["target"] else ""
         print(
