@@ -27,6 +27,13 @@ from geo import sample
 from geo.atlas import LEVELS, Atlas
 from geo.store.base import Snapshot
 
+PLURAL = {
+    "street": "streets",
+    "community": "communities",
+    "grid": "grids",
+    "microgrid": "micro-grids",
+}
+
 
 def build_atlas(scale: int) -> Atlas:
     """Generate the district, read it back through the loader, and build its atlas."""
@@ -66,7 +73,7 @@ def main() -> None:
     atlas = build_atlas(args.scale)
     print(
         f"district ×{args.scale}: "
-        + ", ".join(f"{len(level.table)} {name}s" for name, level in atlas.levels.items())
+        + ", ".join(f"{len(level.table)} {PLURAL[name]}" for name, level in atlas.levels.items())
         + f" (generated, loaded and indexed in {time.perf_counter() - t:.1f} s)"
     )
 
