@@ -32,10 +32,6 @@ _PARENT_KEY = {"grid": "community_id", "microgrid": "grid_id"}
 _FAR_DEG = 0.5
 
 
-class PointError(ValueError):
-    """Coordinates that cannot be located; the message names the likely cause and the fix."""
-
-
 @dataclass(frozen=True)
 class Level:
     """One level of the hierarchy: its cells (sorted by id) and their index."""

@@ -759,13 +759,6 @@ def source_for(atlas: Atlas) -> TileSource:
     return src
 
 
-def encode_tile(
-    atlas: Atlas, z: int, x: int, y: int, layers: Sequence[str] | str | None = None
-) -> bytes:
-    """The MVT bytes of tile z/x/y of ``atlas`` (b"" for an empty tile)."""
-    return source_for(atlas).tile(z, x, y, normalise_layers(layers))
-
-
 def tilejson(
     atlas: Atlas,
     tiles_url: str,

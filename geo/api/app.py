@@ -6,7 +6,18 @@ from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from geo import __version__
-from geo.api import audit, auth, communities, enterprises, features, health, locate, people, tiles
+from geo.api import (
+    audit,
+    auth,
+    communities,
+    enterprises,
+    features,
+    health,
+    limits,
+    locate,
+    people,
+    tiles,
+)
 from geo.api import coverage as coverage_api
 from geo.api import grids as grids_api
 from geo.api import maps as maps_api
@@ -52,10 +63,9 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
             expose_headers=["ETag", "X-Request-ID", "WWW-Authenticate"],
         )
-    app.add_middleware(audit.RequestIdMiddleware)  # outermost: every response has X-Request-ID
-    from geo.api import limits
-
     limits.install(app, settings)  # body size → 413, slow requests → 503
+    # added last, so outermost: every response (a 413 or 503 too) has X-Request-ID
+    app.add_middleware(audit.RequestIdMiddleware)
     return app
 
 

@@ -182,7 +182,6 @@ async def personal(request: Request) -> bool:
 
 Personal = Annotated[bool, Depends(personal)]
 Planner = Annotated[User, Depends(require("planner"))]
-Admin = Annotated[User, Depends(require("admin"))]
 
 # ---------------------------------------------------------------------------- users (admin)
 

@@ -20,7 +20,6 @@ with `hmac.compare_digest` against the salted hash.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import sqlite3
 from collections.abc import Mapping
@@ -211,20 +210,6 @@ def token_record(store, token_id: str) -> tuple[str, str, bytes, bytes] | None:
             "WHERE t.token_id=? AND t.revoked IS NULL AND u.revoked IS NULL",
             (token_id,),
         ).fetchone()
-
-
-def verify_token(store, token: str) -> User | None:
-    """The user a token belongs to, or None (malformed, unknown, wrong secret, revoked)."""
-    parts = split_token(token)
-    if parts is None:
-        return None
-    record = token_record(store, parts[0])
-    if record is None:
-        return None
-    name, role, salt, digest = record
-    if not hmac.compare_digest(hash_secret(parts[1], salt), digest):
-        return None
-    return User(name, role)
 
 
 def audit_rows(store, limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
