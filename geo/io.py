@@ -194,10 +194,13 @@ def _layer_from_doc(
         records.append({**record, "_row": row})
         geometries.append(geometry)
         problems.append(found)
-    geoms, geometry_problems = _build_geometries(geometries, spec, source_crs)
+    geoms, geometry_problems, reoriented = _build_geometries(geometries, spec, source_crs)
     for found, problem in zip(problems, geometry_problems, strict=True):
         if problem:
             found.append(problem)
+    rows = [int(k) + 1 for k in np.flatnonzero(reoriented) if not problems[k]]
+    if rows:
+        result.warnings.append(Issue(spec.name, 0, None, _winding_warning(rows)))
     frame = _frame(records, spec)
     frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
     return _keep_valid(frame, problems, spec.name, result)
@@ -286,10 +289,12 @@ def _parse_feature(feature: Any, spec: LayerSpec) -> tuple[dict[str, Any], Any, 
 
 def _build_geometries(
     raw: list[Any], spec: LayerSpec, source_crs: str
-) -> tuple[NDArray[np.object_], list[str | None]]:
-    """Shapely geometries in WGS84 (None where rejected) and one problem (or None) per feature."""
+) -> tuple[NDArray[np.object_], list[str | None], NDArray[np.bool_]]:
+    """Shapely geometries in WGS84 (None where rejected), one problem (or None) per feature, and
+    which polygons were re-oriented (RFC 7946 winding)."""
     n = len(raw)
     geoms = np.full(n, None, dtype=object)
+    reoriented = np.zeros(n, dtype=bool)
     problems: list[str | None] = [None] * n
     present = [i for i, g in enumerate(raw) if isinstance(g, dict)]
     for i in set(range(n)) - set(present):
@@ -299,7 +304,7 @@ def _build_geometries(
             else f"geometry must be a GeoJSON geometry object, got {raw[i]!r}"
         )
     if not present:
-        return geoms, problems
+        return geoms, problems, reoriented
     parsed = shapely.from_geojson([json.dumps(raw[i]) for i in present], on_invalid="ignore")
     geoms[present] = parsed
     for i, geom in zip(present, parsed, strict=True):
@@ -309,7 +314,7 @@ def _build_geometries(
     ok = np.array([p is None for p in problems])
     geoms[~ok] = None
     if not ok.any():
-        return geoms, problems
+        return geoms, problems, reoriented
     geoms[ok] = shapely.force_2d(geoms[ok].astype(object))
     if source_crs not in ("wgs84", "cgcs2000"):
         geoms[ok] = shapely.transform(
@@ -325,8 +330,10 @@ def _build_geometries(
     ok = np.array([p is None for p in problems])
     geoms[~ok] = None
     if spec.geometry == "polygon" and ok.any():
-        geoms[ok] = _orient(geoms[ok])
-    return geoms, problems
+        oriented = _orient(geoms[ok])
+        reoriented[ok] = ~shapely.equals_exact(geoms[ok], oriented, tolerance=0.0)
+        geoms[ok] = oriented
+    return geoms, problems, reoriented
 
 
 def _kind_problem(geom: shapely.Geometry, spec: LayerSpec) -> str | None:
@@ -426,6 +433,19 @@ def _validity_problem(reason: str) -> str:
     what, x, y = match[1], float(match[2]), float(match[3])
     hint = _VALIDITY_HINTS.get(what, "fix it (e.g. QGIS Fix Geometries)")
     return f"geometry is invalid: {what} at ({x:g}, {y:g}); {hint}"
+
+
+def _winding_warning(rows: list[int]) -> str:
+    """The warning for the features (1-based rows) that `_orient` re-oriented."""
+    n = len(rows)
+    shown = ", ".join(map(str, rows[:10])) + (", …" if n > 10 else "")
+    plural = n > 1
+    return (
+        f"{n} feature{'s' if plural else ''} (row{'s' if plural else ''} {shown}) wound the "
+        "wrong way (a clockwise exterior ring or a counter-clockwise hole) "
+        f"{'were' if plural else 'was'} re-oriented (RFC 7946: exteriors counter-clockwise, "
+        "holes clockwise); fix the winding in the source"
+    )
 
 
 def _orient(geoms: NDArray[np.object_]) -> NDArray[np.object_]:

@@ -115,6 +115,40 @@ def test_every_write_route_needs_a_declared_or_planner_role(client: TestClient) 
     assert len(list(_api_routes(client.app.routes))) > 30
 
 
+def test_openapi_documents_bearer_tokens_and_each_routes_role(client: TestClient) -> None:
+    """/openapi.json has the bearer scheme (the Authorize button of /docs) and, per operation,
+    the role `policy` enforces; the 422 documentation of geo.api.limits still applies."""
+    schema = client.get("/openapi.json").json()
+    scheme = schema["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    detail = schema["components"]["schemas"]["HTTPValidationError"]["properties"]["detail"]
+    assert "anyOf" in detail  # both openapi wrappers apply
+    put = schema["paths"]["/communities/{community_id}/boundary"]["put"]
+    assert put["security"] == [{"bearerAuth": []}]
+    assert put["description"].endswith("Role: planner (send `Authorization: Bearer <token>`).")
+    assert "Role: admin" in schema["paths"]["/audit"]["get"]["description"]
+    assert schema["paths"]["/locate"]["get"]["security"] == [{}, {"bearerAuth": []}]
+    assert "Role:" not in schema["paths"]["/locate"]["get"].get("description", "")
+    checked = 0
+    for route in _api_routes(client.app.routes):
+        if not route.include_in_schema:
+            continue
+        for method in route.methods:
+            role = declared_role(route) or ("anonymous" if method in SAFE_METHODS else "planner")
+            op = schema["paths"][route.path_format][method.lower()]
+            required = op["security"] == [{"bearerAuth": []}]
+            assert required == (role != "anonymous"), (method, route.path, op["security"])
+            assert required == (f"Role: {role} " in op.get("description", "")), route.path
+            checked += 1
+    assert checked > 30
+
+
+def test_docs_page_renders(client: TestClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in r.text and "/openapi.json" in r.text
+
+
 def _team_owner(client: TestClient, headers: dict) -> dict:
     items = client.get("/collections/enterprises/items", params={"limit": 300}).json()
     for f in items["features"]:

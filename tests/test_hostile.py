@@ -190,13 +190,91 @@ def test_json_nan_and_infinity_literals_are_422(hc, literal: str) -> None:
         assert r.status_code == 422, (path, raw, r.status_code, r.text[:300])
 
 
+def _ccw(ring: list[list[float]]) -> bool:
+    """Whether a GeoJSON ring is counter-clockwise (positive shoelace area)."""
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in itertools.pairwise(ring)) > 0
+
+
+CW_EXTERIOR = (
+    "the exterior ring was clockwise; it was reversed (RFC 7946: exteriors counter-clockwise)"
+)
+
+
 def test_wrong_winding_is_repaired(hc) -> None:
     cw = {"type": "Polygon", "coordinates": [RING[::-1]]}
     r = _send(hc, *_calls(cw)[0])
     assert r.status_code == 200, r.text
-    ring = r.json()["feature"]["geometry"]["coordinates"][0]
-    area2 = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in itertools.pairwise(ring))
-    assert area2 > 0  # RFC 7946: exterior rings counterclockwise
+    assert _ccw(r.json()["feature"]["geometry"]["coordinates"][0])  # RFC 7946
+    assert CW_EXTERIOR in r.json()["warnings"], r.json()["warnings"]
+    ccw = _send(hc, *_calls({"type": "Polygon", "coordinates": [RING]})[0])
+    assert ccw.json()["warnings"] == []  # nothing repaired, nothing reported
+
+
+def test_clockwise_exterior_put_is_stored_ccw_and_reported(hc) -> None:
+    """A planner's PUT with C01's own boundary wound clockwise: accepted, reported, stored CCW."""
+    before = hc.get("/communities/C01").json()["geometry"]
+    assert before["type"] == "Polygon" and _ccw(before["coordinates"][0])
+    cw = {"type": "Polygon", "coordinates": [ring[::-1] for ring in before["coordinates"]]}
+    r = hc.put(
+        "/communities/C01/boundary",
+        json={"geometry": cw, "reason": "clockwise test"},
+        headers={"If-Match": _version(hc)},
+    )
+    assert r.status_code == 200, r.text
+    assert CW_EXTERIOR in r.json()["warnings"], r.json()["warnings"]
+    assert _ccw(r.json()["feature"]["geometry"]["coordinates"][0])
+    stored = hc.get("/communities/C01").json()["geometry"]
+    assert _ccw(stored["coordinates"][0])
+    assert hc.get("/communities/C01/history").json()["versions"][0]["reason"] == "clockwise test"
+
+
+def test_hole_wound_the_wrong_way_is_reported(hc) -> None:
+    hole = [[120.172, 30.182], [120.176, 30.182], [120.176, 30.186], [120.172, 30.186]]
+    hole.append(hole[0])  # counter-clockwise: RFC 7946 wants holes clockwise
+    assert _ccw(hole)
+    geometry = {"type": "Polygon", "coordinates": [RING, hole]}
+    r = _send(hc, *_calls(geometry)[0])
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == [
+        "the hole was counter-clockwise; it was reversed (RFC 7946: holes clockwise)"
+    ]
+    exterior, inner = r.json()["feature"]["geometry"]["coordinates"]
+    assert _ccw(exterior) and not _ccw(inner)
+
+
+def test_load_reports_reoriented_features(sample_dir: Path, tmp_path: Path) -> None:
+    """`geo load` accepts clockwise polygons, stores them CCW and says how many it re-oriented."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from geo.cli import app as cli_app
+    from geo.store import open_store
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    parks = json.loads((data / "parks.geojson").read_text(encoding="utf-8"))
+    for k in (0, 2):
+        geometry = parks["features"][k]["geometry"]
+        rings = geometry["coordinates"] if geometry["type"] == "Polygon" else None
+        assert rings is not None and _ccw(rings[0])
+        geometry["coordinates"] = [ring[::-1] for ring in rings]
+    (data / "parks.geojson").write_text(json.dumps(parks, ensure_ascii=False), encoding="utf-8")
+    db = tmp_path / "s.gpkg"
+    r = CliRunner().invoke(cli_app, ["load", str(data), "--db", str(db), "--verbose"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())  # the console wraps long lines
+    assert "parks file: 2 features (rows 1, 3) wound the wrong way" in text, text[:2000]
+    assert "were re-oriented (RFC 7946" in text and "0 rejected" in text
+    store = open_store(str(db))
+    try:
+        stored = store.snapshot().tables["parks"]
+    finally:
+        store.close()
+    for k in (0, 2):
+        fid = parks["features"][k].get("id") or parks["features"][k]["properties"]["id"]
+        geom = stored.loc[stored["id"] == fid].geometry.iloc[0]
+        assert geom.exterior.is_ccw, fid
 
 
 def test_too_many_vertices_is_422_naming_the_count(writable) -> None:

@@ -64,6 +64,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "X-Request-ID", "WWW-Authenticate"],
         )
     limits.install(app, settings)  # body size → 413, slow requests → 503
+    auth.document_security(app)  # bearer scheme and each operation's role in /openapi.json
     # added last, so outermost: every response (a 413 or 503 too) has X-Request-ID
     app.add_middleware(audit.RequestIdMiddleware)
     return app

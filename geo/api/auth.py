@@ -20,6 +20,9 @@ anyone thinks of it). ``POST /locate`` declares ``require("anonymous")``. Too lo
 403, no token where one is needed a 401. `personal` tells a route whether to add personal
 fields (caller is at least an officer).
 
+`document_security` describes the same policy in ``/openapi.json``: an HTTP bearer scheme (the
+Authorize button of ``/docs``) and, per operation, the role it needs.
+
 Tokens come only in the ``Authorization: Bearer <token>`` header; a token in the URL
 (``?access_token=``/``?token=``) is refused with 400 so it does not end up in logs. Tokens are
 never logged. A successful check is remembered per token id (a SHA-256 of the token, in memory)
@@ -32,10 +35,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+import fastapi.routing
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -165,14 +170,19 @@ def declared_role(route: Any) -> str | None:
     return max(roles, key=RANK.__getitem__) if roles else None
 
 
+def effective_role(route: Any, method: str) -> str:
+    """The role ``method`` on ``route`` needs: the declared one, else anonymous for reads and
+    `WRITE_ROLE` for anything else (deny by default)."""
+    role = declared_role(route)
+    if role is not None:
+        return role
+    return "anonymous" if method.upper() in SAFE_METHODS else WRITE_ROLE
+
+
 async def policy(request: Request) -> None:
     """The app-wide dependency: authenticate, then enforce the route's role (deny by default)."""
     user = await authenticate(request)
-    route = request.scope.get("route")
-    role = declared_role(route)
-    if role is None:
-        role = "anonymous" if request.method in SAFE_METHODS else WRITE_ROLE
-    _enforce(user, role)
+    _enforce(user, effective_role(request.scope.get("route"), request.method))
 
 
 async def personal(request: Request) -> bool:
@@ -182,6 +192,57 @@ async def personal(request: Request) -> bool:
 
 Personal = Annotated[bool, Depends(personal)]
 Planner = Annotated[User, Depends(require("planner"))]
+
+# ------------------------------------------------------------------------ OpenAPI (/docs)
+
+SECURITY_SCHEME = "bearerAuth"
+
+
+def _operations(app: FastAPI) -> Iterator[tuple[str, str, Any]]:
+    """(path, method, route) of every documented operation, as FastAPI lists them in the
+    schema (routers included lazily too, with their effective paths)."""
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)  # lazy includes
+    for route in iterate(app.routes) if iterate else app.routes:
+        original = getattr(route, "original_route", route)
+        if isinstance(original, APIRoute) and original.include_in_schema:
+            for method in route.methods:
+                yield route.path_format, method.lower(), route
+
+
+def document_security(app: FastAPI) -> None:
+    """Describe the bearer tokens in ``/openapi.json`` (an Authorize button in ``/docs``): an
+    HTTP bearer scheme, and per operation the role `policy` enforces. Anonymous operations take
+    an optional token (it may add personal fields); the others require one, and their
+    description ends with the role. Wraps ``app.openapi`` like `geo.api.limits`, so both apply."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SECURITY_SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a token from `geo users add NAME --role ROLE` (or `geo users token`)",
+        }
+        paths = schema.get("paths", {})
+        for path, method, route in _operations(app):
+            operation = paths.get(path, {}).get(method)
+            if operation is None:
+                continue
+            role = effective_role(route, method)
+            if role == "anonymous":
+                operation["security"] = [{}, {SECURITY_SCHEME: []}]
+                continue
+            operation["security"] = [{SECURITY_SCHEME: []}]
+            note = f"Role: {role} (send `Authorization: Bearer <token>`)."
+            text = operation.get("description", "")
+            operation["description"] = f"{text}\n\n{note}" if text else note
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
 
 # ---------------------------------------------------------------------------- users (admin)
 

@@ -164,7 +164,7 @@ def _feature(row, version: int) -> dict[str, Any]:
 
 
 def _warnings(current: Atlas, community_id: str, prop) -> list[str]:
-    out = []
+    out = list(prop.warnings)  # repairs of the drawn geometry (rings wound the wrong way)
     if prop.source == "geometry":
         out.append(
             "the boundary was drawn: the community's four-to text was kept and no longer "
@@ -225,6 +225,11 @@ def _commit(
     }
 
 
+def _issue(layer: str, issue: geo_io.Issue) -> str:
+    """A reader's issue as a warning; row 0 is the whole layer (e.g. re-oriented rings)."""
+    return f"{layer}: {issue.reason}" + (f" (feature {issue.row})" if issue.row else "")
+
+
 # ------------------------------------------------------------------------------------- routes
 
 
@@ -239,13 +244,13 @@ def build(
     try:
         if body.roads is not None:
             roads, issues = geo_io.read_layer_doc(body.roads, "roads", "roads")
-            warnings += [f"roads: {i.reason} (feature {i.row})" for i in issues]
+            warnings += [_issue("roads", i) for i in issues]
             network = RoadNetwork.from_frame(roads)
         else:
             network = _network(request, current)
         if body.areas is not None:
             areas, issues = geo_io.read_layer_doc(body.areas, "areas", "areas")
-            warnings += [f"areas: {i.reason} (feature {i.row})" for i in issues]
+            warnings += [_issue("areas", i) for i in issues]
         else:
             areas = current.tables["areas"]
         prop = edit.propose(four_to=body.four_to, roads=network, areas=areas)
@@ -352,6 +357,7 @@ def preview(
         "outside_street": [p.to_dict() for p in check.errors if p.kind == "outside"],
         "gaps": [p.to_dict() for p in check.gaps],
         "snapped": {"vertices": prop.snapped.vertices, "edges": prop.snapped.edges},
+        "warnings": list(prop.warnings),
     }
 
 

@@ -114,6 +114,36 @@ def _check_valid(metric: BaseGeometry, what: str) -> None:
     raise EditError(f"{what} is not a valid polygon: {reason}{at}{hint}")
 
 
+def orient_rfc7946(geom: BaseGeometry) -> tuple[BaseGeometry, list[str]]:
+    """A Polygon/MultiPolygon with RFC 7946 winding (exteriors counter-clockwise, holes
+    clockwise), and one warning per kind of ring that was wound the wrong way (none if none)."""
+    polys = list(shapely.get_parts(geom))
+    holes = [ring for poly in polys for ring in poly.interiors]
+    warnings = [
+        _reversed(bad, total, ring, wrong, rule)
+        for bad, total, ring, wrong, rule in (
+            (sum(not p.exterior.is_ccw for p in polys), len(polys), "exterior ring",
+             "clockwise", "exteriors counter-clockwise"),
+            (sum(r.is_ccw for r in holes), len(holes), "hole", "counter-clockwise",
+             "holes clockwise"),
+        )
+        if bad
+    ]  # fmt: skip
+    if not warnings:
+        return geom, []
+    oriented = [orient(poly, 1.0) for poly in polys]
+    fixed = oriented[0] if geom.geom_type == "Polygon" else shapely.MultiPolygon(oriented)
+    return fixed, warnings
+
+
+def _reversed(bad: int, total: int, ring: str, wrong: str, rule: str) -> str:
+    """The warning for ``bad`` of ``total`` rings that were wound ``wrong`` and reversed."""
+    if total == 1:
+        return f"the {ring} was {wrong}; it was reversed (RFC 7946: {rule})"
+    verb, it = ("was", "it") if bad == 1 else ("were", "they")
+    return f"{bad} of {total} {ring}s {verb} {wrong}; {it} {verb} reversed (RFC 7946: {rule})"
+
+
 # --------------------------------------------------------------------------------------------
 # Snapping drawn vertices onto road centerlines
 # --------------------------------------------------------------------------------------------
@@ -224,6 +254,7 @@ class Proposal:
     four_to: str | None = None  # the text it was built from
     sides: dict | None = None  # build report per side (four-to only)
     snapped: SnapReport = field(default_factory=SnapReport)
+    warnings: tuple[str, ...] = ()  # repairs to report (e.g. rings wound the wrong way)
 
     @property
     def area_m2(self) -> float:
@@ -270,12 +301,13 @@ def propose(
         return Proposal(res.metric, res.polygon, "four_to", four_to, sides)
     metric = read_geometry(geometry, crs)
     _check_valid(metric, "the drawn boundary")
+    metric, warnings = orient_rfc7946(metric)  # wrong winding is repaired and reported
     report = SnapReport()
     if network is not None and snap_tolerance_m > 0:
         metric, report = snap_to_roads(metric, network, snap_tolerance_m)
         _check_valid(metric, "the boundary snapped to the roads")
-    metric = orient(metric, 1.0) if metric.geom_type == "Polygon" else metric
-    return Proposal(metric, to_lonlat(metric), "geometry", None, None, report)
+        metric = orient_rfc7946(metric)[0]
+    return Proposal(metric, to_lonlat(metric), "geometry", None, None, report, tuple(warnings))
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,6 +495,7 @@ __all__ = [
     "SnapReport",
     "Validation",
     "impact",
+    "orient_rfc7946",
     "owners",
     "propose",
     "read_geometry",
