@@ -11,6 +11,7 @@ park belongs to the park's micro-grid.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -21,13 +22,14 @@ from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 
 from geo import crs as crs_mod
-from geo.ownership import Frame, Hierarchy, PolygonIndex
+from geo.ownership import Frame, Hierarchy, PolygonIndex, Window
 from geo.store.base import Snapshot
 
 LEVELS = ("street", "community", "grid", "microgrid")
 _LEVEL_TABLE = {"street": "streets", "community": "communities", "grid": "grids"}
 _PARENT_LEVEL = {"grid": "community", "microgrid": "grid"}
 _PARENT_KEY = {"grid": "community_id", "microgrid": "grid_id"}
+_SERIALS = itertools.count(1)
 # A point further than this outside the district is a wrong input, not an unowned point.
 _FAR_DEG = 0.5
 
@@ -66,13 +68,19 @@ class Level:
 class Atlas:
     """All layers at one store version, with spatial indexes for ownership."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, previous: Atlas | None = None) -> None:
+        """The atlas of ``snapshot``; a level whose polygons and parents equal those of
+        ``previous`` (an edit elsewhere) reuses its index instead of rebuilding it."""
         self.version = snapshot.version
+        self.serial = next(_SERIALS)  # unique per atlas built in this process (cache keys)
         self.tables = snapshot.tables
         self.levels: dict[str, Level] = {}
         # one cell frame for every level, so a point's cell is computed once per locate
         polygon_layers = ("streets", "communities", "grids", "parks", "buildings")
         self.frame = Frame.covering(_bounds([self.tables[t] for t in polygon_layers]))
+        if previous is not None and previous.frame != self.frame:
+            previous = None
+        window: Window | None = None  # the cells whose shortcuts differ from previous's
         for name in LEVELS:
             table = (
                 _microgrids(self.tables)
@@ -83,15 +91,28 @@ class Atlas:
             if name in _PARENT_LEVEL:
                 parent_ids = self.levels[_PARENT_LEVEL[name]].table["id"]
                 parent = _positions(parent_ids, table[_PARENT_KEY[name]])
-            index = PolygonIndex(np.asarray(table.geometry, dtype=object), parent, self.frame)
+            geoms = np.asarray(table.geometry, dtype=object)
+            old = previous.levels[name].index if previous is not None else None
+            changed = old.changed(geoms, parent) if old is not None else None
+            if old is None or changed is None:
+                index = PolygonIndex(geoms, parent, self.frame)
+                window = Window.whole(self.frame)
+            elif not changed.any():
+                index = old  # an edit elsewhere: the same index answers
+            else:
+                index = old.updated(geoms, changed)  # cells around the change rastered again
+                window = index.window if window is None else window.union(index.window)
             self.levels[name] = Level(name, table, index)
-        self.hierarchy = Hierarchy(
-            self.frame,
-            [
-                (lv.index, LEVELS.index(_PARENT_LEVEL[n]) if n in _PARENT_LEVEL else None)
-                for n, lv in self.levels.items()
-            ],
-        )
+        levels = [
+            (lv.index, LEVELS.index(_PARENT_LEVEL[n]) if n in _PARENT_LEVEL else None)
+            for n, lv in self.levels.items()
+        ]
+        if previous is not None and window is None:
+            self.hierarchy = previous.hierarchy
+        elif previous is not None and window != Window.whole(self.frame):
+            self.hierarchy = previous.hierarchy.updated(levels, window)
+        else:
+            self.hierarchy = Hierarchy(self.frame, levels)
         streets = self.tables["streets"]
         self.bounds = tuple(streets.total_bounds) if len(streets) else (np.nan,) * 4
         self.enterprises = self._own_enterprises()

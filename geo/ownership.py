@@ -19,12 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import shapely
 from numpy.typing import NDArray
 from scipy import ndimage
 
 NONE = -1  # no owner
 _EXACT = -2  # raster marker: a boundary touches this cell, test the point exactly
+_MIXED = -2  # in a combined row: a cell that needs an exact test at some level
 _MAX_CELLS = 1 << 23  # ~8 M cells (32 MB of int32) per level
 _CELL_DEG = 0.00008  # ~8 m in latitude; coarser when the extent needs more than _MAX_CELLS
 
@@ -74,6 +76,51 @@ class Frame:
         return self.x0 + (cols + 0.5) * self.dx, self.y0 + (rows + 0.5) * self.dy
 
 
+@dataclass(frozen=True)
+class Window:
+    """The cells in rows ``r0:r1`` and columns ``c0:c1`` of a frame."""
+
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+
+    @classmethod
+    def whole(cls, frame: Frame) -> Window:
+        return cls(0, frame.ny, 0, frame.nx)
+
+    @classmethod
+    def around(cls, frame: Frame, bounds: FloatArray, pad: int = 2) -> Window:
+        """The cells within ``pad`` cells of ``bounds`` (minx, miny, maxx, maxy)."""
+        c0 = int(np.floor((bounds[0] - frame.x0) / frame.dx)) - pad
+        c1 = int(np.floor((bounds[2] - frame.x0) / frame.dx)) + pad + 1
+        r0 = int(np.floor((bounds[1] - frame.y0) / frame.dy)) - pad
+        r1 = int(np.floor((bounds[3] - frame.y0) / frame.dy)) + pad + 1
+        return cls(max(r0, 0), min(r1, frame.ny), max(c0, 0), min(c1, frame.nx))
+
+    def union(self, other: Window) -> Window:
+        return Window(
+            min(self.r0, other.r0), max(self.r1, other.r1),
+            min(self.c0, other.c0), max(self.c1, other.c1),
+        )  # fmt: skip
+
+    def grown(self, frame: Frame, by: int) -> Window:
+        return Window(
+            max(self.r0 - by, 0), min(self.r1 + by, frame.ny),
+            max(self.c0 - by, 0), min(self.c1 + by, frame.nx),
+        )  # fmt: skip
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.r1 - self.r0, self.c1 - self.c0)
+
+    def flat(self, frame: Frame) -> IntArray:
+        """The frame's flat index of every cell of the window, row by row."""
+        rows = np.arange(self.r0, self.r1, dtype=np.int64)
+        cols = np.arange(self.c0, self.c1, dtype=np.int64)
+        return (rows[:, None] * frame.nx + cols[None, :]).ravel()
+
+
 class PolygonIndex:
     """Polygons of one level, sorted by id, ready to answer "who owns these points"."""
 
@@ -87,10 +134,39 @@ class PolygonIndex:
         if frame is None and len(self.geoms):
             frame = Frame.covering(tuple(shapely.total_bounds(self.geoms)))
         self.frame = frame
+        self.window = None if frame is None else Window.whole(frame)  # the cells last rastered
         self.shortcuts = _shortcuts(self, frame) if frame is not None and len(self.geoms) else None
 
     def __len__(self) -> int:
         return len(self.geoms)
+
+    def changed(self, geoms: NDArray[np.object_], parent: IntArray | None) -> NDArray[np.bool_]:
+        """Which of ``geoms`` differ from this index's polygon at the same position; None when
+        the two cannot be compared so (another count of polygons, other parents)."""
+        if len(geoms) != len(self.geoms) or (parent is None) != (self.parent is None):
+            return None
+        if parent is not None and not np.array_equal(parent, self.parent):
+            return None
+        return shapely.to_wkb(geoms) != shapely.to_wkb(self.geoms)
+
+    def updated(self, geoms: NDArray[np.object_], changed: NDArray[np.bool_]) -> PolygonIndex:
+        """This index for ``geoms``, which differ from its polygons only where ``changed``:
+        only the cells around the changed polygons (old and new shape) are rasterised again;
+        the index answers exactly as one built afresh. ``window`` holds those cells."""
+        if self.frame is None or self.shortcuts is None or not changed.any():
+            return PolygonIndex(geoms, self.parent, self.frame)
+        new = object.__new__(PolygonIndex)
+        new.geoms = np.asarray(geoms, dtype=object)
+        new.parent = self.parent
+        shapely.prepare(new.geoms)
+        new.tree = shapely.STRtree(new.geoms)
+        new.frame = self.frame
+        moved = np.concatenate([self.geoms[changed], new.geoms[changed]])
+        new.window = Window.around(self.frame, shapely.total_bounds(moved))
+        new.shortcuts = self.shortcuts.patched(self.frame, new.window, *_raster(new, new.window))
+        if new.shortcuts.wasteful():
+            return PolygonIndex(geoms, self.parent, self.frame)
+        return new
 
     def owners(
         self,
@@ -185,39 +261,79 @@ class Shortcuts:
     cand_start: IntArray  # per slot: first position in cand
     cand_count: IntArray  # per slot: number of candidates
 
+    def patched(
+        self, frame: Frame, window: Window, codes: NDArray[np.int32], cand: IntArray,
+        counts: IntArray,
+    ) -> Shortcuts:  # fmt: skip
+        """These shortcuts with the cells of ``window`` replaced by `_raster`'s answer (its
+        boundary-cell slots appended after the existing ones)."""
+        base = len(self.cand_count)
+        codes = np.where(codes <= _EXACT, codes - base, codes).astype(np.int32)
+        cells = self.cells.copy()
+        cells[window.flat(frame)] = codes
+        return Shortcuts(
+            cells,
+            np.concatenate([self.cand, cand]),
+            np.concatenate([self.cand_start, len(self.cand) + np.cumsum(counts) - counts]),
+            np.concatenate([self.cand_count, counts]),
+        )
+
+    def wasteful(self) -> bool:
+        """Whether most slots are no longer used by any cell (after many patches)."""
+        return len(self.cand_count) > 2 * int(np.count_nonzero(self.cells <= _EXACT)) + 1024
+
 
 def _shortcuts(index: PolygonIndex, frame: Frame) -> Shortcuts:
     """Mark cells touched by boundaries; give every other cell its region's owner."""
+    codes, cand, counts = _raster(index, Window.whole(frame))
+    cells = np.append(codes, np.int32(NONE))  # the last cell: outside the frame
+    return Shortcuts(cells, cand, np.cumsum(counts) - counts, counts)
+
+
+def _raster(index: PolygonIndex, window: Window) -> tuple[NDArray[np.int32], IntArray, IntArray]:
+    """The shortcut codes of the cells of ``window`` (row by row) — an owner, NONE, or
+    ``_EXACT - k`` for its k-th boundary cell — and the CSR candidates of those k cells."""
+    frame = index.frame
+    assert frame is not None
     # Boundary vertices at most half a cell apart: a segment then touches only cells within
     # one cell of a vertex's cell, so dilating the vertex cells by one covers every segment.
-    edges = shapely.segmentize(shapely.boundary(index.geoms), min(frame.dx, frame.dy) / 2)
+    # The vertices are gathered one cell beyond the window, so its edge cells dilate right too.
+    outer = window.grown(frame, 1)
+    geoms = index.geoms
+    if outer != Window.whole(frame):
+        x0, y0 = frame.x0 + outer.c0 * frame.dx, frame.y0 + outer.r0 * frame.dy
+        area = shapely.box(
+            x0, y0, x0 + (outer.c1 - outer.c0) * frame.dx, y0 + (outer.r1 - outer.r0) * frame.dy
+        )
+        geoms = geoms[index.tree.query(area, predicate="intersects")]
+    edges = shapely.segmentize(shapely.boundary(geoms), min(frame.dx, frame.dy) / 2)
     coords = shapely.get_coordinates(edges)
-    flat = frame.cells_of(coords[:, 0], coords[:, 1])
-    touched = np.zeros(frame.outside + 1, dtype=bool)
-    touched[flat] = True
-    touched = touched[:-1].reshape(frame.ny, frame.nx)
+    rows, cols = np.divmod(frame.cells_of(coords[:, 0], coords[:, 1]), frame.nx)  # as locate
+    keep = (rows >= outer.r0) & (rows < outer.r1) & (cols >= outer.c0) & (cols < outer.c1)
+    touched = np.zeros(outer.shape, dtype=bool)
+    touched[rows[keep] - outer.r0, cols[keep] - outer.c0] = True
     touched = ndimage.binary_dilation(touched, structure=np.ones((3, 3), dtype=bool))
+    top, left = window.r0 - outer.r0, window.c0 - outer.c0
+    touched = touched[top : top + window.shape[0], left : left + window.shape[1]]
+    flat = window.flat(frame)
 
     # A 4-connected region of untouched cells crosses no boundary: one owner for all of it.
     labels, count = ndimage.label(~touched)
-    region, first = np.unique(labels.ravel(), return_index=True)  # first cell of each region
-    first = first[region > 0]
+    some_cell = np.empty(count + 1, dtype=np.int64)  # any one cell of each region (label > 0)
+    some_cell[labels.ravel()] = np.arange(labels.size)
     region_owner = np.full(count + 1, _EXACT, dtype=np.int32)
-    region_owner[region[region > 0]] = index.exact_owners(*frame.centres(first))
-    cells = np.empty(frame.outside + 1, dtype=np.int32)
-    cells[:-1] = region_owner[labels.ravel()]
-    cells[-1] = NONE
+    region_owner[1:] = index.exact_owners(*frame.centres(flat[some_cell[1:]]))
+    codes = region_owner[labels.ravel()]
 
-    # Boundary cells keep the polygons that touch them: code _EXACT - slot, slot into a CSR list.
-    edge_cells = np.flatnonzero(touched.ravel())
-    cells[edge_cells] = _EXACT - np.arange(len(edge_cells), dtype=np.int32)
-    x0, y0 = frame.centres(edge_cells)
+    # Boundary cells keep the polygons that touch them: code _EXACT - k, k into a CSR list.
+    edge = np.flatnonzero(touched.ravel())
+    codes[edge] = _EXACT - np.arange(len(edge), dtype=np.int32)
+    cx, cy = frame.centres(flat[edge])
     half_x, half_y = frame.dx / 2, frame.dy / 2
-    boxes = shapely.box(x0 - half_x, y0 - half_y, x0 + half_x, y0 + half_y)
+    boxes = shapely.box(cx - half_x, cy - half_y, cx + half_x, cy + half_y)
     box_i, geom_i = index.tree.query(boxes, predicate="intersects")
     order = np.lexsort((geom_i, box_i))
-    counts = np.bincount(box_i, minlength=len(edge_cells))
-    return Shortcuts(cells, geom_i[order], np.cumsum(counts) - counts, counts)
+    return codes, geom_i[order], np.bincount(box_i, minlength=len(edge))
 
 
 class Hierarchy:
@@ -232,6 +348,32 @@ class Hierarchy:
         self.levels = levels  # (index, position of its parent level or None)
         self.combo, self.table = _combine(frame, levels)
         self.mixed_row = len(self.table[0]) - 1
+
+    def updated(self, levels: list[tuple[PolygonIndex, int | None]], window: Window) -> Hierarchy:
+        """This hierarchy for ``levels`` whose shortcuts differ from its own only inside
+        ``window``: only those cells are combined again (new rows appended to the table)."""
+        new = object.__new__(Hierarchy)
+        new.frame, new.levels, new.mixed_row = self.frame, levels, self.mixed_row
+        flat = window.flat(self.frame)
+        effective, mixed = _effective(levels, flat, self.frame)
+        inverse, unique = _distinct_rows(levels, effective, mixed)
+        table_rows = np.stack(self.table, axis=1).tolist()
+        known = {tuple(r): i for i, r in enumerate(table_rows) if i != self.mixed_row}
+        known[(_MIXED,) * len(levels)] = self.mixed_row
+        added: list[list[int]] = []
+        code = np.empty(len(unique), dtype=np.int64)
+        for i, key in enumerate(map(tuple, unique.tolist())):  # distinct rows: a few hundred
+            if key not in known:
+                known[key] = len(table_rows) + len(added)
+                added.append(list(key))
+            code[i] = known[key]
+        new.combo = self.combo.copy()
+        new.combo[flat] = code[inverse]
+        new.table = [
+            np.concatenate([column, np.array([a[j] for a in added], dtype=np.int64)])
+            for j, column in enumerate(self.table)
+        ]
+        return new
 
     def owners(self, x: FloatArray, y: FloatArray) -> list[IntArray]:
         """Owner index per level for each point (NONE where none), in the order of the levels."""
@@ -251,18 +393,21 @@ class Hierarchy:
         return out
 
 
-def _combine(
-    frame: Frame, levels: list[tuple[PolygonIndex, int | None]]
-) -> tuple[NDArray[np.int32], list[IntArray]]:
-    """Per cell, a row of owners at every level; cells needing an exact test share the last row."""
-    n_cells = frame.outside + 1
+def _effective(
+    levels: list[tuple[PolygonIndex, int | None]], cells: IntArray | None, frame: Frame
+) -> tuple[list[IntArray], NDArray[np.bool_]]:
+    """Per level, the owner of each of ``cells`` (None: every cell and the outside one) with
+    its parent constraint applied, NONE where an exact test is needed; and the cells that need
+    one at some level."""
+    n = frame.outside + 1 if cells is None else len(cells)
     effective: list[IntArray] = []
-    mixed = np.zeros(n_cells, dtype=bool)
+    mixed = np.zeros(n, dtype=bool)
     for index, parent in levels:
         if index.shortcuts is None:
-            value = np.full(n_cells, NONE, dtype=np.int64)
+            value = np.full(n, NONE, dtype=np.int64)
         else:
-            value = index.shortcuts.cells.astype(np.int64)
+            codes = index.shortcuts.cells
+            value = (codes if cells is None else codes[cells]).astype(np.int64)
         mixed |= value <= _EXACT
         if parent is not None and index.parent is not None:
             up = effective[parent]
@@ -270,23 +415,43 @@ def _combine(
             hit = value >= 0
             mixed |= hit & (index.parent[np.where(hit, value, 0)] != up)
         effective.append(np.where(value <= _EXACT, NONE, value))
+    return effective, mixed
+
+
+def _distinct_rows(
+    levels: list[tuple[PolygonIndex, int | None]],
+    effective: list[IntArray],
+    mixed: NDArray[np.bool_],
+) -> tuple[IntArray, IntArray]:
+    """The distinct rows of owners (one column per level; `_MIXED` everywhere for mixed cells)
+    and each cell's row among them."""
     radix = [len(index) + 1 for index, _ in levels]
-    if float(np.prod(radix, dtype=np.float64)) < 2**62:
-        key = np.zeros(n_cells, dtype=np.int64)
+    if float(np.prod(radix, dtype=np.float64)) < 2**62:  # one integer per row: hash them
+        key = np.zeros(len(mixed), dtype=np.int64)
         for value, r in zip(effective, radix, strict=True):
             key = key * r + (value + 1)
         key[mixed] = -1
-        unique, combo = np.unique(key, return_inverse=True)
-        table = []
-        for r in reversed(radix):
-            table.append(unique % r - 1)
-            unique = unique // r
-        table.reverse()
-    else:  # too many polygons for one integer key: compare rows instead
-        rows = np.stack(effective, axis=1)
-        rows[mixed] = -2
-        unique_rows, combo = np.unique(rows, axis=0, return_inverse=True)
-        table = [unique_rows[:, i].copy() for i in range(len(levels))]
+        inverse, keys = pd.factorize(key)  # linear time, unlike np.unique's sort
+        unique = np.empty((len(keys), len(levels)), dtype=np.int64)
+        rest = keys.copy()
+        for i in reversed(range(len(levels))):
+            unique[:, i] = rest % radix[i] - 1
+            rest //= radix[i]
+        unique[keys == -1] = _MIXED
+        return inverse.astype(np.int64), unique
+    rows = np.stack(effective, axis=1)  # too many polygons for one integer key
+    rows[mixed] = _MIXED
+    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return inverse.ravel().astype(np.int64), unique
+
+
+def _combine(
+    frame: Frame, levels: list[tuple[PolygonIndex, int | None]]
+) -> tuple[NDArray[np.int32], list[IntArray]]:
+    """Per cell, a row of owners at every level; cells needing an exact test share the last row."""
+    effective, mixed = _effective(levels, None, frame)
+    combo, unique = _distinct_rows(levels, effective, mixed)
+    table = [unique[:, i].copy() for i in range(len(levels))]
     # the mixed row goes last, with NONE at every level (its cells are resolved per level);
     # without mixed cells an unused NONE row is appended so that the last row is never a hit
     k = len(table[0])

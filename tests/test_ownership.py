@@ -153,3 +153,65 @@ def test_hierarchy_equals_the_rule_level_by_level(
     inside = want_top != NONE
     assert (got_low[inside] != NONE).all()  # every point of a parent has exactly one child
     assert (parent_of[got_low[inside]] == want_top[inside]).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_parents=st.integers(1, 6),
+    n_children=st.integers(2, 30),
+    level=st.sampled_from(["parent", "child"]),
+    grow=st.floats(-0.003, 0.003),
+    edits=st.integers(1, 3),
+)
+def test_an_updated_index_answers_as_one_built_afresh(
+    seed: int, n_parents: int, n_children: int, level: str, grow: float, edits: int
+) -> None:
+    """Change polygons one edit after another (grown, shrunk, overlapping their neighbours,
+    leaving gaps); the windowed update answers every point as a full rebuild does."""
+    parents = (
+        voronoi_tiling(seed, n_parents)
+        if n_parents > 1
+        else np.array([box(X0, Y0, X0 + SIZE, Y0 + SIZE)])
+    )
+    pieces = shapely.intersection(voronoi_tiling(seed + 7, n_children)[:, None], parents[None, :])
+    child_of, parent_of = np.nonzero(~shapely.is_empty(pieces) & (shapely.area(pieces) > 0))
+    children = pieces[child_of, parent_of]
+    frame = Frame.covering((X0 - 0.01, Y0 - 0.01, X0 + SIZE + 0.01, Y0 + SIZE + 0.01))
+    top = PolygonIndex(parents, frame=frame)
+    low = PolygonIndex(children, parent=parent_of, frame=frame)
+    hierarchy = Hierarchy(frame, [(top, None), (low, 0)])
+    rng = np.random.default_rng(seed)
+    for _ in range(edits):
+        geoms = (parents if level == "parent" else children).copy()
+        i = int(rng.integers(len(geoms)))
+        geoms[i] = shapely.buffer(geoms[i], grow * rng.uniform(0.2, 1), join_style="mitre")
+        if geoms[i].is_empty:
+            return
+        index = top if level == "parent" else low
+        changed = index.changed(geoms, index.parent)
+        assert changed is not None and changed.sum() <= 1
+        if not changed.any():  # buffered by (almost) nothing
+            continue
+        updated = index.updated(geoms, changed)
+        if level == "parent":
+            parents, top = geoms, updated
+        else:
+            children, low = geoms, updated
+        hierarchy = hierarchy.updated([(top, None), (low, 0)], updated.window)
+
+    fresh_top = PolygonIndex(parents, frame=frame)
+    fresh_low = PolygonIndex(children, parent=parent_of, frame=frame)
+    fresh = Hierarchy(frame, [(fresh_top, None), (fresh_low, 0)])
+    x = rng.uniform(X0 - 0.005, X0 + SIZE + 0.005, 20_000)
+    y = rng.uniform(Y0 - 0.005, Y0 + SIZE + 0.005, 20_000)
+    verts = shapely.get_coordinates(np.concatenate([parents, children]))
+    cx, cy = frame.centres(np.arange(frame.outside))
+    x = np.concatenate([x, verts[:, 0], cx])
+    y = np.concatenate([y, verts[:, 1], cy])
+    np.testing.assert_array_equal(top.owners(x, y), fresh_top.owners(x, y))
+    for got, want in zip(hierarchy.owners(x, y), fresh.owners(x, y), strict=True):
+        np.testing.assert_array_equal(got, want)
+    want_top = fresh_top.exact_owners(x, y)
+    np.testing.assert_array_equal(hierarchy.owners(x, y)[0], want_top)
+    np.testing.assert_array_equal(hierarchy.owners(x, y)[1], fresh_low.exact_owners(x, y, want_top))
