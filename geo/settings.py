@@ -18,8 +18,11 @@ class Settings(BaseSettings):
     data: Path = SAMPLE_DIR
     host: str = "127.0.0.1"
     port: int = 8000
-    # How often (seconds) a serving process checks the store for a newer committed version.
-    refresh_seconds: float = 1.0
+    # How often (seconds) a serving process checks the store for a newer committed version (a
+    # background thread; 0: check before every request instead).
+    refresh_seconds: float = 0.05
+    # How long a write's answer waits for every serving process to answer from its version.
+    publish_timeout_seconds: float = 10.0
     max_batch_points: int = 100_000
     # Request limits (geo.api.limits): a larger body is a 413, a geometry with more vertices or
     # an upload with more features a 422, a request slower than the timeout a 503.

@@ -267,7 +267,12 @@ def build_attributes(frame: pd.DataFrame) -> Attributes:
                 idx = table[key] = len(values)
                 values.append(_encode_value(v))
             codes[i, j] = idx
-    return Attributes(keys, types, codes, values)
+    # canonical order (by encoded bytes), so a tile's value table depends on its features only
+    order = sorted(range(len(values)), key=values.__getitem__)
+    rank = np.empty(len(values) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(values))
+    rank[-1] = -1  # code -1 (no value) stays -1
+    return Attributes(keys, types, rank[codes], [values[i] for i in order])
 
 
 def _simplify(name: str, geoms: NDArray[np.object_], z: int) -> NDArray[np.object_]:
@@ -612,6 +617,7 @@ class TileSource:
         self.extent = extent
         self._lock = threading.RLock()
         self._attrs: dict[str, Attributes] = {}
+        self._hashes: dict[str, NDArray[np.uint64]] = {}
         self._projected: dict[str, NDArray[np.object_]] = {}
         self._zooms: dict[tuple[str, int], ZoomLayer] = {}
 
@@ -625,6 +631,39 @@ class TileSource:
                     attrs = build_attributes(_attribute_frame(self.atlas, name))
                     self._attrs[name] = attrs
         return attrs
+
+    def attribute_hashes(self, name: str) -> NDArray[np.uint64]:
+        """One hash per feature of the attributes its tiles carry (to compare two atlases)."""
+        hashes = self._hashes.get(name)
+        if hashes is None:
+            frame = _attribute_frame(self.atlas, name)
+            hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+            self._hashes[name] = hashes
+        return hashes
+
+    def changed_boxes(self, old: TileSource, name: str, z: int) -> NDArray[np.float64] | None:
+        """Web Mercator bounds (k × 4) of the features of layer ``name`` whose zoom-z tile
+        encoding differs from ``old``'s (their old and their new shape); None when features
+        were added, removed or renumbered, which changes the whole layer.
+
+        A tile of this layer at zoom z that no box touches (clip buffer included) encodes the
+        same bytes under both atlases: its features, their simplified shapes and attributes
+        are equal.
+        """
+        ids_old, ids_new = old.atlas.tables[name]["id"], self.atlas.tables[name]["id"]
+        if len(ids_old) != len(ids_new) or not np.array_equal(ids_old, ids_new):
+            return None
+        shapes = []
+        for src in (old, self):
+            zl = src.layer(name, z)
+            g = np.full(len(ids_new), None, dtype=object)
+            g[zl.rows] = zl.geoms
+            shapes.append(g)
+        changed = shapely.to_wkb(shapes[0]) != shapely.to_wkb(shapes[1])
+        changed |= old.attribute_hashes(name) != self.attribute_hashes(name)
+        rows = np.flatnonzero(changed)
+        boxes = np.vstack([shapely.bounds(shapes[0][rows]), shapely.bounds(shapes[1][rows])])
+        return boxes[~np.isnan(boxes).any(axis=1)]
 
     def fields(self, name: str) -> dict[str, str]:
         """TileJSON field types of a layer: ``{"id": "String", "enterprises": "Number"...}``."""
@@ -717,6 +756,23 @@ class TileSource:
             float(np.nanmax(b[:, 2])),
             float(np.nanmax(b[:, 3])),
         )
+
+
+def tiles_touching(
+    boxes: NDArray[np.float64], z: int, x: NDArray[np.int64], y: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Which tiles z/x/y (arrays) have a clip rectangle (`BUFFER` included) that touches one of
+    the Web Mercator ``boxes``."""
+    hit = np.zeros(len(x), dtype=bool)
+    if len(boxes) == 0 or len(x) == 0:
+        return hit
+    size = 2 * HALF / (1 << z)
+    pad = size * BUFFER / EXTENT
+    minx, maxy = -HALF + x * size, HALF - y * size
+    clips = shapely.box(minx - pad, maxy - size - pad, minx + size + pad, maxy + pad)
+    tile_i, _ = shapely.STRtree(shapely.box(*boxes.T)).query(clips, predicate="intersects")
+    hit[tile_i] = True
+    return hit
 
 
 def unknown_layer(name: str) -> str:

@@ -819,3 +819,27 @@ def test_snapshot_of_100k_features_is_fast(store: SQLiteStore) -> None:
     want = ents.sort_values("id")
     assert bool(shapely.equals_exact(got.geometry.values, want.geometry.values, 0).all())
     assert elapsed < 1.5, f"snapshot of {n} features took {elapsed:.2f}s"
+
+
+def test_snapshot_rereads_only_the_tables_written_since(store: SQLiteStore) -> None:
+    store.replace_all(sample_tables("v1"), author="t", reason="first")
+    first = store.snapshot()
+    assert set(first.stamps) == set(TABLES)
+    same = store.snapshot(reuse=first)
+    assert all(same.tables[n] is first.tables[n] for n in TABLES)  # nothing written: all shared
+
+    c = first.tables["communities"]
+    store.edit_community(c["id"].iloc[0], _sq(40), author="t", reason="edit", expected_version=None)
+    edited = store.snapshot(reuse=first)
+    assert edited.version == first.version + 1
+    for name in TABLES:
+        fresh = store.snapshot().tables[name]
+        if name == "communities":
+            assert edited.tables[name] is not first.tables[name]
+            assert_table_equal(edited.tables[name], fresh, name)
+        else:
+            assert edited.tables[name] is first.tables[name], name
+
+    store.replace_all(sample_tables("v1"), author="t", reason="again")  # rewrites every table
+    again = store.snapshot(reuse=edited)
+    assert not any(again.tables[n] is edited.tables[n] for n in TABLES)

@@ -491,3 +491,57 @@ def test_a_new_atlas_version_changes_etag_and_content(tmp_path, sample_dir) -> N
             names[f["id"]] = f["properties"]["name"]
         assert names[first_id] == "改名网格"
     store.close()
+
+
+# --------------------------------------------------------------------------------------------
+# carrying cached tiles over to a new version
+
+
+def _edited(atlas: Atlas) -> Atlas:
+    """C01 shrunk by ~30 m and one grid renamed: an edit that changes a few features."""
+    from geo.store.base import Snapshot
+
+    tables = dict(atlas.tables)
+    comm = tables["communities"].copy()
+    row = comm.index[comm["id"] == "C01"][0]
+    comm.loc[row, "geometry"] = shapely.buffer(comm.geometry[row], -0.0003, join_style="mitre")
+    grids = tables["grids"].copy()
+    grids.loc[grids.index[-1], "name"] = "改名网格"
+    tables |= {"communities": comm, "grids": grids}
+    return Atlas(Snapshot(atlas.version + 1, tables), previous=atlas)
+
+
+def test_carried_over_tiles_equal_the_new_versions_tiles(atlas: Atlas) -> None:
+    from geo.api.tiles import TileCache
+
+    new = _edited(atlas)
+    old_src, new_src = tiles.source_for(atlas), tiles.source_for(new)
+    cache = TileCache()
+    combos = [(name,) for name in ALL] + [ALL, ("communities", "grids", "enterprises")]
+    for z in (11, 13, 14, 15, 17):
+        for zxy in covering(old_src, z):
+            for names in combos:
+                cache.put((atlas.serial, *zxy, names), old_src.tile(*zxy, names))
+    carried = cache.carry_over(atlas, new)
+    kept = [k for k in list(cache._items) if k[0] == new.serial]
+    assert carried == len(kept)
+    assert 0 < carried < len(cache) - carried  # the edit is local: most tiles carry over
+    for key in kept:
+        assert cache.get(key).data == new_src.tile(*key[1:4], key[4]), key
+    changed = 0
+    for key in [k for k in list(cache._items) if k[0] == atlas.serial]:
+        fresh = new_src.tile(*key[1:4], key[4])
+        if (new.serial, *key[1:]) not in cache._items:
+            changed += fresh != cache.get(key).data
+    assert changed > 0  # some tiles not carried really differ
+
+
+def test_a_whole_layer_changes_when_features_are_renumbered(atlas: Atlas) -> None:
+    from geo.store.base import Snapshot
+
+    tables = dict(atlas.tables)
+    tables["parks"] = tables["parks"].iloc[1:].reset_index(drop=True)  # ids shift
+    new = Atlas(Snapshot(atlas.version + 1, tables), previous=atlas)
+    src = tiles.source_for(new)
+    assert src.changed_boxes(tiles.source_for(atlas), "parks", 14) is None
+    assert len(src.changed_boxes(tiles.source_for(atlas), "roads", 14)) == 0

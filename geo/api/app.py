@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
@@ -29,7 +33,16 @@ from geo.store.base import Store
 def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     """An app serving ``store``: every read comes from the atlas of its latest version."""
     settings = settings or Settings()
+    holder = AtlasHolder(store, settings.refresh_seconds, settings.publish_timeout_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        holder.start()  # watch the store; record the version served (geo.store.serving)
+        yield
+        holder.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="geo — industrial communities (产业社区)",
         version=__version__,
         description="Which street, industrial community, grid and micro-grid own a point or an "
@@ -38,7 +51,8 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(auth.policy)],  # every route: caller, role (geo.api.auth)
     )
     app.state.settings = settings
-    app.state.atlas = AtlasHolder(store, settings.refresh_seconds)
+    app.state.atlas = holder
+    tiles.install(app, holder)  # the tile cache, carried over across versions
     for module in (
         health,
         locate,
@@ -74,5 +88,8 @@ def app_from_env() -> FastAPI:
     """The app for `geo serve` workers: store and settings from ``GEO_`` environment variables."""
     from geo.store import open_store
 
+    # Atlas builds run beside the event loop in this process (geo.api.state): hand the GIL back
+    # to the loop every millisecond instead of every 5, so requests wait less during a build.
+    sys.setswitchinterval(0.001)
     settings = Settings()
     return create_app(open_store(settings.db), settings)

@@ -10,10 +10,12 @@ the history and the audit log is the token's user.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Any
 
 import numpy as np
+import pandas as pd
 import shapely
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from pydantic import BaseModel, Field
@@ -88,12 +90,18 @@ def _store(request: Request):
 
 
 def _network(request: Request, current: Atlas) -> RoadNetwork:
-    """The store's road network, built once per atlas version."""
+    """The store's road network, built again only when the roads change (not on every edit)."""
+    roads = current.tables["roads"]
+    key = hashlib.blake2b(
+        pd.util.hash_pandas_object(roads.drop(columns="geometry"), index=False).to_numpy()
+    )
+    for wkb in shapely.to_wkb(roads.geometry.to_numpy()):
+        key.update(wkb)
     cached = getattr(request.app.state, "road_network", None)
-    if cached is not None and cached[0] == current.version:
+    if cached is not None and cached[0] == key.digest():
         return cached[1]
-    network = RoadNetwork.from_frame(current.tables["roads"])
-    request.app.state.road_network = (current.version, network)
+    network = RoadNetwork.from_frame(roads)
+    request.app.state.road_network = (key.digest(), network)
     return network
 
 
@@ -212,7 +220,9 @@ def _commit(
         raise HTTPException(404, f"no community {community_id!r}") from exc
     except ValueError as exc:  # a field that does not fit the schema, an existing id
         raise HTTPException(409 if create else 422, str(exc)) from exc
-    fresh = request.app.state.atlas.refresh()  # publish before answering
+    holder = request.app.state.atlas
+    published = holder.publish(store_version)  # every server answers from it before our 2xx
+    fresh = published.atlas
     _etag(response, version)
     return {
         "id": community_id,
@@ -221,7 +231,8 @@ def _commit(
         "feature": _feature(_row(fresh, community_id), version),
         "snapped": {"vertices": prop.snapped.vertices, "edges": prop.snapped.edges},
         "gaps": [p.to_dict() for p in check.gaps],
-        "warnings": _warnings(fresh, community_id, prop),
+        "warnings": _warnings(fresh, community_id, prop)
+        + published.warnings(holder.publish_timeout),
     }
 
 

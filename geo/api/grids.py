@@ -86,6 +86,9 @@ class SplitResult(BaseModel):
     grids: list[ProposedGrid]
     retired: list[str] = Field(description="grid codes retired in this community (never reused)")
     seconds: float
+    warnings: list[str] = Field(
+        default_factory=list, description="after a commit: servers that did not catch up in time"
+    )
 
 
 def _propose(tables: dict, community_id: str, body: SplitBody) -> split_mod.Proposal:
@@ -167,6 +170,11 @@ def commit(
         )
     except StaleVersionError as exc:
         raise HTTPException(412, str(exc)) from exc
-    holder.refresh()
+    published = holder.publish(version)  # every server answers from it before our 2xx
     response.headers["ETag"] = f'"{version}"'
-    return {**proposal.summary(), "version": version, "committed": True}
+    return {
+        **proposal.summary(),
+        "version": version,
+        "committed": True,
+        "warnings": published.warnings(holder.publish_timeout),
+    }

@@ -1,8 +1,12 @@
 """Mapbox Vector Tiles (MVT 2.1) of every layer, and their TileJSON.
 
 Tiles come from the request's atlas through `geo.tiles`; encoded tiles are kept in an
-in-memory LRU keyed by (atlas version, address, layers), so a new version — an edit — is
-served at once. ``ETag`` is derived from the same key; ``If-None-Match`` answers 304.
+in-memory LRU keyed by (atlas, address, layers), so a new version — an edit — is
+served at once. When a new version is swapped in (`carry_over`, an `AtlasHolder` hook), the
+cached tiles that the edit cannot have changed — no changed feature touches them, old shape or
+new, at that zoom — are carried over to the new version, so an edit re-encodes only the tiles
+around it. ``ETag`` is a hash of the tile's bytes (unchanged tiles keep theirs across versions);
+``If-None-Match`` answers 304.
 """
 
 from __future__ import annotations
@@ -10,13 +14,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from geo import tiles
 from geo.api.deps import atlas
+from geo.api.state import AtlasHolder
 from geo.atlas import Atlas
 
 router = APIRouter(tags=["tiles"])
@@ -32,6 +39,19 @@ _ADDRESS_DOC = {
 }
 
 
+Key = tuple[int, int, int, int, tuple[str, ...]]  # atlas serial, z, x, y, layers
+
+
+@dataclass(frozen=True)
+class Cached:
+    data: bytes
+    etag: str
+
+
+def _etag(data: bytes) -> str:
+    return f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"'
+
+
 class TileCache:
     """A thread-safe LRU of encoded tiles, bounded by total bytes."""
 
@@ -39,37 +59,68 @@ class TileCache:
         self.max_bytes = max_bytes
         self.bytes = 0
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._items: OrderedDict[Key, Cached] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...]) -> bytes | None:
+    def get(self, key: Key) -> Cached | None:
         with self._lock:
-            data = self._items.get(key)
-            if data is not None:
+            item = self._items.get(key)
+            if item is not None:
                 self._items.move_to_end(key)
-            return data
+            return item
 
-    def put(self, key: tuple[Any, ...], data: bytes) -> None:
+    def put(self, key: Key, data: bytes) -> Cached:
+        item = Cached(data, _etag(data))
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
-                self.bytes -= len(old)
-            self._items[key] = data
+                self.bytes -= len(old.data)
+            self._items[key] = item
             self.bytes += len(data)
             while self.bytes > self.max_bytes and len(self._items) > 1:
                 _, dropped = self._items.popitem(last=False)
-                self.bytes -= len(dropped)
+                self.bytes -= len(dropped.data)
+        return item
 
     def __len__(self) -> int:
         return len(self._items)
 
+    def carry_over(self, old: Atlas, new: Atlas) -> int:
+        """Copy the cached tiles of ``old`` that ``new`` encodes the same to ``new``; how many
+        were carried."""
+        with self._lock:
+            items = [(k, v) for k, v in self._items.items() if k[0] == old.serial]
+        groups: dict[tuple[int, tuple[str, ...]], list[tuple[Key, Cached]]] = {}
+        for key, item in items:
+            groups.setdefault((key[1], key[4]), []).append((key, item))
+        src_old, src_new = tiles.source_for(old), tiles.source_for(new)
+        carried = 0
+        for (z, names), group in groups.items():
+            x = np.array([k[2] for k, _ in group], dtype=np.int64)
+            y = np.array([k[3] for k, _ in group], dtype=np.int64)
+            keep = np.ones(len(group), dtype=bool)
+            for name in names:
+                boxes = src_new.changed_boxes(src_old, name, z)
+                if boxes is None:
+                    keep[:] = False
+                    break
+                keep &= ~tiles.tiles_touching(boxes, z, x, y)
+            with self._lock:
+                for (key, item), ok in zip(group, keep.tolist(), strict=True):
+                    if ok:
+                        self._items[(new.serial, *key[1:])] = item
+                        self.bytes += len(item.data)
+            carried += int(keep.sum())
+        return carried
+
+
+def install(app: FastAPI, holder: AtlasHolder) -> None:
+    """Give the app its tile cache and carry unchanged tiles over on every new version."""
+    app.state.tile_cache = cache = TileCache()
+    holder.on_swap.append(cache.carry_over)
+
 
 def tile_cache(request: Request) -> TileCache:
-    """The app's tile cache (made on first use)."""
-    state = request.app.state
-    cache = getattr(state, "tile_cache", None)
-    if cache is None:
-        cache = state.tile_cache = TileCache()
-    return cache
+    return request.app.state.tile_cache
 
 
 def _layers(value: str | None) -> tuple[str, ...]:
@@ -83,11 +134,6 @@ def _one_layer(name: str) -> tuple[str, ...]:
     if name not in tiles.LAYER_NAMES:
         raise HTTPException(404, tiles.unknown_layer(name))
     return (name,)
-
-
-def _etag(key: tuple[Any, ...]) -> str:
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).hexdigest()
-    return f'"v{key[0]}-{digest}"'
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -105,19 +151,18 @@ async def _tile(
         tiles.check_address(z, x, y)
     except tiles.TileError as exc:
         raise HTTPException(404, str(exc)) from exc
-    key = (current.version, z, x, y, names)
-    etag = _etag(key)
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    if _matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
+    key = (current.serial, z, x, y, names)
     cache = tile_cache(request)
-    data = cache.get(key)
-    if data is None:
+    item = cache.get(key)
+    if item is None:
         data = await run_in_threadpool(tiles.source_for(current).tile, z, x, y, names)
-        cache.put(key, data)
-    if not data:
+        item = cache.put(key, data)
+    headers = {"ETag": item.etag, "Cache-Control": CACHE_CONTROL}
+    if _matches(request.headers.get("if-none-match"), item.etag):
+        return Response(status_code=304, headers=headers)
+    if not item.data:
         return Response(status_code=204, headers=headers)
-    return Response(data, media_type=tiles.MEDIA_TYPE, headers=headers)
+    return Response(item.data, media_type=tiles.MEDIA_TYPE, headers=headers)
 
 
 @router.get(

@@ -51,6 +51,8 @@ class Snapshot:
 
     version: int
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # per table, a token that changes whenever the table is written (shared frames are equal)
+    stamps: dict[str, str] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -60,8 +62,10 @@ class Store(Protocol):
         """The latest committed version (0 for an empty store)."""
         ...
 
-    def snapshot(self) -> Snapshot:
-        """A consistent read of every table at the latest committed version."""
+    def snapshot(self, reuse: Snapshot | None = None) -> Snapshot:
+        """A consistent read of every table at the latest committed version; tables unchanged
+        since ``reuse`` (same stamp) are shared with it rather than read again. The frames
+        of a snapshot must not be modified."""
         ...
 
     def replace_all(

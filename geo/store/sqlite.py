@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 import struct
 import threading
@@ -76,7 +77,7 @@ import pandas as pd
 import shapely
 
 from geo.model import COMMUNITIES, TABLES, Field, LayerSpec
-from geo.store import users
+from geo.store import serving, users
 from geo.store.base import CommunityVersion, Snapshot, VersionInfo
 
 SCHEMA_VERSION = 1
@@ -612,6 +613,11 @@ class SQLiteStore:
                 (str(SCHEMA_VERSION),),
             )
             users.ensure_schema(cur)  # users, tokens and the append-only audit log
+            serving.ensure_schema(cur)  # which server answers from which version
+            cur.execute(  # a new random stamp per table write: snapshots re-read changed tables
+                "CREATE TABLE IF NOT EXISTS geo_table_stamps "
+                "(table_name TEXT NOT NULL PRIMARY KEY, stamp TEXT NOT NULL)"
+            )
             now = _now()
             for name, spec in TABLES.items():
                 if name in existing:
@@ -941,6 +947,11 @@ class SQLiteStore:
             )
         else:
             cur.execute("UPDATE gpkg_contents SET last_change=? WHERE table_name=?", (now, name))
+        cur.execute(
+            "INSERT INTO geo_table_stamps (table_name, stamp) VALUES (?, ?) "
+            "ON CONFLICT (table_name) DO UPDATE SET stamp = excluded.stamp",
+            (name, secrets.token_hex(8)),
+        )
 
     @staticmethod
     def _insert_rows(cur: sqlite3.Cursor, name: str, spec: LayerSpec, rows: list[tuple]) -> None:
@@ -951,14 +962,23 @@ class SQLiteStore:
         )
         cur.executemany(sql, rows)
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, reuse: Snapshot | None = None) -> Snapshot:
+        """All tables at the latest version; tables whose stamp equals their stamp in ``reuse``
+        (not written since) are taken from it instead of read again."""
         with self._read() as cur:
             conn = cur.connection
             (version,) = cur.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM geo_versions"
             ).fetchone()
-            tables = {name: self._read_table(conn, name, spec) for name, spec in TABLES.items()}
-        return Snapshot(int(version), tables)
+            stamps = dict(cur.execute("SELECT table_name, stamp FROM geo_table_stamps"))
+            old = reuse.stamps if reuse is not None else {}
+            tables = {
+                name: reuse.tables[name]
+                if reuse is not None and name in stamps and old.get(name) == stamps[name]
+                else self._read_table(conn, name, spec)
+                for name, spec in TABLES.items()
+            }
+        return Snapshot(int(version), tables, stamps)
 
     @staticmethod
     def _read_table(conn: sqlite3.Connection, name: str, spec: LayerSpec) -> pd.DataFrame:
