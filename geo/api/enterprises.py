@@ -58,7 +58,7 @@ class Owner(BaseModel):
     response_model_exclude_unset=True,  # personal fields are absent, not null, for anonymous
     summary="The street, community, grid and micro-grid that own an enterprise",
 )
-def enterprise_owner(
+async def enterprise_owner(
     current: Annotated[Atlas, Depends(atlas)],
     key: Annotated[str, Path(description="enterprise id or unified social credit code")],
     personal: Personal,

@@ -96,7 +96,11 @@ class BodyLimit:
 
 
 class Timeout:
-    """503 (with ``Retry-After``) for a request that has not started answering in ``seconds``."""
+    """503 (with ``Retry-After``) for a request that has not started answering in ``seconds``.
+
+    No extra task per request: a timer cancels the request's own task if the answer has not
+    started by then (`asyncio.timeout`), and is switched off when it starts.
+    """
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -106,35 +110,26 @@ class Timeout:
         if scope["type"] != "http" or self.seconds <= 0:
             await self.app(scope, receive, send)
             return
-        started = asyncio.Event()
+        deadline = asyncio.timeout(self.seconds)
 
         async def watched(message: Message) -> None:
             if message["type"] == "http.response.start":
-                started.set()
+                deadline.reschedule(None)  # answering: never time out while streaming
             await send(message)
 
-        task = asyncio.ensure_future(self.app(scope, receive, watched))
-        waiter = asyncio.ensure_future(started.wait())
         try:
-            done, _ = await asyncio.wait(
-                {task, waiter}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED
+            async with deadline:
+                await self.app(scope, receive, watched)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the app's own TimeoutError, not ours
+            await _send_json(
+                send,
+                503,
+                f"the request took longer than {self.seconds:g} s (GEO_REQUEST_TIMEOUT_SECONDS) "
+                "and was abandoned: send a smaller request or retry later",
+                {"retry-after": "5"},
             )
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        finally:
-            waiter.cancel()
-        if task in done or started.is_set():
-            await task  # finish streaming (or re-raise the app's error)
-            return
-        task.cancel()
-        await _send_json(
-            send,
-            503,
-            f"the request took longer than {self.seconds:g} s (GEO_REQUEST_TIMEOUT_SECONDS) and "
-            "was abandoned: send a smaller request or retry later",
-            {"retry-after": "5"},
-        )
 
 
 def _finite(obj: Any) -> Any:
