@@ -3,19 +3,26 @@
 Starts ``geo serve`` on 127.0.0.1 (a free port, a temporary store loaded from the sample
 district), then for ``--seconds``:
 
-* ``--clients`` processes, each with ``--concurrency`` keep-alive connections (raw asyncio
-  streams, HTTP/1.1), send 70 % ``GET /locate`` (random enterprise positions), 20 % vector tiles
-  (z 13-15 over the district) and 10 % ``GET /enterprises/{id}/owner``;
+* ``--clients`` processes send ``--rate`` requests/s between them, open loop: each request is
+  due at a fixed time and its latency counts from then, so queueing in the server (or in the
+  client's pool of ``--concurrency`` keep-alive connections) shows in p99 instead of slowing
+  the load down. ``--rate 0`` runs closed loop instead (every connection sends its next
+  request when the last is answered: the maximum throughput). The mix: 70 % ``GET /locate``
+  (random enterprise positions), 20 % vector tiles (z 13-15 over the district) and 10 %
+  ``GET /enterprises/{id}/owner``, over lean HTTP/1.1 keep-alive connections;
 * a planner (bearer token) toggles Torch's (C01) northern edge between two four-to texts every
   ``--edit-every`` seconds with ``PUT /communities/C01/boundary``;
-* a prober asks ``GET /locate`` for a point in the strip that edge moves across, back to back.
-  A *torn* answer is an owner that belongs to neither state (e.g. none, or a third community);
-  a *stale* answer is one started after an edit's 2xx that still shows the old owner.
+* four probers ask ``GET /locate`` for a point in the strip that edge moves across, every
+  10 ms each (on top of ``--rate``). A *torn* answer is an owner that belongs to neither
+  state (e.g. none, or a third community); a *stale* answer is one started after an edit's
+  2xx (and ended before the next edit was sent) that still shows the owner from before it.
 
-Prints throughput and p50/p99 latency per kind, errors, torn and stale probe answers.
+Prints throughput and p50/p99 latency per kind, errors, torn and stale probe answers, and the
+CPU seconds the server and the load generator used (they share the machine).
 
-    python benchmarks/load.py --seconds 20
-    python benchmarks/load.py --seconds 20 --refresh-seconds 0   # strict read-after-write
+    python benchmarks/load.py --seconds 20                 # 1,500 req/s offered
+    python benchmarks/load.py --seconds 20 --rate 0        # closed loop: the most it serves
+    python benchmarks/load.py --seconds 20 --refresh-seconds 0   # every request checks the store
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -38,6 +46,7 @@ from pathlib import Path
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
 NORTH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
 KINDS = ("locate", "tile", "owner")
+PROBERS, PROBE_GAP_S = 4, 0.01  # four probers, each asking every 10 ms (about 350 req/s)
 
 
 # ------------------------------------------------------------------------------ tiny client
@@ -102,6 +111,54 @@ class Conn:
         self.reader = self.writer = None
 
 
+class FastConn(asyncio.Protocol):
+    """A lean keep-alive HTTP/1.1 connection for the load: GET only, status and Content-Length
+    parsed, the body skipped (the load generator shares the CPUs with the server)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+
+    @classmethod
+    async def open(cls, port: int) -> FastConn:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(cls, "127.0.0.1", port)
+        return conn
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None:
+            return
+        head = bytes(self.buf[:end]).lower()
+        at = head.find(b"content-length:")
+        length = int(head[at + 15 : head.find(b"\r\n", at) % (len(head) + 1)]) if at >= 0 else 0
+        if len(self.buf) < end + 4 + length:
+            return
+        del self.buf[: end + 4 + length]
+        self.waiter.set_result(int(head[9:12]))
+
+    async def get(self, path: str) -> int:
+        if self.transport is None:
+            raise ConnectionError("connection closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(f"GET {path} HTTP/1.1\r\nHost: load\r\n\r\n".encode())
+        return await self.waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 # ---------------------------------------------------------------------------- load clients
 
 
@@ -116,35 +173,75 @@ def _paths(plan: dict, rng: random.Random) -> tuple[str, str]:
     return "owner", f"/enterprises/{rng.choice(plan['enterprises'])}/owner"
 
 
-async def _client_main(port: int, plan: dict, seconds: float, concurrency: int, seed: int):
-    stats = {k: [] for k in KINDS}
+async def _client_main(
+    port: int, plan: dict, warmup: float, seconds: float, concurrency: int, rate: float, seed: int
+) -> tuple[dict, dict, float]:
+    """Send requests for ``warmup`` + ``seconds``, recording those due after the warm-up: open
+    loop at ``rate`` requests/s (latency counted from each request's scheduled start, so a slow
+    server cannot hide its queue), or closed loop (``rate`` 0: each of ``concurrency``
+    connections sends its next request on an answer)."""
+    stats: dict[str, list[float]] = {k: [] for k in KINDS}
     errors: dict[str, int] = {}
-    end = time.perf_counter() + seconds
+    rng = random.Random(seed)
+    start = time.perf_counter()
+    measured = start + warmup
+    end = measured + seconds
+    pool: asyncio.Queue[FastConn] = asyncio.Queue()
+    for _ in range(concurrency):
+        pool.put_nowait(await FastConn.open(port))
 
-    async def worker(i: int) -> None:
-        rng = random.Random(seed * 1000 + i)
-        conn = Conn("127.0.0.1", port)
-        while time.perf_counter() < end:
-            kind, path = _paths(plan, rng)
-            t = time.perf_counter()
-            try:
-                status, _, _ = await conn.request("GET", path)
-            except Exception as exc:  # counted and reported
-                errors[f"{kind} {type(exc).__name__}"] = errors.get(kind, 0) + 1
-                conn.close()
-                continue
-            stats[kind].append(time.perf_counter() - t)
-            if status >= 400:
-                key = f"{kind} {status}"
-                errors[key] = errors.get(key, 0) + 1
-        conn.close()
+    async def one(kind: str, path: str, scheduled: float) -> None:
+        conn = await pool.get()
+        try:
+            status = await conn.get(path)
+        except Exception as exc:  # counted and reported; the connection is replaced
+            key = f"{kind} {type(exc).__name__}"
+            errors[key] = errors.get(key, 0) + 1
+            conn.close()
+            pool.put_nowait(await FastConn.open(port))
+            return
+        pool.put_nowait(conn)
+        if scheduled < measured:
+            return
+        stats[kind].append(time.perf_counter() - scheduled)
+        if status >= 400:
+            key = f"{kind} {status}"
+            errors[key] = errors.get(key, 0) + 1
 
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return stats, errors
+    if rate > 0:
+        tasks: set[asyncio.Task] = set()
+        sent = 0
+        while (now := time.perf_counter()) < end:
+            due = int((now - start) * rate) + 1
+            for i in range(sent, due):  # every request due by now, each at its own time
+                task = asyncio.create_task(one(*_paths(plan, rng), start + i / rate))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            sent = due
+            # until the next one is due; at least 1 ms (the event loop's timer resolution)
+            await asyncio.sleep(max(0.001, start + sent / rate - time.perf_counter()))
+        if tasks:
+            await asyncio.wait(tasks)
+    else:
+
+        async def loop() -> None:
+            while time.perf_counter() < end:
+                await one(*_paths(plan, rng), time.perf_counter())
+
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    while not pool.empty():
+        pool.get_nowait().close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return stats, errors, usage.ru_utime + usage.ru_stime
 
 
-def _client_process(args: tuple) -> tuple[dict, dict]:
-    return asyncio.run(_client_main(*args))
+def _client_process(args: tuple) -> tuple[dict, dict, float]:
+    try:
+        import uvloop
+
+        return uvloop.run(_client_main(*args))
+    except ImportError:
+        return asyncio.run(_client_main(*args))
 
 
 # ----------------------------------------------------------------------- planner and prober
@@ -184,11 +281,23 @@ async def _settle(port: int, probe, want: str | None, timeout: float = 10) -> No
 
 
 async def _planner_and_prober(
-    port: int, token: str, probe, owners: dict[str, str | None], seconds: float, every: float
+    port: int,
+    token: str,
+    probe,
+    owners: dict[str, str | None],
+    warmup: float,
+    seconds: float,
+    every: float,
 ) -> dict:
-    """Toggle C01 every ``every`` s; probe the moved strip back to back from 4 connections."""
+    """Toggle C01 every ``every`` s; probe the moved strip from `PROBERS` connections.
+
+    A probe is *stale* when it started after an edit's 2xx, ended before the next edit was
+    sent, and still shows the owner from before that edit; *torn* when its owner belongs to
+    neither boundary.
+    """
+    await asyncio.sleep(warmup)
     end = time.perf_counter() + seconds
-    state = {"text": TORCH, "since": 0.0, "previous": TORCH}
+    state = {"text": TORCH, "since": 0.0, "sent": None}
     out = {"edits": 0, "edit_latency": [], "probes": 0, "torn": [], "stale": [], "lag": 0.0}
 
     async def planner() -> None:
@@ -196,12 +305,9 @@ async def _planner_and_prober(
         while every > 0 and time.perf_counter() + every < end:
             await asyncio.sleep(every)
             text = NORTH if state["text"] == TORCH else TORCH
+            state["sent"] = time.perf_counter()
             _, latency = await _edit(conn, token, text)
-            state["previous"], state["text"], state["since"] = (
-                state["text"],
-                text,
-                time.perf_counter(),
-            )
+            state["text"], state["since"], state["sent"] = text, time.perf_counter(), None
             out["edits"] += 1
             out["edit_latency"].append(latency)
         conn.close()
@@ -209,23 +315,19 @@ async def _planner_and_prober(
     async def prober() -> None:
         conn = Conn("127.0.0.1", port)
         while time.perf_counter() < end:
-            t0, text, since, previous = (
-                time.perf_counter(),
-                state["text"],
-                state["since"],
-                state["previous"],
-            )
+            t0, text, since = time.perf_counter(), state["text"], state["since"]
             got = await _locate_owner(conn, probe)
             out["probes"] += 1
+            await asyncio.sleep(PROBE_GAP_S)
+            quiet = state["sent"] is None and state["text"] == text  # no newer edit meanwhile
             if got not in (owners[TORCH], owners[NORTH]):
                 out["torn"].append((round(t0, 3), got))
-            elif since and t0 > since and got != owners[text] and state["text"] == text:
-                out["stale"].append(round(t0 - since, 3))  # started after the 2xx, old answer
+            elif since and quiet and got != owners[text]:
+                out["stale"].append(round(t0 - since, 3))
                 out["lag"] = max(out["lag"], time.perf_counter() - since)
-            _ = previous
         conn.close()
 
-    await asyncio.gather(planner(), *(prober() for _ in range(4)))
+    await asyncio.gather(planner(), *(prober() for _ in range(PROBERS)))
     return out
 
 
@@ -292,15 +394,22 @@ def _pct(xs: list[float], q: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--seconds", type=float, default=20, help="measured seconds")
+    ap.add_argument(
+        "--warmup", type=float, default=10, help="seconds of the same load first, not measured"
+    )
     ap.add_argument("--workers", type=int, default=2, help="geo serve worker processes")
     ap.add_argument("--clients", type=int, default=2, help="load-generating processes")
     ap.add_argument("--concurrency", type=int, default=32, help="connections per client")
+    ap.add_argument(
+        "--rate", type=float, default=1500, help="requests/s offered, all clients (0: closed loop)"
+    )
     ap.add_argument(
         "--edit-every", type=float, default=3.0, help="seconds between edits (0: no edits)"
     )
     ap.add_argument("--refresh-seconds", type=float, default=None, help="GEO_REFRESH_SECONDS")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--log", type=Path, help="keep the server's log (stderr) here")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="geo-load-"))
@@ -337,14 +446,25 @@ def main() -> None:
             jobs = pool.map_async(
                 _client_process,
                 [
-                    (port, plan, args.seconds, args.concurrency, args.seed + i)
+                    (
+                        port,
+                        plan,
+                        args.warmup,
+                        args.seconds,
+                        args.concurrency,
+                        args.rate / args.clients,
+                        args.seed + i,
+                    )
                     for i in range(args.clients)
                 ],
             )
             edits = asyncio.run(
-                _planner_and_prober(port, token, probe, owners, args.seconds, args.edit_every)
+                _planner_and_prober(
+                    port, token, probe, owners, args.warmup, args.seconds, args.edit_every
+                )
             )
             results = jobs.get(timeout=args.seconds * 3 + 60)
+        server_cpu = _group_cpu_seconds(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -353,7 +473,9 @@ def main() -> None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
-    _report(args, results, edits)
+    _report(args, results, edits, server_cpu)
+    if args.log:
+        shutil.copy(tmp / "serve.log", args.log)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -390,16 +512,35 @@ async def _owners(port: int, token: str, probe) -> dict[str, str | None]:
     return {TORCH: first, NORTH: second}
 
 
-def _report(args, results, edits) -> None:
-    stats = {k: [x for s, _ in results for x in s[k]] for k in KINDS}
+def _group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in a process group (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state ppid pgrp ... utime stime
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _report(args, results, edits, server_cpu: float) -> None:
+    stats = {k: [x for s, _, _ in results for x in s[k]] for k in KINDS}
     errors: dict[str, int] = {}
-    for _, e in results:
+    for _, e, _ in results:
         for k, v in e.items():
             errors[k] = errors.get(k, 0) + v
     total = sum(len(v) for v in stats.values())
+    offered = f"{args.rate:,.0f} req/s offered" if args.rate > 0 else "closed loop"
     print(
-        f"{args.seconds:g} s, {args.clients} clients x {args.concurrency} connections: "
-        f"{total} requests, {total / args.seconds:,.0f} req/s"
+        f"{args.seconds:g} s after {args.warmup:g} s of warm-up, {offered}, "
+        f"{args.clients} clients x {args.concurrency} "
+        f"connections: {total} requests answered, {total / args.seconds:,.0f} req/s"
+    )
+    print(
+        f"CPU seconds: server {server_cpu:.1f}, load clients {sum(c for _, _, c in results):.1f} "
+        f"({os.cpu_count()} CPUs)"
     )
     print(f"{'kind':8} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     for k in KINDS:
