@@ -77,9 +77,11 @@ class Atlas:
         self.levels: dict[str, Level] = {}
         # one cell frame for every level, so a point's cell is computed once per locate
         polygon_layers = ("streets", "communities", "grids", "parks", "buildings")
-        self.frame = Frame.covering(_bounds([self.tables[t] for t in polygon_layers]))
-        if previous is not None and previous.frame != self.frame:
-            previous = None
+        bounds = _bounds([self.tables[t] for t in polygon_layers])
+        if previous is not None and previous.frame.holds(bounds):
+            self.frame = previous.frame  # an edit within the extent keeps the cells
+        else:
+            self.frame, previous = Frame.covering(bounds), None
         window: Window | None = None  # the cells whose shortcuts differ from previous's
         for name in LEVELS:
             table = (
@@ -121,6 +123,13 @@ class Atlas:
     def locate_indices(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, Any]:
         """Owner positions per level (NONE where nothing owns the point); WGS84 input."""
         return dict(zip(LEVELS, self.hierarchy.owners(lon, lat), strict=True))
+
+    def describe_one(self, lon: float, lat: float) -> dict[str, Any]:
+        """The API shape of one WGS84 point's owners (the single-point hot path: scalars)."""
+        owners = self.hierarchy.owner_of(lon, lat)
+        return {
+            name: self.levels[name].descriptions[i] for name, i in zip(LEVELS, owners, strict=True)
+        }
 
     def locate(self, lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> pd.DataFrame:
         """Owners of each point: ``street_id, community_id, grid_id, microgrid_id`` (None: none)."""

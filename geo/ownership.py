@@ -29,6 +29,7 @@ _EXACT = -2  # raster marker: a boundary touches this cell, test the point exact
 _MIXED = -2  # in a combined row: a cell that needs an exact test at some level
 _MAX_CELLS = 1 << 23  # ~8 M cells (32 MB of int32) per level
 _CELL_DEG = 0.00008  # ~8 m in latitude; coarser when the extent needs more than _MAX_CELLS
+_MARGIN = 0.02  # a frame reaches this share of the data's extent beyond it on every side
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -47,8 +48,11 @@ class Frame:
 
     @classmethod
     def covering(cls, bounds: tuple[float, float, float, float]) -> Frame:
-        """Cells of about `_CELL_DEG` (coarser if needed) with one cell of margin all round."""
+        """Cells of about `_CELL_DEG` (coarser if needed) over ``bounds`` grown by `_MARGIN`
+        of their size (at least one cell), so that edits near the edge keep the frame."""
         minx, miny, maxx, maxy = bounds
+        grow = _MARGIN * max(maxx - minx, maxy - miny)
+        minx, miny, maxx, maxy = minx - grow, miny - grow, maxx + grow, maxy + grow
         d = _CELL_DEG
         needed = ((maxx - minx) / d + 4) * ((maxy - miny) / d + 4)
         if needed > _MAX_CELLS:
@@ -56,6 +60,17 @@ class Frame:
         nx = int(np.ceil((maxx - minx) / d)) + 3
         ny = int(np.ceil((maxy - miny) / d)) + 3
         return cls(minx - d, miny - d, d, d, nx, ny)
+
+    def holds(self, bounds: tuple[float, float, float, float]) -> bool:
+        """Whether ``bounds`` lie inside the frame with at least one cell of margin (so this
+        frame serves data of that extent as well as `covering` would)."""
+        minx, miny, maxx, maxy = bounds
+        return (
+            minx >= self.x0 + self.dx
+            and miny >= self.y0 + self.dy
+            and maxx <= self.x0 + (self.nx - 1) * self.dx
+            and maxy <= self.y0 + (self.ny - 1) * self.dy
+        )
 
     @property
     def outside(self) -> int:
@@ -203,6 +218,36 @@ class PolygonIndex:
             sub = None if parent_owner is None else parent_owner[mismatch]
             out[mismatch] = self.exact_owners(x[mismatch], y[mismatch], sub)
         return out
+
+    def owner_of(self, x: float, y: float, flat: int, parent_owner: int | None = None) -> int:
+        """`owners` for one point (in cell ``flat``), with scalars instead of arrays: numpy's
+        per-call overhead would cost more than the lookup itself."""
+        if self.shortcuts is None:
+            return NONE
+        constrained = parent_owner is not None and self.parent is not None
+        if constrained and parent_owner == NONE:
+            return NONE
+        code = int(self.shortcuts.cells[flat])
+        if code > _EXACT:  # an owner, or NONE
+            if code >= 0 and constrained and self.parent[code] != parent_owner:
+                hits = self.tree.query(shapely.Point(x, y), predicate="intersects")
+                return self._pick(hits, x, y, parent_owner)
+            return code
+        slot = _EXACT - code
+        start = self.shortcuts.cand_start[slot]
+        hits = self.shortcuts.cand[start : start + self.shortcuts.cand_count[slot]]
+        return self._pick(hits, x, y, parent_owner)
+
+    def _pick(self, gi: IntArray, x: float, y: float, parent_owner: int | None) -> int:
+        """The rule for one point among candidate polygons ``gi``: interior, then smallest."""
+        if parent_owner is not None and self.parent is not None:
+            gi = gi[self.parent[gi] == parent_owner]
+        covered = shapely.intersects_xy(self.geoms[gi], x, y)
+        gi = gi[covered]
+        if len(gi) == 0:
+            return NONE
+        inside = gi[shapely.contains_xy(self.geoms[gi], x, y)]
+        return int(inside.min() if len(inside) else gi.min())
 
     def _candidate_owners(
         self, x: FloatArray, y: FloatArray, parent_owner: IntArray | None, codes: IntArray
@@ -374,6 +419,21 @@ class Hierarchy:
             for j, column in enumerate(self.table)
         ]
         return new
+
+    def owner_of(self, x: float, y: float) -> list[int]:
+        """`owners` of one point, with scalars (the API's single-point hot path)."""
+        f = self.frame
+        fx = (x - f.x0) * (1.0 / f.dx)
+        fy = (y - f.y0) * (1.0 / f.dy)
+        inside = 0 <= fx < f.nx and 0 <= fy < f.ny  # NaN: False
+        flat = int(fy) * f.nx + int(fx) if inside else f.outside
+        row = int(self.combo[flat])
+        if row != self.mixed_row:
+            return [int(column[row]) for column in self.table]
+        out: list[int] = []
+        for index, parent in self.levels:
+            out.append(index.owner_of(x, y, flat, None if parent is None else out[parent]))
+        return out
 
     def owners(self, x: FloatArray, y: FloatArray) -> list[IntArray]:
         """Owner index per level for each point (NONE where none), in the order of the levels."""

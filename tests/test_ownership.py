@@ -215,3 +215,35 @@ def test_an_updated_index_answers_as_one_built_afresh(
     want_top = fresh_top.exact_owners(x, y)
     np.testing.assert_array_equal(hierarchy.owners(x, y)[0], want_top)
     np.testing.assert_array_equal(hierarchy.owners(x, y)[1], fresh_low.exact_owners(x, y, want_top))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), n_parents=st.integers(1, 6), n_children=st.integers(2, 30))
+def test_one_point_answers_as_the_vectorised_path(
+    seed: int, n_parents: int, n_children: int
+) -> None:
+    """`Hierarchy.owner_of` (scalars, for single-point requests) equals `owners`, also on
+    edges, vertices, cell corners, outside the frame and for NaN."""
+    parents = (
+        voronoi_tiling(seed, n_parents)
+        if n_parents > 1
+        else np.array([box(X0, Y0, X0 + SIZE, Y0 + SIZE)])
+    )
+    pieces = shapely.intersection(voronoi_tiling(seed + 3, n_children)[:, None], parents[None, :])
+    child_of, parent_of = np.nonzero(~shapely.is_empty(pieces) & (shapely.area(pieces) > 0))
+    children = pieces[child_of, parent_of]
+    children[0] = shapely.buffer(children[0], 0.001)  # overlaps its neighbours and its parent
+    frame = Frame.covering(tuple(shapely.total_bounds(parents)))
+    top = PolygonIndex(parents, frame=frame)
+    low = PolygonIndex(children, parent=parent_of, frame=frame)
+    hierarchy = Hierarchy(frame, [(top, None), (low, 0)])
+    rng = np.random.default_rng(seed)
+    verts = shapely.get_coordinates(np.concatenate([parents, children]))
+    corners_x = frame.x0 + rng.integers(0, frame.nx, 200) * frame.dx
+    corners_y = frame.y0 + rng.integers(0, frame.ny, 200) * frame.dy
+    x = np.concatenate([rng.uniform(X0 - 0.01, X0 + SIZE + 0.01, 2000), verts[:, 0], corners_x])
+    y = np.concatenate([rng.uniform(Y0 - 0.01, Y0 + SIZE + 0.01, 2000), verts[:, 1], corners_y])
+    x, y = np.append(x, [np.nan, 200.0]), np.append(y, [30.0, 100.0])
+    want = np.stack(hierarchy.owners(x, y), axis=1)
+    got = np.array([hierarchy.owner_of(float(a), float(b)) for a, b in zip(x, y, strict=True)])
+    np.testing.assert_array_equal(got, want)

@@ -69,6 +69,9 @@ def locate_points(
             422, f"{len(bad)} of {len(lon)} points cannot be located: {listed}{more}"
         )
     x, y = crs_mod.to_wgs84(lon, lat, crs)
+    if len(x) == 1:  # one point: scalars beat numpy's per-call overhead
+        px, py = float(x[0]), float(y[0])
+        return [{**current.describe_one(px, py), "point": {"lon": px, "lat": py}}]
     described = current.describe_points(current.locate_indices(x, y))
     for item, px, py in zip(described, x.tolist(), y.tolist(), strict=True):
         item["point"] = {"lon": px, "lat": py}
