@@ -13,7 +13,7 @@ district), then for ``--seconds``:
 * a planner (bearer token) toggles Torch's (C01) northern edge between two four-to texts every
   ``--edit-every`` seconds with ``PUT /communities/C01/boundary``;
 * four probers ask ``GET /locate`` for a point in the strip that edge moves across, every
-  10 ms each (on top of ``--rate``). A *torn* answer is an owner that belongs to neither
+  20 ms each (on top of ``--rate``). A *torn* answer is an owner that belongs to neither
   state (e.g. none, or a third community); a *stale* answer is one started after an edit's
   2xx (and ended before the next edit was sent) that still shows the owner from before it.
 
@@ -46,7 +46,7 @@ from pathlib import Path
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
 NORTH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
 KINDS = ("locate", "tile", "owner")
-PROBERS, PROBE_GAP_S = 4, 0.01  # four probers, each asking every 10 ms (about 350 req/s)
+PROBERS, PROBE_GAP_S = 4, 0.02  # four probers, each asking every 20 ms (about 200 req/s)
 
 
 # ------------------------------------------------------------------------------ tiny client

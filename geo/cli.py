@@ -143,6 +143,10 @@ def serve(
     data: Annotated[
         Path | None, typer.Option(help="folder loaded when the store is missing")
     ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(help="log every request to stderr (env GEO_ACCESS_LOG; default: on)"),
+    ] = None,
 ) -> None:
     """Serve the API; a missing store is first loaded from the sample district (or --data)."""
     import uvicorn
@@ -159,6 +163,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
+        access_log=settings.access_log if access_log is None else access_log,
     )
 
 

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     data: Path = SAMPLE_DIR
     host: str = "127.0.0.1"
     port: int = 8000
+    # uvicorn's per-request access log on stderr (writes are audited in the store either way)
+    access_log: bool = True
     # How often (seconds) a serving process checks the store for a newer committed version (a
     # background thread; 0: check before every request instead).
     refresh_seconds: float = 0.05

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,4 +93,10 @@ def app_from_env() -> FastAPI:
     # to the loop every millisecond instead of every 5, so requests wait less during a build.
     sys.setswitchinterval(0.001)
     settings = Settings()
-    return create_app(open_store(settings.db), settings)
+    app = create_app(open_store(settings.db), settings)
+    # The atlas is millions of long-lived objects: keep them out of the collector's scans, and
+    # collect young objects less often (requests make garbage that refcounting frees anyway).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+    return app

@@ -60,8 +60,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        framed = False  # a body follows only with Content-Length or Transfer-Encoding
         for key, value in scope.get("headers", ()):
             if key == b"content-length":
+                framed = True
                 try:
                     size = int(value)
                 except ValueError:
@@ -70,6 +72,11 @@ class BodyLimit:
                 if size > self.limit:
                     await _send_json(send, 413, self._message(size), {"connection": "close"})
                     return
+            elif key == b"transfer-encoding":
+                framed = True
+        if not framed:  # no body to count (most GETs): no wrappers
+            await self.app(scope, receive, send)
+            return
         seen = 0
         started = False
 

@@ -618,6 +618,10 @@ class SQLiteStore:
                 "CREATE TABLE IF NOT EXISTS geo_table_stamps "
                 "(table_name TEXT NOT NULL PRIMARY KEY, stamp TEXT NOT NULL)"
             )
+            cur.executemany(  # tables of a file written before stamps existed
+                "INSERT OR IGNORE INTO geo_table_stamps (table_name, stamp) VALUES (?, ?)",
+                [(name, secrets.token_hex(8)) for name in TABLES],
+            )
             now = _now()
             for name, spec in TABLES.items():
                 if name in existing:
