@@ -112,6 +112,7 @@ def load_into(
         version = store.replace_all(
             result.tables, author=author, reason=f"load {data}", record_history=True
         )
+        _wait_served(store, version)
     finally:
         store.close()
     counts = ", ".join(f"{len(result.tables[name])} {name}" for name in TABLES)
@@ -449,6 +450,7 @@ def boundary_preview(
     out_["errors"] = [p.to_dict() for p in check.errors]
     out_["gaps"] = [p.to_dict() for p in check.gaps]
     out_["snapped"] = {"vertices": prop.snapped.vertices, "edges": prop.snapped.edges}
+    out_["warnings"] = list(prop.warnings)
     _print_json(out_)
 
 
@@ -467,8 +469,8 @@ def _commit_edit(store, current, row, prop, *, expected, author, reason, action,
         )  # fmt: skip
     except StaleVersionError as exc:
         raise _fail(str(exc)) from exc
-    for gap in check.gaps:
-        err.print(f"[yellow]warning[/yellow] {gap.message}", highlight=False)
+    for message in [*prop.warnings, *(gap.message for gap in check.gaps)]:
+        err.print(f"[yellow]warning[/yellow] {message}", highlight=False)
     for v in prop.snapped.edges:
         err.print(f"snapped edge {v['edge']} onto {v['road']} ({v['length_m']} m)")
     out.print(
@@ -476,6 +478,20 @@ def _commit_edit(store, current, row, prop, *, expected, author, reason, action,
         f"area {prop.area_m2:,.0f} m²",
         highlight=False,
     )
+    _wait_served(store, store_version)
+
+
+def _wait_served(store, version: int) -> None:
+    """Wait until every running `geo serve` process answers from ``version`` (say if not)."""
+    from geo.store import serving
+
+    behind = serving.wait_served(store, version, Settings().publish_timeout_seconds)
+    if behind:
+        err.print(
+            f"[yellow]warning[/yellow] {len(behind)} server process(es) still answer from an "
+            "older version; they will catch up",
+            highlight=False,
+        )
 
 
 @boundary_app.command("set")
@@ -729,6 +745,7 @@ def grids_split(
                 )
             except StaleVersionError as exc:
                 raise _fail(str(exc)) from exc
+            _wait_served(store, version)
     finally:
         store.close()
     summary = {**proposal.summary(), "version": version, "committed": commit}

@@ -25,6 +25,21 @@ def voronoi_tiling(seed: int, n: int) -> np.ndarray:
     return shapely.intersection(cells, frame)
 
 
+def nested_tiling(
+    seed: int, n_parents: int, n_children: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parents tiling the box, and children (a second tiling cut by the parents) with the
+    position of each child's parent."""
+    parents = (
+        voronoi_tiling(seed, n_parents)
+        if n_parents > 1
+        else np.array([box(X0, Y0, X0 + SIZE, Y0 + SIZE)])
+    )
+    pieces = shapely.intersection(voronoi_tiling(seed + 7, n_children)[:, None], parents[None, :])
+    child_of, parent_of = np.nonzero(~shapely.is_empty(pieces) & (shapely.area(pieces) > 0))
+    return parents, pieces[child_of, parent_of], parent_of
+
+
 def reference_owner(geoms: np.ndarray, x: float, y: float) -> int:
     """The rule written out plainly: interior first, else the smallest covering index."""
     pt = shapely.Point(x, y)
@@ -127,15 +142,7 @@ def test_hierarchy_equals_the_rule_level_by_level(
     seed: int, n_parents: int, n_children: int
 ) -> None:
     """Children tile their parents; the one-lookup path equals the exact rule at every level."""
-    parents = (
-        voronoi_tiling(seed, n_parents)
-        if n_parents > 1
-        else np.array([box(X0, Y0, X0 + SIZE, Y0 + SIZE)])
-    )
-    cells = voronoi_tiling(seed + 7, n_children)
-    pieces = shapely.intersection(cells[:, None], parents[None, :])  # children cut by parents
-    child_of, parent_of = np.nonzero(~shapely.is_empty(pieces) & (shapely.area(pieces) > 0))
-    children = pieces[child_of, parent_of]
+    parents, children, parent_of = nested_tiling(seed, n_parents, n_children)
     frame = Frame.covering(tuple(shapely.total_bounds(parents)))
     top = PolygonIndex(parents, frame=frame)
     low = PolygonIndex(children, parent=parent_of, frame=frame)
@@ -169,14 +176,7 @@ def test_an_updated_index_answers_as_one_built_afresh(
 ) -> None:
     """Change polygons one edit after another (grown, shrunk, overlapping their neighbours,
     leaving gaps); the windowed update answers every point as a full rebuild does."""
-    parents = (
-        voronoi_tiling(seed, n_parents)
-        if n_parents > 1
-        else np.array([box(X0, Y0, X0 + SIZE, Y0 + SIZE)])
-    )
-    pieces = shapely.intersection(voronoi_tiling(seed + 7, n_children)[:, None], parents[None, :])
-    child_of, parent_of = np.nonzero(~shapely.is_empty(pieces) & (shapely.area(pieces) > 0))
-    children = pieces[child_of, parent_of]
+    parents, children, parent_of = nested_tiling(seed, n_parents, n_children)
     frame = Frame.covering((X0 - 0.01, Y0 - 0.01, X0 + SIZE + 0.01, Y0 + SIZE + 0.01))
     top = PolygonIndex(parents, frame=frame)
     low = PolygonIndex(children, parent=parent_of, frame=frame)
@@ -224,14 +224,7 @@ def test_one_point_answers_as_the_vectorised_path(
 ) -> None:
     """`Hierarchy.owner_of` (scalars, for single-point requests) equals `owners`, also on
     edges, vertices, cell corners, outside the frame and for NaN."""
-    parents = (
-        voronoi_tiling(seed, n_parents)
-        if n_parents > 1
-        else np.array([box(X0, Y0, X0 + SIZE, Y0 + SIZE)])
-    )
-    pieces = shapely.intersection(voronoi_tiling(seed + 3, n_children)[:, None], parents[None, :])
-    child_of, parent_of = np.nonzero(~shapely.is_empty(pieces) & (shapely.area(pieces) > 0))
-    children = pieces[child_of, parent_of]
+    parents, children, parent_of = nested_tiling(seed, n_parents, n_children)
     children[0] = shapely.buffer(children[0], 0.001)  # overlaps its neighbours and its parent
     frame = Frame.covering(tuple(shapely.total_bounds(parents)))
     top = PolygonIndex(parents, frame=frame)

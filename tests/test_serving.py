@@ -1,0 +1,158 @@
+"""Read-after-write across serving processes: the registry of served versions, the watcher,
+and a write's 2xx waiting until every live server answers from the committed version."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from shapely.geometry import box
+
+from geo.api.state import AtlasHolder
+from geo.cli import load_into
+from geo.settings import SAMPLE_DIR
+from geo.store import open_store, serving, users
+
+TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
+NORTH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+PROBE = (120.1517256, 30.1907658)  # in the strip C01's northern edge moves across
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> str:
+    path = str(tmp_path / "serve.gpkg")
+    load_into(path, SAMPLE_DIR)
+    return path
+
+
+def _edit(store, version: int) -> int:
+    """Shrink C01 to a box; the new store version."""
+    _, store_version = store.edit_community(
+        "C01", box(120.16, 30.18, 120.17, 30.19), author="t", reason=f"edit {version}",
+        expected_version=None,
+    )  # fmt: skip
+    return store_version
+
+
+def test_publish_waits_until_every_server_answers_from_the_new_version(db: str) -> None:
+    a, b = AtlasHolder(open_store(db)), AtlasHolder(open_store(db))
+    a.start()
+    b.start()
+    try:
+        rows = serving.servers(a.store)
+        assert {r.worker for r in rows} == {a.worker, b.worker}
+        assert all(r.version == a.current().version for r in rows)
+        version = _edit(a.store, 1)
+        published = a.publish(version)
+        assert published.behind == [] and published.warnings(a.publish_timeout) == []
+        assert a.current().version == b.current().version == version  # b swapped before 2xx
+        assert {r.version for r in serving.servers(a.store)} == {version}
+    finally:
+        a.stop()
+        b.stop()
+    assert serving.servers(open_store(db)) == []  # both left the registry
+
+
+def test_a_server_that_does_not_catch_up_is_reported_and_a_dead_one_ignored(db: str) -> None:
+    holder = AtlasHolder(open_store(db), publish_timeout=0.3)
+    holder.start()
+    try:
+        store = holder.store
+        stuck = serving.new_worker_id()
+        serving.mark(store, stuck, 1)  # "alive" (our pid) but never swaps
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        with store._write() as cur:
+            cur.execute(
+                "INSERT INTO geo_serving (worker, pid, version, seen) VALUES (?, ?, 1, 0)",
+                (f"{dead.pid}:gone", dead.pid),
+            )
+        published = holder.publish(_edit(store, 2))
+        assert [s.worker for s in published.behind] == [stuck]
+        assert (
+            "1 server process(es) still answered from an older version"
+            in (published.warnings(holder.publish_timeout)[0])
+        )
+        assert f"{dead.pid}:gone" not in {s.worker for s in serving.servers(store)}
+        serving.unregister(store, stuck)
+    finally:
+        holder.stop()
+
+
+def test_strict_mode_checks_every_request_and_registers_nothing(db: str) -> None:
+    holder = AtlasHolder(open_store(db), refresh_seconds=0)
+    holder.start()
+    other = open_store(db)
+    version = _edit(other, 3)
+    assert holder.current().version == version
+    assert serving.servers(other) == []
+    holder.stop()
+
+
+# ------------------------------------------------------------------- geo serve --workers 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_every_answer_after_a_2xx_reflects_the_edit_on_every_worker(db: str) -> None:
+    """A real `geo serve --workers 2`: after each PUT's 2xx, fresh connections (spread over
+    both workers) all see the moved boundary — never the old owner, never none-and-C01 mixed."""
+    store = open_store(db)
+    token = users.add_user(store, "serving-planner", "planner")
+    store.close()
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from geo.cli import main; main()", "serve", "--db", db,
+         "--port", str(port), "--workers", "2", "--no-access-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        while len(serving.servers(open_store(db))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # both workers registered
+        owners = {}
+        for text in (NORTH, TORCH, NORTH, TORCH):
+            etag = httpx.get(f"{base}/communities/C01", headers=auth).headers["etag"]
+            r = httpx.put(
+                f"{base}/communities/C01/boundary",
+                json={"four_to": text, "reason": "read-after-write"},
+                headers={**auth, "If-Match": etag},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+            assert not any("older version" in w for w in r.json()["warnings"])
+            seen = set()
+            for _ in range(40):  # a new connection each time: both workers answer
+                answer = httpx.get(f"{base}/locate", params={"lon": PROBE[0], "lat": PROBE[1]})
+                community = answer.json()["community"]
+                seen.add(community["id"] if community else None)
+            assert len(seen) == 1, seen  # every worker agrees right after the 2xx
+            got = seen.pop()
+            assert owners.setdefault(text, got) == got  # the same text, the same owner
+        assert owners[NORTH] != owners[TORCH]  # the edit really moves the probe's owner
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
