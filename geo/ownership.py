@@ -179,8 +179,6 @@ class PolygonIndex:
         moved = np.concatenate([self.geoms[changed], new.geoms[changed]])
         new.window = Window.around(self.frame, shapely.total_bounds(moved))
         new.shortcuts = self.shortcuts.patched(self.frame, new.window, *_raster(new, new.window))
-        if new.shortcuts.wasteful():
-            return PolygonIndex(geoms, self.parent, self.frame)
         return new
 
     def owners(
@@ -316,16 +314,26 @@ class Shortcuts:
         codes = np.where(codes <= _EXACT, codes - base, codes).astype(np.int32)
         cells = self.cells.copy()
         cells[window.flat(frame)] = codes
-        return Shortcuts(
+        patched = Shortcuts(
             cells,
             np.concatenate([self.cand, cand]),
             np.concatenate([self.cand_start, len(self.cand) + np.cumsum(counts) - counts]),
             np.concatenate([self.cand_count, counts]),
         )
+        live = np.flatnonzero(cells <= _EXACT)
+        return patched._compacted(live) if base + len(counts) > 2 * len(live) + 1024 else patched
 
-    def wasteful(self) -> bool:
-        """Whether most slots are no longer used by any cell (after many patches)."""
-        return len(self.cand_count) > 2 * int(np.count_nonzero(self.cells <= _EXACT)) + 1024
+    def _compacted(self, live: IntArray) -> Shortcuts:
+        """The same answers with only the slots that ``live`` (the boundary cells) use, so
+        slots left behind by many patches do not pile up."""
+        slots = _EXACT - self.cells[live].astype(np.int64)
+        counts = self.cand_count[slots]
+        starts = np.cumsum(counts) - counts
+        offsets = np.arange(int(counts.sum())) - np.repeat(starts, counts)
+        cand = self.cand[np.repeat(self.cand_start[slots], counts) + offsets]
+        cells = self.cells.copy()
+        cells[live] = _EXACT - np.arange(len(live), dtype=np.int32)
+        return Shortcuts(cells, cand, starts, counts)
 
 
 def _shortcuts(index: PolygonIndex, frame: Frame) -> Shortcuts:

@@ -240,3 +240,22 @@ def test_one_point_answers_as_the_vectorised_path(
     want = np.stack(hierarchy.owners(x, y), axis=1)
     got = np.array([hierarchy.owner_of(float(a), float(b)) for a, b in zip(x, y, strict=True)])
     np.testing.assert_array_equal(got, want)
+
+
+def test_many_updates_compact_their_slots_and_still_answer_as_a_fresh_index() -> None:
+    geoms = voronoi_tiling(11, 12)
+    frame = Frame.covering((X0 - 0.01, Y0 - 0.01, X0 + SIZE + 0.01, Y0 + SIZE + 0.01))
+    index = PolygonIndex(geoms, frame=frame)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        i = int(rng.integers(len(geoms)))
+        moved = geoms.copy()
+        moved[i] = shapely.buffer(voronoi_tiling(11, 12)[i], rng.uniform(-0.002, 0.002))
+        index, geoms = index.updated(moved, index.changed(moved, None)), moved
+    live = int(np.count_nonzero(index.shortcuts.cells <= -2))
+    assert len(index.shortcuts.cand_count) <= 2 * live + 1024  # left-behind slots dropped
+    fresh = PolygonIndex(geoms, frame=frame)
+    cx, cy = frame.centres(np.arange(frame.outside))
+    x = np.concatenate([cx, rng.uniform(X0, X0 + SIZE, 20_000)])
+    y = np.concatenate([cy, rng.uniform(Y0, Y0 + SIZE, 20_000)])
+    np.testing.assert_array_equal(index.owners(x, y), fresh.owners(x, y))
