@@ -23,6 +23,7 @@ No HTTP here: `TileSource` turns one atlas into tiles, `write_pmtiles` writes an
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import threading
 import weakref
@@ -145,6 +146,17 @@ class Attributes:
     types: dict[str, str]  # TileJSON field types: String | Number | Boolean
     codes: NDArray[np.int64]  # (n features, n keys)
     values: list[bytes]
+    columns: dict[str, Column]  # per field, reusable by the next version if it is unchanged
+
+
+@dataclass(frozen=True)
+class Column:
+    """One field encoded: its distinct values as ``Value`` messages and each feature's index
+    into them (-1: no value); ``digest`` fingerprints the field's contents."""
+
+    digest: bytes
+    codes: NDArray[np.int64]
+    values: list[bytes]
 
 
 @dataclass(frozen=True)
@@ -250,29 +262,50 @@ def _plain(v: Any, kind: str) -> Any:
     return s or None
 
 
-def build_attributes(frame: pd.DataFrame) -> Attributes:
-    keys = tuple(frame.columns)
-    types = {k: _field_type(frame[k]) for k in keys}
+def _digest(series: pd.Series, kind: str) -> bytes:
+    hashes = pd.util.hash_pandas_object(series, index=False).to_numpy()
+    return hashlib.blake2b(hashes.tobytes() + kind.encode(), digest_size=16).digest()
+
+
+def _encode_column(series: pd.Series, kind: str, digest: bytes) -> Column:
+    """Encode each distinct value of a field once (not once per feature)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)  # missing: -1
     table: dict[tuple[type, Any], int] = {}
     values: list[bytes] = []
+    remap = np.full(len(uniques) + 1, -1, dtype=np.int64)  # remap[-1]: missing stays -1
+    for i, u in enumerate(uniques.tolist()):
+        v = _plain(u, kind)
+        if v is None:
+            continue
+        key = (type(v), v)
+        if key not in table:
+            table[key] = len(values)
+            values.append(_encode_value(v))
+        remap[i] = table[key]
+    return Column(digest, remap[codes], values)
+
+
+def build_attributes(frame: pd.DataFrame, previous: Attributes | None = None) -> Attributes:
+    """Encode a layer's fields; a field whose contents equal ``previous``'s is reused."""
+    keys = tuple(frame.columns)
+    types = {k: _field_type(frame[k]) for k in keys}
+    columns: dict[str, Column] = {}
+    for k in keys:
+        digest = _digest(frame[k], types[k])
+        old = previous.columns.get(k) if previous is not None else None
+        columns[k] = old if old is not None and old.digest == digest else (
+            _encode_column(frame[k], types[k], digest)
+        )
+    # one table of distinct values in canonical order (by encoded bytes), so that a tile's
+    # value table depends on its own features only
+    values = sorted({v for c in columns.values() for v in c.values})
+    position = {v: i for i, v in enumerate(values)}
     codes = np.full((len(frame), len(keys)), -1, dtype=np.int64)
     for j, k in enumerate(keys):
-        col = [_plain(v, types[k]) for v in frame[k].tolist()]
-        for i, v in enumerate(col):
-            if v is None:
-                continue
-            key = (type(v), v)
-            idx = table.get(key)
-            if idx is None:
-                idx = table[key] = len(values)
-                values.append(_encode_value(v))
-            codes[i, j] = idx
-    # canonical order (by encoded bytes), so a tile's value table depends on its features only
-    order = sorted(range(len(values)), key=values.__getitem__)
-    rank = np.empty(len(values) + 1, dtype=np.int64)
-    rank[order] = np.arange(len(values))
-    rank[-1] = -1  # code -1 (no value) stays -1
-    return Attributes(keys, types, rank[codes], [values[i] for i in order])
+        c = columns[k]
+        to_global = np.array([position[v] for v in c.values] + [-1], dtype=np.int64)
+        codes[:, j] = to_global[c.codes]
+    return Attributes(keys, types, codes, values, columns)
 
 
 def _simplify(name: str, geoms: NDArray[np.object_], z: int) -> NDArray[np.object_]:
@@ -617,6 +650,7 @@ class TileSource:
         self.extent = extent
         self._lock = threading.RLock()
         self._attrs: dict[str, Attributes] = {}
+        self._previous: dict[str, Attributes] = {}  # the last version's, see `follow`
         self._hashes: dict[str, NDArray[np.uint64]] = {}
         self._projected: dict[str, NDArray[np.object_]] = {}
         self._zooms: dict[tuple[str, int], ZoomLayer] = {}
@@ -628,9 +662,15 @@ class TileSource:
             with self._lock:
                 attrs = self._attrs.get(name)
                 if attrs is None:
-                    attrs = build_attributes(_attribute_frame(self.atlas, name))
+                    previous = self._previous.get(name)
+                    attrs = build_attributes(_attribute_frame(self.atlas, name), previous)
                     self._attrs[name] = attrs
+                    self._previous.pop(name, None)
         return attrs
+
+    def follow(self, old: TileSource) -> None:
+        """Reuse ``old``'s encoded fields where they are unchanged (the previous version)."""
+        self._previous = {**old._previous, **old._attrs, **self._previous}
 
     def attribute_hashes(self, name: str) -> NDArray[np.uint64]:
         """One hash per feature of the attributes its tiles carry (to compare two atlases)."""

@@ -93,6 +93,7 @@ class TileCache:
         for key, item in items:
             groups.setdefault((key[1], key[4]), []).append((key, item))
         src_old, src_new = tiles.source_for(old), tiles.source_for(new)
+        src_new.follow(src_old)  # unchanged fields are not encoded again
         carried = 0
         for (z, names), group in groups.items():
             x = np.array([k[2] for k, _ in group], dtype=np.int64)
