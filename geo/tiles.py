@@ -652,6 +652,7 @@ class TileSource:
         self._attrs: dict[str, Attributes] = {}
         self._previous: dict[str, Attributes] = {}  # the last version's, see `follow`
         self._hashes: dict[str, NDArray[np.uint64]] = {}
+        self._frames: dict[str, pd.DataFrame] = {}
         self._projected: dict[str, NDArray[np.object_]] = {}
         self._zooms: dict[tuple[str, int], ZoomLayer] = {}
 
@@ -663,23 +664,38 @@ class TileSource:
                 attrs = self._attrs.get(name)
                 if attrs is None:
                     previous = self._previous.get(name)
-                    attrs = build_attributes(_attribute_frame(self.atlas, name), previous)
+                    attrs = build_attributes(self.attribute_frame(name), previous)
                     self._attrs[name] = attrs
                     self._previous.pop(name, None)
         return attrs
 
     def follow(self, old: TileSource) -> None:
-        """Reuse ``old``'s encoded fields where they are unchanged (the previous version)."""
+        """Take over what ``old`` (the previous version's source) made that still holds: the
+        geometry of layers whose table is the same (snapshots share unchanged tables), and
+        encoded fields, reused where unchanged."""
         self._previous = {**old._previous, **old._attrs, **self._previous}
+        with old._lock:
+            same = {n for n in LAYERS if old.atlas.tables[n] is self.atlas.tables[n]}
+            projected = {n: g for n, g in old._projected.items() if n in same}
+            zooms = {k: zl for k, zl in old._zooms.items() if k[0] in same}
+        with self._lock:
+            self._projected = {**projected, **self._projected}
+            self._zooms = {**zooms, **self._zooms}
 
     def attribute_hashes(self, name: str) -> NDArray[np.uint64]:
         """One hash per feature of the attributes its tiles carry (to compare two atlases)."""
         hashes = self._hashes.get(name)
         if hashes is None:
-            frame = _attribute_frame(self.atlas, name)
-            hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-            self._hashes[name] = hashes
+            hashes = pd.util.hash_pandas_object(self.attribute_frame(name), index=False)
+            hashes = self._hashes[name] = hashes.to_numpy()
         return hashes
+
+    def attribute_frame(self, name: str) -> pd.DataFrame:
+        """The fields the tiles of layer ``name`` carry, one row per feature (made once)."""
+        frame = self._frames.get(name)
+        if frame is None:
+            frame = self._frames[name] = _attribute_frame(self.atlas, name)
+        return frame
 
     def changed_boxes(self, old: TileSource, name: str, z: int) -> NDArray[np.float64] | None:
         """Web Mercator bounds (k × 4) of the features of layer ``name`` whose zoom-z tile
@@ -694,13 +710,14 @@ class TileSource:
         if len(ids_old) != len(ids_new) or not np.array_equal(ids_old, ids_new):
             return None
         shapes = []
-        for src in (old, self):
-            zl = src.layer(name, z)
+        layers = (old.layer(name, z), self.layer(name, z))
+        for zl in layers:
             g = np.full(len(ids_new), None, dtype=object)
             g[zl.rows] = zl.geoms
             shapes.append(g)
-        changed = shapely.to_wkb(shapes[0]) != shapely.to_wkb(shapes[1])
-        changed |= old.attribute_hashes(name) != self.attribute_hashes(name)
+        changed = old.attribute_hashes(name) != self.attribute_hashes(name)
+        if layers[0] is not layers[1]:  # not the same geometry (see `follow`)
+            changed |= shapely.to_wkb(shapes[0]) != shapely.to_wkb(shapes[1])
         rows = np.flatnonzero(changed)
         boxes = np.vstack([shapely.bounds(shapes[0][rows]), shapely.bounds(shapes[1][rows])])
         return boxes[~np.isnan(boxes).any(axis=1)]
