@@ -12,6 +12,7 @@ park belongs to the park's micro-grid.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -71,6 +72,18 @@ class Atlas:
     def __init__(self, snapshot: Snapshot, previous: Atlas | None = None) -> None:
         """The atlas of ``snapshot``; a level whose polygons and parents equal those of
         ``previous`` (an edit elsewhere) reuses its index instead of rebuilding it."""
+        for _ in self._build(snapshot, previous):
+            pass
+
+    @classmethod
+    def in_steps(cls, snapshot: Snapshot, previous: Atlas | None = None) -> Iterator[Atlas | None]:
+        """Build the atlas a step at a time (each some milliseconds), yielding None between
+        steps and the atlas last: a server builds it between requests (`geo.api.state`)."""
+        atlas = cls.__new__(cls)
+        yield from atlas._build(snapshot, previous)
+        yield atlas
+
+    def _build(self, snapshot: Snapshot, previous: Atlas | None) -> Iterator[None]:
         self.version = snapshot.version
         self.serial = next(_SERIALS)  # unique per atlas built in this process (cache keys)
         self.tables = snapshot.tables
@@ -82,6 +95,7 @@ class Atlas:
             self.frame = previous.frame  # an edit within the extent keeps the cells
         else:
             self.frame, previous = Frame.covering(bounds), None
+        yield
         window: Window | None = None  # the cells whose shortcuts differ from previous's
         for name in LEVELS:
             table = (
@@ -105,6 +119,7 @@ class Atlas:
                 index = old.updated(geoms, changed)  # cells around the change rastered again
                 window = index.window if window is None else window.union(index.window)
             self.levels[name] = Level(name, table, index)
+            yield
         levels = [
             (lv.index, LEVELS.index(_PARENT_LEVEL[n]) if n in _PARENT_LEVEL else None)
             for n, lv in self.levels.items()
@@ -115,9 +130,11 @@ class Atlas:
             self.hierarchy = previous.hierarchy.updated(levels, window)
         else:
             self.hierarchy = Hierarchy(self.frame, levels)
+        yield
         streets = self.tables["streets"]
         self.bounds = tuple(streets.total_bounds) if len(streets) else (np.nan,) * 4
         self.enterprises = self._own_enterprises()
+        yield
 
     # -- locate ------------------------------------------------------------------------------
     def locate_indices(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import hashlib
 import math
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,25 +287,37 @@ def _encode_column(series: pd.Series, kind: str, digest: bytes) -> Column:
 
 def build_attributes(frame: pd.DataFrame, previous: Attributes | None = None) -> Attributes:
     """Encode a layer's fields; a field whose contents equal ``previous``'s is reused."""
+    *_, attrs = attributes_in_steps(frame, previous)
+    return attrs
+
+
+def attributes_in_steps(
+    frame: pd.DataFrame, previous: Attributes | None = None
+) -> Iterator[Attributes | None]:
+    """`build_attributes` a field at a time: None between steps, the attributes last."""
     keys = tuple(frame.columns)
     types = {k: _field_type(frame[k]) for k in keys}
     columns: dict[str, Column] = {}
     for k in keys:
         digest = _digest(frame[k], types[k])
         old = previous.columns.get(k) if previous is not None else None
-        columns[k] = old if old is not None and old.digest == digest else (
-            _encode_column(frame[k], types[k], digest)
+        columns[k] = (
+            old
+            if old is not None and old.digest == digest
+            else (_encode_column(frame[k], types[k], digest))
         )
+        yield None
     # one table of distinct values in canonical order (by encoded bytes), so that a tile's
     # value table depends on its own features only
     values = sorted({v for c in columns.values() for v in c.values})
     position = {v: i for i, v in enumerate(values)}
+    yield None
     codes = np.full((len(frame), len(keys)), -1, dtype=np.int64)
     for j, k in enumerate(keys):
         c = columns[k]
         to_global = np.array([position[v] for v in c.values] + [-1], dtype=np.int64)
         codes[:, j] = to_global[c.codes]
-    return Attributes(keys, types, codes, values, columns)
+    yield Attributes(keys, types, codes, values, columns)
 
 
 def _simplify(name: str, geoms: NDArray[np.object_], z: int) -> NDArray[np.object_]:
@@ -668,6 +680,19 @@ class TileSource:
                     self._attrs[name] = attrs
                     self._previous.pop(name, None)
         return attrs
+
+    def prepare(self, name: str) -> Iterator[None]:
+        """Make the attributes of layer ``name`` a field per step (for a caller that runs
+        other work between steps, see `geo.api.tiles.TileCache.carry_over`)."""
+        if name in self._attrs:
+            return
+        attrs = None
+        for attrs in attributes_in_steps(self.attribute_frame(name), self._previous.get(name)):
+            if attrs is None:
+                yield
+        with self._lock:
+            self._attrs.setdefault(name, attrs)
+            self._previous.pop(name, None)
 
     def follow(self, old: TileSource) -> None:
         """Take over what ``old`` (the previous version's source) made that still holds: the

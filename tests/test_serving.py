@@ -13,11 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from shapely.geometry import box
 
-from geo.api.state import AtlasHolder
+from geo.api.app import create_app
 from geo.cli import load_into
-from geo.settings import SAMPLE_DIR
+from geo.settings import SAMPLE_DIR, Settings
 from geo.store import open_store, serving, users
 
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
@@ -41,29 +42,29 @@ def _edit(store, version: int) -> int:
     return store_version
 
 
+def _app(db: str, **settings):
+    return create_app(open_store(db), Settings(db=db, **settings))
+
+
 def test_publish_waits_until_every_server_answers_from_the_new_version(db: str) -> None:
-    a, b = AtlasHolder(open_store(db)), AtlasHolder(open_store(db))
-    a.start()
-    b.start()
-    try:
+    """Two servers on one store (each with its event loop, as uvicorn workers have)."""
+    with TestClient(_app(db)) as ca, TestClient(_app(db)) as cb:
+        a, b = ca.app.state.atlas, cb.app.state.atlas
         rows = serving.servers(a.store)
         assert {r.worker for r in rows} == {a.worker, b.worker}
         assert all(r.version == a.current().version for r in rows)
         version = _edit(a.store, 1)
-        published = a.publish(version)
+        published = a.publish(version)  # as a write route does, from a worker thread
         assert published.behind == [] and published.warnings(a.publish_timeout) == []
         assert a.current().version == b.current().version == version  # b swapped before 2xx
         assert {r.version for r in serving.servers(a.store)} == {version}
-    finally:
-        a.stop()
-        b.stop()
+        assert cb.get("/health").json()["data_version"] == version
     assert serving.servers(open_store(db)) == []  # both left the registry
 
 
 def test_a_server_that_does_not_catch_up_is_reported_and_a_dead_one_ignored(db: str) -> None:
-    holder = AtlasHolder(open_store(db), publish_timeout=0.3)
-    holder.start()
-    try:
+    with TestClient(_app(db, publish_timeout_seconds=0.3)) as client:
+        holder = client.app.state.atlas
         store = holder.store
         stuck = serving.new_worker_id()
         serving.mark(store, stuck, 1)  # "alive" (our pid) but never swaps
@@ -82,18 +83,25 @@ def test_a_server_that_does_not_catch_up_is_reported_and_a_dead_one_ignored(db: 
         )
         assert f"{dead.pid}:gone" not in {s.worker for s in serving.servers(store)}
         serving.unregister(store, stuck)
-    finally:
-        holder.stop()
 
 
 def test_strict_mode_checks_every_request_and_registers_nothing(db: str) -> None:
-    holder = AtlasHolder(open_store(db), refresh_seconds=0)
-    holder.start()
-    other = open_store(db)
-    version = _edit(other, 3)
-    assert holder.current().version == version
-    assert serving.servers(other) == []
-    holder.stop()
+    with TestClient(_app(db, refresh_seconds=0)) as client:
+        other = open_store(db)
+        version = _edit(other, 3)
+        assert client.app.state.atlas.current().version == version
+        assert client.get("/health").json()["data_version"] == version
+        assert serving.servers(other) == []
+
+
+def test_the_watcher_builds_a_new_version_between_requests(db: str) -> None:
+    """A commit by another program is served within a few polls, without a restart."""
+    with TestClient(_app(db)) as client:
+        version = _edit(open_store(db), 4)
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["data_version"] != version:
+            assert time.monotonic() < deadline, "the new version was never served"
+            time.sleep(0.02)
 
 
 # ------------------------------------------------------------------- geo serve --workers 2

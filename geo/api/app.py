@@ -38,9 +38,9 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        holder.start()  # watch the store; record the version served (geo.store.serving)
+        await holder.start()  # watch the store; record the version served (geo.store.serving)
         yield
-        holder.stop()
+        await holder.stop()
 
     app = FastAPI(
         lifespan=lifespan,

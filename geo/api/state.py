@@ -1,18 +1,21 @@
 """The serving process's view of the store: the current atlas, swapped whole on new versions.
 
-Readers never wait for a rebuild: `AtlasHolder.current` hands out the atlas in place, and a new
-version's atlas is built aside (by the watcher thread, or by the writer after its own commit)
-and swapped in with one assignment. Read-after-write across processes: every server records in
-the store the version it answers from (`geo.store.serving`), and a write's 2xx waits until every
-live server answers from the committed version (`AtlasHolder.publish`).
+Readers never wait for a rebuild: `AtlasHolder.current` hands out the atlas in place. A new
+version's atlas is built beside it *on the event loop, a step of a few milliseconds at a time*
+between requests (`Atlas.in_steps`, the tile cache's carry-over), then swapped in with one
+assignment. (A build in a second thread would compete with the loop for the GIL and stall
+every request for as long as it runs.) Read-after-write across processes: every server
+records in the store the version it answers from (`geo.store.serving`), and a write's 2xx
+waits until every live server answers from the committed version (`AtlasHolder.publish`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from geo.atlas import Atlas
@@ -20,6 +23,9 @@ from geo.store import serving
 from geo.store.base import Store
 
 log = logging.getLogger("geo.api")
+
+# called with (old, new) before new is served; may yield to spread its work over loop turns
+SwapHook = Callable[[Atlas, Atlas], Iterator[None]]
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,9 @@ class AtlasHolder:
 
     Readers take `current()` once per request and use that atlas throughout, so a request never
     mixes two versions. With ``refresh_seconds`` > 0 and the watcher running (`start`, from the
-    app's lifespan), a background thread polls the store that often, builds a newer version's
-    atlas aside and swaps it in; requests never wait for it. With ``refresh_seconds`` = 0 every
-    `current()` checks the store first (strict read-after-write, for tests and tools).
+    app's lifespan, on the server's event loop), the store is polled that often and a newer
+    version is built in steps between requests and swapped in. With ``refresh_seconds`` = 0
+    every `current()` checks the store first (strict read-after-write, for tests and tools).
     """
 
     def __init__(
@@ -55,13 +61,13 @@ class AtlasHolder:
         self.refresh_seconds = refresh_seconds
         self.publish_timeout = publish_timeout
         self.worker = serving.new_worker_id()
-        self._build = threading.Lock()
+        self._build = threading.Lock()  # for `check` without a watcher
         self._snapshot = store.snapshot()
         self._atlas = Atlas(self._snapshot)
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
-        # called with (old, new) atlas in the building thread, just before new is served
-        self.on_swap: list[Callable[[Atlas, Atlas], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._refreshing = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+        self.on_swap: list[SwapHook] = []  # e.g. carry unchanged tiles over to the new version
 
     # -- readers
 
@@ -75,55 +81,84 @@ class AtlasHolder:
 
     # -- keeping up with the store
 
-    def check(self) -> Atlas:
-        """Build and swap in the store's latest version if it is not the one held."""
+    def _steps(self) -> Iterator[None]:
+        """Build the store's latest version beside the current one and swap it in, yielding
+        between steps; nothing when the current one is the latest."""
         if self.store.version() == self._atlas.version:
-            return self._atlas
+            return
+        snapshot = self.store.snapshot(reuse=self._snapshot)  # reads changed tables only
+        if snapshot.version == self._atlas.version:
+            return
+        yield
+        old, new = self._atlas, None
+        for new in Atlas.in_steps(snapshot, previous=old):  # noqa: B007 - the last is the atlas
+            yield
+        assert isinstance(new, Atlas)
+        for hook in self.on_swap:
+            yield from hook(old, new)
+        self._snapshot, self._atlas = snapshot, new
+
+    def check(self) -> Atlas:
+        """Build and swap in the store's latest version now, in this thread."""
         with self._build:
-            snapshot = self.store.snapshot(reuse=self._snapshot)  # reads changed tables only
-            if snapshot.version != self._atlas.version:  # newer, or older after a restore
-                old, new = self._atlas, Atlas(snapshot, previous=self._atlas)
-                for hook in self.on_swap:  # e.g. carry unchanged tiles over to the new version
-                    hook(old, new)
-                self._snapshot, self._atlas = snapshot, new
-                if self._watcher is not None:
-                    serving.mark(self.store, self.worker, snapshot.version)
+            for _ in self._steps():
+                pass
+            return self._atlas
+
+    async def refresh(self) -> Atlas:
+        """Build and swap in the store's latest version on this event loop, a step per turn,
+        and record it in the registry."""
+        async with self._refreshing:  # the watcher and a writer's publish: one build
+            before = self._atlas.version
+            for _ in self._steps():
+                await asyncio.sleep(0)  # let waiting requests run between steps
+            if self._atlas.version != before:
+                await asyncio.to_thread(serving.mark, self.store, self.worker, self._atlas.version)
             return self._atlas
 
     def publish(self, version: int) -> Published:
-        """After a commit of ``version`` by this process: swap it in here, then wait (at most
-        ``publish_timeout`` s) until every live server answers from it."""
-        atlas = self.check()
-        if self._watcher is None:  # strict mode or no lifespan: this process is the only reader
-            return Published(atlas, [])
+        """After a commit of ``version`` by this process (called from a worker thread): swap it
+        in here, then wait (at most ``publish_timeout`` s) until every live server answers
+        from it."""
+        loop = self._loop
+        if loop is None:  # strict mode or no lifespan: this process is the only reader
+            return Published(self.check(), [])
+        try:
+            atlas = asyncio.run_coroutine_threadsafe(self.refresh(), loop).result(
+                self.publish_timeout
+            )
+        except FutureTimeout:
+            atlas = self._atlas
         return Published(atlas, serving.wait_served(self.store, version, self.publish_timeout))
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Register this server in the store and watch for new versions (app startup)."""
         if self.refresh_seconds <= 0 or self._watcher is not None:
             return
-        serving.mark(self.store, self.worker, 0)  # writers wait for us from now on …
-        self._watcher = threading.Thread(target=self._watch, name="geo-atlas-watch", daemon=True)
-        self.check()  # … and we catch up with any commit made before we registered
-        serving.mark(self.store, self.worker, self._atlas.version)
-        self._watcher.start()
+        await asyncio.to_thread(serving.mark, self.store, self.worker, 0)  # writers wait for us
+        await self.refresh()  # … and we catch up with any commit made before we registered
+        await asyncio.to_thread(serving.mark, self.store, self.worker, self._atlas.version)
+        self._loop = asyncio.get_running_loop()
+        self._watcher = self._loop.create_task(self._watch())
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Stop watching and leave the registry (app shutdown)."""
-        watcher, self._watcher = self._watcher, None
+        watcher, self._watcher, self._loop = self._watcher, None, None
         if watcher is None:
             return
-        self._stop.set()
-        watcher.join(timeout=30)
+        watcher.cancel()
         try:
-            serving.unregister(self.store, self.worker)
+            await asyncio.to_thread(serving.unregister, self.store, self.worker)
         except Exception:  # the store may be gone already; a dead pid is dropped by writers
             log.warning("could not leave the serving registry", exc_info=True)
 
-    def _watch(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
             try:
-                self.check()
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
             except Exception:  # a locked or replaced file: try again at the next poll
                 log.exception("atlas refresh failed; serving version %s", self._atlas.version)
-                time.sleep(1.0)
+                await asyncio.sleep(1.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -84,21 +85,28 @@ class TileCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def carry_over(self, old: Atlas, new: Atlas) -> int:
-        """Copy the cached tiles of ``old`` that ``new`` encodes the same to ``new``; how many
-        were carried."""
+    def carry_over(self, old: Atlas, new: Atlas) -> Iterator[None]:
+        """Give ``new`` the cached tiles of ``old``: a tile that ``new`` encodes the same is
+        carried over as is, any other is encoded again, so that requests right after the
+        swap find them all. A step at a time (yields between steps; see `AtlasHolder`)."""
         with self._lock:
             items = [(k, v) for k, v in self._items.items() if k[0] == old.serial]
-        groups: dict[tuple[int, tuple[str, ...]], list[tuple[Key, Cached]]] = {}
-        for key, item in items:
-            groups.setdefault((key[1], key[4]), []).append((key, item))
+        groups: dict[tuple[int, tuple[str, ...]], list[Key]] = {}
+        for key, _ in items:
+            groups.setdefault((key[1], key[4]), []).append(key)
         src_old, src_new = tiles.source_for(old), tiles.source_for(new)
-        src_new.follow(src_old)  # unchanged fields are not encoded again
-        carried = 0
-        for (z, names), group in groups.items():
-            x = np.array([k[2] for k, _ in group], dtype=np.int64)
-            y = np.array([k[3] for k, _ in group], dtype=np.int64)
-            keep = np.ones(len(group), dtype=bool)
+        src_new.follow(src_old)  # unchanged geometry and fields are not made again
+        for name in {n for _, names in groups for n in names}:  # one step per layer and zoom
+            src_new.attribute_hashes(name)
+            yield
+            for z in {z for z, names in groups if name in names}:
+                src_new.layer(name, z)
+                yield
+        stale: list[Key] = []
+        for (z, names), keys in groups.items():
+            x = np.array([k[2] for k in keys], dtype=np.int64)
+            y = np.array([k[3] for k in keys], dtype=np.int64)
+            keep = np.ones(len(keys), dtype=bool)
             for name in names:
                 boxes = src_new.changed_boxes(src_old, name, z)
                 if boxes is None:
@@ -106,12 +114,19 @@ class TileCache:
                     break
                 keep &= ~tiles.tiles_touching(boxes, z, x, y)
             with self._lock:
-                for (key, item), ok in zip(group, keep.tolist(), strict=True):
-                    if ok:
+                for key, ok in zip(keys, keep.tolist(), strict=True):
+                    item = self._items.get(key)
+                    if ok and item is not None:
                         self._items[(new.serial, *key[1:])] = item
                         self.bytes += len(item.data)
-            carried += int(keep.sum())
-        return carried
+                    elif not ok:
+                        stale.append(key)
+            yield
+        for name in {n for key in stale for n in key[4]}:
+            yield from src_new.prepare(name)
+        for key in stale:
+            self.put((new.serial, *key[1:]), src_new.tile(*key[1:4], key[4]))
+            yield
 
 
 def install(app: FastAPI, holder: AtlasHolder) -> None:
