@@ -12,7 +12,9 @@ CM 120E), which covers Hangzhou.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 import shapely
@@ -48,6 +50,8 @@ _INVERSE_TOL_DEG = 1e-9
 _INVERSE_MAX_ITER = 30
 
 Coords = tuple[NDArray[np.float64], NDArray[np.float64]]
+# the numpy functions the formulas use, for floats (one point at a time)
+_MATH = SimpleNamespace(sqrt=math.sqrt, sin=math.sin, cos=math.cos, arctan2=math.atan2, pi=math.pi)
 
 
 class UnknownCRSError(ValueError):
@@ -130,17 +134,23 @@ def out_of_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> Coords:
     """The GCJ-02 forward transform (the published algorithm)."""
     x, y = as_arrays(lon, lat)
-    dx = x - 105.0
-    dy = y - 35.0
-    dlat = _shift_lat(dx, dy)
-    dlon = _shift_lon(dx, dy)
-    rad = y / 180.0 * np.pi
-    magic = 1.0 - _EE * np.sin(rad) ** 2
-    sqrt_magic = np.sqrt(magic)
-    dlat = dlat * 180.0 / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * np.pi)
-    dlon = dlon * 180.0 / (_A / sqrt_magic * np.cos(rad) * np.pi)
+    dlon, dlat = _gcj_offset(x, y, np)
     outside = out_of_china(x, y)
     return np.where(outside, x, x + dlon), np.where(outside, y, y + dlat)
+
+
+def _gcj_offset(x, y, m):
+    """GCJ-02's (dlon, dlat) at WGS84 (x, y): arrays with ``m`` = numpy, floats with `_MATH`."""
+    dx = x - 105.0
+    dy = y - 35.0
+    dlat = _shift_lat(dx, dy, m)
+    dlon = _shift_lon(dx, dy, m)
+    rad = y / 180.0 * m.pi
+    magic = 1.0 - _EE * m.sin(rad) ** 2
+    sqrt_magic = m.sqrt(magic)
+    dlat = dlat * 180.0 / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * m.pi)
+    dlon = dlon * 180.0 / (_A / sqrt_magic * m.cos(rad) * m.pi)
+    return dlon, dlat
 
 
 def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> Coords:
@@ -150,10 +160,46 @@ def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> Coords:
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> Coords:
     """Baidu's BD-09 offset of GCJ-02 (the published forward formula)."""
-    x, y = as_arrays(lon, lat)
-    z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _X_PI)
-    theta = np.arctan2(y, x) + 0.000003 * np.cos(x * _X_PI)
-    return z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006
+    return _bd_forward(*as_arrays(lon, lat), np)
+
+
+def _bd_forward(x, y, m):
+    z = m.sqrt(x * x + y * y) + 0.00002 * m.sin(y * _X_PI)
+    theta = m.arctan2(y, x) + 0.000003 * m.cos(x * _X_PI)
+    return z * m.cos(theta) + 0.0065, z * m.sin(theta) + 0.006
+
+
+def to_wgs84_one(lon: float, lat: float, kind: str) -> tuple[float, float]:
+    """`to_wgs84` of one point for a `normalize_crs` name, with floats: a single point would
+    spend most of its time in numpy's per-call overhead (the inverses iterate)."""
+    if kind in ("wgs84", "cgcs2000"):
+        return lon, lat
+    if kind == "bd09":
+        lon, lat = _invert_one(lambda u, v: _bd_forward(u, v, _MATH), lon, lat)
+    elif kind != "gcj02":
+        x, y = to_wgs84(lon, lat, kind)
+        return float(x[0]), float(y[0])
+    return _invert_one(_gcj_forward_one, lon, lat)
+
+
+def _gcj_forward_one(x: float, y: float) -> tuple[float, float]:
+    if x < 72.004 or x > 137.8347 or y < 0.8293 or y > 55.8271:  # `out_of_china`
+        return x, y
+    dlon, dlat = _gcj_offset(x, y, _MATH)
+    return x + dlon, y + dlat
+
+
+def _invert_one(forward, x: float, y: float) -> tuple[float, float]:
+    """`_invert` for one point."""
+    u, v = x, y
+    for _ in range(_INVERSE_MAX_ITER):
+        fu, fv = forward(u, v)
+        ex, ey = fu - x, fv - y
+        u -= ex
+        v -= ey
+        if not (abs(ex) > _INVERSE_TOL_DEG or abs(ey) > _INVERSE_TOL_DEG):  # NaN: stop
+            break
+    return u, v
 
 
 def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> Coords:
@@ -177,19 +223,19 @@ def _invert(forward, x: NDArray[np.float64], y: NDArray[np.float64]) -> Coords:
     return u, v
 
 
-def _shift_lat(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
-    ret += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-    ret += (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
-    ret += (160.0 * np.sin(y / 12.0 * np.pi) + 320.0 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
+def _shift_lat(x, y, m):
+    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * m.sqrt(abs(x))
+    ret += (20.0 * m.sin(6.0 * x * m.pi) + 20.0 * m.sin(2.0 * x * m.pi)) * 2.0 / 3.0
+    ret += (20.0 * m.sin(y * m.pi) + 40.0 * m.sin(y / 3.0 * m.pi)) * 2.0 / 3.0
+    ret += (160.0 * m.sin(y / 12.0 * m.pi) + 320.0 * m.sin(y * m.pi / 30.0)) * 2.0 / 3.0
     return ret
 
 
-def _shift_lon(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
-    ret += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-    ret += (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
-    ret += (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
+def _shift_lon(x, y, m):
+    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * m.sqrt(abs(x))
+    ret += (20.0 * m.sin(6.0 * x * m.pi) + 20.0 * m.sin(2.0 * x * m.pi)) * 2.0 / 3.0
+    ret += (20.0 * m.sin(x * m.pi) + 40.0 * m.sin(x / 3.0 * m.pi)) * 2.0 / 3.0
+    ret += (150.0 * m.sin(x / 12.0 * m.pi) + 300.0 * m.sin(x / 30.0 * m.pi)) * 2.0 / 3.0
     return ret
 
 

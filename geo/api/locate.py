@@ -68,10 +68,11 @@ def locate_points(
         raise HTTPException(
             422, f"{len(bad)} of {len(lon)} points cannot be located: {listed}{more}"
         )
-    x, y = crs_mod.to_wgs84(lon, lat, crs)
-    if len(x) == 1:  # one point: scalars beat numpy's per-call overhead
-        px, py = float(x[0]), float(y[0])
+    if len(lon) == 1:  # one point: floats beat numpy's per-call overhead
+        kind = crs_mod.normalize_crs(crs)
+        px, py = crs_mod.to_wgs84_one(float(lon[0]), float(lat[0]), kind)
         return [{**current.describe_one(px, py), "point": {"lon": px, "lat": py}}]
+    x, y = crs_mod.to_wgs84(lon, lat, crs)
     described = current.describe_points(current.locate_indices(x, y))
     for item, px, py in zip(described, x.tolist(), y.tolist(), strict=True):
         item["point"] = {"lon": px, "lat": py}
