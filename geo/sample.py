@@ -688,7 +688,8 @@ def _copy(base: dict[str, pd.DataFrame], c: int, dx: float, dy: float) -> dict[s
     suffix, label = f"x{c + 1}", f"({c + 1})"
     street_code = {sid: f"{3 * c + k + 1:03d}" for k, sid in enumerate(f["streets"]["id"])}
     comm_street = dict(zip(f["communities"]["id"], f["communities"]["street_id"], strict=True))
-    grid_street = dict(zip(f["grids"]["id"], f["grids"]["community_id"].map(comm_street)))
+    grid_comm = f["grids"]["community_id"].map(comm_street)
+    grid_street = dict(zip(f["grids"]["id"], grid_comm, strict=True))
 
     def recode(frame: pd.DataFrame, street: pd.Series) -> None:
         frame["code"] = [
@@ -713,14 +714,14 @@ def _copy(base: dict[str, pd.DataFrame], c: int, dx: float, dy: float) -> dict[s
         for col in refs.get(layer, []):
             f[layer][col] = [v + suffix if v else v for v in f[layer][col]]
         f[layer]["geometry"] = _round_geoms(
-            shapely.transform(f[layer]["geometry"].to_numpy(), lambda xy: xy + (dx, dy))
+            shapely.transform(f[layer]["geometry"].to_numpy(), lambda xy: xy + np.array([dx, dy]))
         )
     f["officers"]["id"] = f["officers"]["id"] + suffix
     f["officers"]["building_ids"] = [
         ";".join(b + suffix for b in ids.split(";")) for ids in f["officers"]["building_ids"]
     ]
     f["enterprises"]["geometry"] = shapely.transform(
-        f["enterprises"]["geometry"].to_numpy(), lambda xy: xy + (dx, dy)
+        f["enterprises"]["geometry"].to_numpy(), lambda xy: xy + np.array([dx, dy])
     )
     return f
 
