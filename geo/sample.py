@@ -713,8 +713,8 @@ def _copy(base: dict[str, pd.DataFrame], c: int, dx: float, dy: float) -> dict[s
         f[layer]["id"] = f[layer]["id"] + suffix
         for col in refs.get(layer, []):
             f[layer][col] = [v + suffix if v else v for v in f[layer][col]]
-        f[layer]["geometry"] = _round_geoms(
-            shapely.transform(f[layer]["geometry"].to_numpy(), lambda xy: xy + np.array([dx, dy]))
+        f[layer]["geometry"] = shapely.transform(
+            f[layer]["geometry"].to_numpy(), lambda xy: xy + np.array([dx, dy])
         )
     f["officers"]["id"] = f["officers"]["id"] + suffix
     f["officers"]["building_ids"] = [
