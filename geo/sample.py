@@ -319,6 +319,23 @@ def _filler(comms: pd.DataFrame, prints: pd.DataFrame, minimum: int) -> pd.DataF
     )
 
 
+def _clear(geoms: np.ndarray, parks: np.ndarray) -> np.ndarray:
+    """Mask of footprints that are micro-grid material: wholly inside a park or clear of every
+    park, and overlapping no larger footprint (OSM draws some building parts twice)."""
+    metric = crs.to_metric(geoms)
+    ok = np.ones(len(geoms), dtype=bool)
+    bi, pi = shapely.STRtree(parks).query(geoms, predicate="intersects")
+    partly = ~shapely.covered_by(geoms[bi], parks[pi])
+    partly &= shapely.area(crs.to_metric(shapely.intersection(geoms[bi], parks[pi]))) > 0.01
+    ok[bi[partly]] = False
+    i, j = shapely.STRtree(metric).query(metric, predicate="intersects")
+    pair = (i != j) & (shapely.area(shapely.intersection(metric[i], metric[j])) > 0.01)
+    area = shapely.area(metric)
+    smaller = (area[i] < area[j]) | ((area[i] == area[j]) & (i > j))
+    ok[i[pair & smaller]] = False
+    return ok
+
+
 def _buildings(
     prints: pd.DataFrame,
     comms: pd.DataFrame,
@@ -332,8 +349,8 @@ def _buildings(
     comm = _owner(shapely.point_on_surface(geoms), comms["geometry"].to_numpy())
     inside = comm >= 0
     inside[inside] = shapely.covered_by(geoms[inside], comms["geometry"].to_numpy()[comm[inside]])
-    b = prints[inside].copy()
-    b["_comm"] = comm[inside]
+    b = prints[inside].assign(_comm=comm[inside])
+    b = b[_clear(b["geometry"].to_numpy(), parks["geometry"].to_numpy())].copy()
     park = _owner(shapely.point_on_surface(b["geometry"].to_numpy()), parks["geometry"].to_numpy())
     b["park_id"] = np.where(park >= 0, parks["id"].to_numpy()[np.maximum(park, 0)], "")
     mixed = b["tag"].isin(spec["mixed_building_tags"]).to_numpy()
