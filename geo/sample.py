@@ -4,7 +4,7 @@
 ``data/osm/binjiang.osm.pbf`` through the path a user takes:
 
 1. Roads (named highways and waterways, ids ``W<osm id>``), the three 街道 (admin_level 8),
-   社区 areas (admin_level 10), named industrial/commercial sites and building footprints are
+   the named areas of the spec, named industrial/commercial sites and building footprints are
    read from the extract.
 2. Each industrial community of ``geo/sample_spec.toml`` is built from its four-to text over
    those roads by `geo.boundaries.build.build_boundary` (what ``geo boundary build`` does), and
@@ -160,16 +160,16 @@ def _streets(polys: gpd.GeoDataFrame, spec: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _areas(polys: gpd.GeoDataFrame, district: shapely.Geometry) -> pd.DataFrame:
-    """社区 (admin_level 10) inside the district: named areas four-to text may cite."""
-    sel = polys[(polys["admin_level"] == "10") & polys["name"].notna()]
-    sel = sel[shapely.contains(district.buffer(0.001), sel.geometry.representative_point())]
-    ids = "A" + _osm_id(sel)
-    frame = pd.DataFrame(
-        {"id": ids.to_numpy(), "name": sel["name"].to_numpy(), "geometry": sel.geometry.to_numpy()}
-    )
-    frame["geometry"] = _round_geoms(frame["geometry"].to_numpy())
-    return frame.sort_values("id").reset_index(drop=True)
+def _areas(polys: gpd.GeoDataFrame, spec: dict) -> pd.DataFrame:
+    """The named areas of the spec (sites four-to text may cite as ``…地界``), ids in order."""
+    rows = []
+    for k, name in enumerate(spec["areas"], start=1):
+        hit = polys[polys["name"] == name]
+        if len(hit) == 0:
+            raise ValueError(f"the extract holds no area named {name!r}")
+        geom = _polygonal(hit.geometry.iloc[0])
+        rows.append({"id": f"A{k:02d}", "name": name, "geometry": _round_geoms([geom])[0]})
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -661,7 +661,7 @@ def _base(source: str | Path, seed: int) -> dict[str, pd.DataFrame]:
         "grids": tables["grids"],
         "parks": tables["parks"],
         "buildings": buildings,
-        "areas": _areas(polys, district),
+        "areas": _areas(polys, spec),
         "enterprises": ents,
         "officers": officers,
     }
