@@ -70,6 +70,7 @@ MIN_PARK_M2 = 800.0  # m²: smaller pieces of a site inside a community are drop
 MIN_BUILDING_M2 = 40.0
 DISTRICT_MARGIN = 0.004  # degrees: roads this close to the district are kept
 COPY_GAP = 0.02  # degrees between copies of the district (--scale)
+SNAP = 1e-7  # degrees (~1 cm): neighbouring communities share their vertices within this
 
 
 @lru_cache(maxsize=1)
@@ -188,7 +189,14 @@ def _communities(roads: pd.DataFrame, streets: pd.DataFrame, spec: dict) -> pd.D
         geom = _polygonal(shapely.intersection(built, street_geom[c["street_id"]]))
         keys = ("id", "name", "street_id", "code", "type", "mode", "four_to", "founded")
         rows.append({**{k: c[k] for k in keys}, "geometry": _round_geoms([geom])[0]})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    geoms = frame["geometry"].to_numpy()
+    # a neighbour's vertex on a shared edge becomes a vertex of both (no T-junctions)
+    frame["geometry"] = [
+        shapely.snap(g, shapely.multipoints(shapely.get_coordinates(np.delete(geoms, k))), SNAP)
+        for k, g in enumerate(geoms)
+    ]
+    return frame
 
 
 def _owner(points: np.ndarray, polys: np.ndarray) -> np.ndarray:
