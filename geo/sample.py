@@ -70,6 +70,7 @@ MIN_PARK_M2 = 800.0  # m²: smaller pieces of a site inside a community are drop
 MIN_BUILDING_M2 = 40.0
 DISTRICT_MARGIN = 0.004  # degrees: roads this close to the district are kept
 COPY_GAP = 0.02  # degrees between copies of the district (--scale)
+WEIGHT = "floor_area"  # grids balance floor area (footprint × floors), as a planner would first
 SNAP = 1e-7  # degrees (~1 cm): neighbouring communities share their vertices within this
 
 
@@ -596,11 +597,11 @@ def _gdf(frame: pd.DataFrame) -> gpd.GeoDataFrame:
 
 def _split_all(tables: dict[str, pd.DataFrame], spec: dict) -> dict[str, pd.DataFrame]:
     """Every community split into its spec's grid count (at most one per street block, parks
-    kept whole), weighed by enterprises, as ``geo grids split`` does."""
+    kept whole), balancing floor area, as ``geo grids split --weight floor_area`` does."""
     tables = {k: _gdf(v) if "geometry" in v else v for k, v in tables.items()}
     for c in spec["communities"]:
         units = len(community_units(tables, c["id"]).units)  # a small community: fewer grids
-        proposal = propose_split(tables, c["id"], count=min(c["grids"], units))
+        proposal = propose_split(tables, c["id"], count=min(c["grids"], units), weight=WEIGHT)
         tables = apply_split(tables, proposal)
     return tables
 
