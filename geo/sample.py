@@ -611,7 +611,8 @@ def _clean_coverage(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     cleaner does; the split leaves centimetre mismatches), each community the union of its
     grids, and each park clipped to its community again."""
     grids, comms, parks = tables["grids"], tables["communities"].copy(), tables["parks"].copy()
-    grids["geometry"] = shapely.coverage_clean(grids.geometry.to_numpy(), snapping_distance=SNAP)
+    clean = shapely.coverage_clean(grids.geometry.to_numpy(), snapping_distance=SNAP)
+    grids["geometry"] = _round_geoms(clean)  # shared vertices stay shared; 7 decimals as elsewhere
     grids = grids.set_geometry("geometry")
     union = {
         cid: shapely.coverage_union_all(sub.geometry.to_numpy())
@@ -665,6 +666,7 @@ def _base(source: str | Path, seed: int) -> dict[str, pd.DataFrame]:
         "enterprises": ents,
     }
     tables = _clean_coverage(_split_all(tables, spec))
+    comms = tables["communities"]
     edge = _shared_vertices(tables["grids"], comms, spec["on_edge"], comms["id"][0], rng)
     edge_pts = shapely.points(edge[:, :2].astype(float))
     comm_index = {c["id"]: k for k, c in enumerate(spec["communities"])}
