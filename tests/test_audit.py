@@ -17,7 +17,7 @@ from geo.cli import load_into
 from geo.settings import SAMPLE_DIR, Settings
 from geo.store import open_store
 
-NORTH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # an edit: the western edge on 伟业路
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_every_write_is_audited_with_versions_and_request_id(api) -> None:
     v = c.get("/communities/C01").json()["properties"]["version"]
     r = c.put(
         "/communities/C01/boundary",
-        json={"four_to": NORTH, "reason": "north edge"},
+        json={"four_to": WEST, "reason": "west edge"},
         headers={**planner, "If-Match": str(v), "X-Request-ID": "req-edit-1"},
     )
     assert r.status_code == 200, r.text
@@ -64,7 +64,7 @@ def test_every_write_is_audited_with_versions_and_request_id(api) -> None:
     writes.append((r, "POST", "/communities/C01/boundary/revert", "C01"))
     body = {
         "name": "汇智产业社区", "street_id": "S03", "type": "科技创新型", "mode": "street",
-        "geometry": mapping(box(120.1500, 30.1896, 120.1530, 30.1915)), "snap_tolerance_m": 0,
+        "geometry": mapping(box(120.1420, 30.1900, 120.1450, 30.1920)), "snap_tolerance_m": 0,
     }  # fmt: skip
     r = c.post("/communities", json=body, headers=planner)
     assert r.status_code == 201, r.text
@@ -109,7 +109,7 @@ def test_failed_writes_leave_no_audit_row(api) -> None:
     c, planner, admin = api
     before = _audit(c, admin)["total"]
     r = c.put(
-        "/communities/C01/boundary", json={"four_to": NORTH}, headers={**planner, "If-Match": "999"}
+        "/communities/C01/boundary", json={"four_to": WEST}, headers={**planner, "If-Match": "999"}
     )
     assert r.status_code == 412
     r = c.post(
@@ -118,7 +118,7 @@ def test_failed_writes_leave_no_audit_row(api) -> None:
         headers={**planner, "If-Match": "0"},
     )
     assert r.status_code == 412
-    assert c.put("/communities/C01/boundary", json={"four_to": NORTH}).status_code == 401
+    assert c.put("/communities/C01/boundary", json={"four_to": WEST}).status_code == 401
     assert _audit(c, admin)["total"] == before
 
 
@@ -162,7 +162,7 @@ def test_cli_audit_and_cli_writes_are_audited(tmp_path: Path) -> None:
     load_into(db, SAMPLE_DIR)
     runner = CliRunner()
     assert runner.invoke(cli_app, ["users", "add", "chen", "--db", db]).exit_code == 0
-    r = runner.invoke(cli_app, ["boundary", "set", "C01", "--four-to", NORTH, "--db", db])
+    r = runner.invoke(cli_app, ["boundary", "set", "C01", "--four-to", WEST, "--db", db])
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli_app, ["audit", "--limit", "2", "--db", db])
     assert r.exit_code == 0, r.output

@@ -14,8 +14,8 @@ from geo.backup import BackupError, backup, restore, validate
 from geo.cli import app as cli
 from geo.settings import Settings
 
-TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
-NORTH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # an edit: the western edge on 伟业路
 
 
 def _state(db: Path) -> tuple[int, dict[str, tuple]]:
@@ -66,7 +66,7 @@ def test_backup_is_one_consistent_version_while_edits_commit(store_copy: Path, t
             i = 0
             while not stop.is_set():
                 etag = c.get("/communities/C01").headers["etag"]
-                body = {"four_to": NORTH if i % 2 == 0 else TORCH, "reason": f"toggle {i}"}
+                body = {"four_to": WEST if i % 2 == 0 else TORCH, "reason": f"toggle {i}"}
                 r = c.put("/communities/C01/boundary", json=body, headers={"If-Match": etag})
                 if r.status_code != 200:
                     errors.append(r.text)
@@ -109,10 +109,10 @@ def test_cli_backup_and_restore_round_trip(store_copy: Path, tmp_path: Path) -> 
 
     serving = open_store(store_copy)  # a "server" holding the store open across the restore
     holder = AtlasHolder(serving, refresh_seconds=0)
-    r = runner.invoke(cli, ["boundary", "set", "C01", "--four-to", NORTH, "--db", str(store_copy)])
+    r = runner.invoke(cli, ["boundary", "set", "C01", "--four-to", WEST, "--db", str(store_copy)])
     assert r.exit_code == 0, r.output
     edited = _state(store_copy)
-    assert edited[0] == saved[0] + 1 and edited[1]["C01"][0] == NORTH
+    assert edited[0] == saved[0] + 1 and edited[1]["C01"][0] == WEST
     assert holder.current().version == edited[0]
 
     r = runner.invoke(cli, ["restore", str(out), "--db", str(store_copy)])

@@ -115,16 +115,16 @@ def test_load_reports_bad_and_duplicate_codes(sample_dir: Path, tmp_path: Path) 
     _edit(data / "grids.geojson", "C01-G02", code="330108003001001")  # duplicate of G01
     _edit(data / "grids.geojson", "C01-G03", code="330108001001003")  # wrong street
     _edit(data / "grids.geojson", "C01-G04", code="33010800300104")  # 14 digits
-    _edit(data / "parks.geojson", "P0001", code="330108003001999001")  # not its grid's prefix
+    _edit(data / "parks.geojson", "P1120923155", code="330108003001999001")  # not its grid's prefix
     result = geo_io.read_directory(data)
     found = {(w.table, w.id): w.reason for w in result.warnings if w.table != "enterprises"}
     assert "already used" in found[("grids", "C01-G02")]
     assert "does not start with 330108003001" in found[("grids", "C01-G03")]
     assert "15 digits" in found[("grids", "C01-G04")]
-    assert "does not start with the code" in found[("parks", "P0001")]
+    assert "does not start with the code" in found[("parks", "P1120923155")]
     rows = {(w.table, w.id): w.row for w in result.warnings}
     assert rows[("grids", "C01-G02")] > 0
-    assert len(result.tables["grids"]) == 28  # warnings, not rejections
+    assert len(result.tables["grids"]) == 27  # warnings, not rejections
 
 
 def test_micro_grid_duplicates_and_park_building_codes() -> None:

@@ -33,8 +33,8 @@ from geo.backup import backup
 from geo.settings import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
-NORTH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # an edit: the western edge on 伟业路
 
 CHILD = textwrap.dedent(
     """
@@ -182,7 +182,7 @@ def test_kill_9_during_boundary_commit(store_copy: Path) -> None:
         history = len(s.community_history("C01"))
     assert before[1]["C01"][0] == TORCH
     _kill_mid_write(
-        store_copy, "edit", "boundary", "set", "C01", "--four-to", NORTH,
+        store_copy, "edit", "boundary", "set", "C01", "--four-to", WEST,
         "--reason", "killed", "--db", str(store_copy), spilled=False,
     )  # fmt: skip
     assert _state(store_copy) == before
@@ -388,7 +388,7 @@ def test_kill_9_during_http_boundary_commit(store_copy: Path, tmp_path: Path) ->
     auth = _planner(store_copy)
     state = _c01(store_copy)
     assert state["four_to"] == TORCH
-    body = {"four_to": NORTH, "reason": "killed"}
+    body = {"four_to": WEST, "reason": "killed"}
     with _Serve(store_copy, tmp_path / "killed.log", hook="audit-spill") as server:
         status, headers, _ = server.request("GET", "/communities/C01", headers=auth)
         assert status == 200 and headers["ETag"] == f'"{state["version"]}"'
@@ -412,7 +412,7 @@ def test_kill_9_during_http_boundary_commit(store_copy: Path, tmp_path: Path) ->
         assert status == 200, out
     after = _c01(store_copy)
     assert after["store"] == state["store"] + 1 and after["version"] == state["version"] + 1
-    assert after["four_to"] == NORTH and after["geometry"] != state["geometry"]
+    assert after["four_to"] == WEST and after["geometry"] != state["geometry"]
     assert after["history"][1:] == state["history"] and after["audit"] == state["audit"] + 1
     assert "killed" not in [r for _, r in after["versions"]] + [h[2] for h in after["history"]]
     _intact(store_copy)
@@ -429,7 +429,7 @@ def _grid_commit_after(store_copy: Path, state: dict) -> None:
     after = _grids(store_copy)
     assert after["store"] == state["store"] + 1 and after["audit"] == state["audit"] + 1
     c01 = sorted(g[2] for g in after["grids"] if g[1] == "C01")
-    assert len(c01) == 5 and after["grids"] != state["grids"]
+    assert len(c01) == 4 and after["grids"] != state["grids"]  # 5 grids → 4: a code retires
     assert after["retired"] and not set(after["retired"].split(";")) & set(c01)
     assert [g for g in after["grids"] if g[1] != "C01"] == [
         g for g in state["grids"] if g[1] != "C01"
@@ -444,7 +444,7 @@ def test_kill_9_during_cli_grid_commit(store_copy: Path, tmp_path: Path) -> None
 
     state = _grids(store_copy)
     before = _dump(store_copy)
-    argv = ["grids", "split", "C01", "--count", "5", "--commit", "--db", str(store_copy)]
+    argv = ["grids", "split", "C01", "--count", "4", "--commit", "--db", str(store_copy)]
     _kill_mid_write(store_copy, "audit", *argv, spilled=False)
     _grid_commit_killed(store_copy, state, before)
     with _Serve(store_copy, tmp_path / "after.log") as server:  # a new server starts on it
@@ -459,7 +459,7 @@ def test_kill_9_during_cli_grid_commit(store_copy: Path, tmp_path: Path) -> None
 def test_kill_9_during_http_grid_commit(store_copy: Path, tmp_path: Path) -> None:
     auth = _planner(store_copy)
     state = _grids(store_copy)
-    body = {"count": 5}
+    body = {"count": 4}
     headers = {**auth, "If-Match": f'"{state["store"]}"'}
     with _Serve(store_copy, tmp_path / "killed.log", hook="audit") as server:
         before = _kill_mid_request(

@@ -73,11 +73,11 @@ def test_grid_contents(client, atlas) -> None:
 
 
 def test_park_microgrid_has_no_team_of_its_own(client, atlas) -> None:
-    body = client.get("/microgrids/P0001").json()
+    body = client.get("/microgrids/P1120923155").json()
     assert body["microgrid"]["kind"] == "park"
     assert body["team"] == [] and "park" in body["team_note"]
     b = atlas.tables["buildings"]
-    assert {x["id"] for x in body["buildings"]} == set(b.loc[b["park_id"] == "P0001", "id"])
+    assert {x["id"] for x in body["buildings"]} == set(b.loc[b["park_id"] == "P1120923155", "id"])
 
 
 def test_building_microgrid_team(client, atlas) -> None:

@@ -21,9 +21,9 @@ from geo.cli import load_into
 from geo.settings import SAMPLE_DIR, Settings
 from geo.store import open_store, serving, users
 
-TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
-NORTH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
-PROBE = (120.1517256, 30.1907658)  # in the strip C01's northern edge moves across
+TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # an edit: the western edge on 伟业路
+PROBE = (120.14966, 30.18376)  # in the strip C01's western edge moves across
 
 
 @pytest.fixture()
@@ -138,7 +138,7 @@ def test_every_answer_after_a_2xx_reflects_the_edit_on_every_worker(db: str) -> 
         while len(serving.servers(open_store(db))) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)  # both workers registered
         owners = {}
-        for text in (NORTH, TORCH, NORTH, TORCH):
+        for text in (WEST, TORCH, WEST, TORCH):
             etag = httpx.get(f"{base}/communities/C01", headers=auth).headers["etag"]
             r = httpx.put(
                 f"{base}/communities/C01/boundary",
@@ -156,7 +156,7 @@ def test_every_answer_after_a_2xx_reflects_the_edit_on_every_worker(db: str) -> 
             assert len(seen) == 1, seen  # every worker agrees right after the 2xx
             got = seen.pop()
             assert owners.setdefault(text, got) == got  # the same text, the same owner
-        assert owners[NORTH] != owners[TORCH]  # the edit really moves the probe's owner
+        assert owners[WEST] != owners[TORCH]  # the edit really moves the probe's owner
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

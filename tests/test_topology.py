@@ -85,13 +85,13 @@ def test_geo_check_broken_copy(tmp_path: Path, sample_dir: Path) -> None:
     doc = json.loads(path.read_text(encoding="utf-8"))
     c05 = next(f for f in doc["features"] if (f.get("id") or f["properties"]["id"]) == "C05")
     geom = shapely.geometry.shape(c05["geometry"])
-    c05["geometry"] = shapely.geometry.mapping(shapely.affinity.translate(geom, 0, 0.001))
+    c05["geometry"] = shapely.geometry.mapping(shapely.affinity.translate(geom, 0.005, 0.008))
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     r = runner.invoke(app, ["check", str(data), "--json"])
     assert r.exit_code == 1, r.output
     problems = json.loads(r.stdout)["problems"]
     kinds = {(p["kind"], tuple(p["ids"])) for p in problems}
-    assert ("overlap", ("C01", "C05")) in kinds  # moved ~110 m north into Torch
+    assert ("overlap", ("C01", "C05")) in kinds  # moved ~1 km north-east into Torch
     assert any(p["kind"] == "outside" and p["ids"] == ["C05"] for p in problems)
     assert any(p["level"] == "grids" and p["parent"] == "C05" for p in problems)
     overlap = next(p for p in problems if p["kind"] == "overlap" and p["ids"] == ["C01", "C05"])
