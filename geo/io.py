@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -33,7 +33,10 @@ from numpy.typing import NDArray
 
 from geo import crs as geo_crs
 from geo.creditcode import ALPHABET, check_char, valid_mask
-from geo.model import AREAS, ENTERPRISES, LAYERS, OFFICERS, PARENT, TABLES, Field, LayerSpec
+from geo.model import AREAS, ENTERPRISES, OFFICERS, PARENT, TABLES, Field, LayerSpec
+
+if TYPE_CHECKING:
+    from geo.sources import Source
 
 GEOJSON_LAYERS = ("roads", "streets", "communities", "grids", "parks", "buildings")
 OPTIONAL_FILES = {"areas": "areas.geojson"}  # named areas cited by four-to text (…地界)
@@ -117,24 +120,39 @@ class InputError(ValueError):
 # ---------------------------------------------------------------------------------------- read
 
 
-def read_directory(path: str | os.PathLike[str]) -> LoadResult:
-    """Read and validate every layer file in ``path`` (other files there are ignored)."""
+def read_directory(
+    path: str | os.PathLike[str],
+    *,
+    crs: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> LoadResult:
+    """Read and validate every layer file in ``path`` (other files there are ignored).
+
+    A layer is the file named after it: ``roads.geojson`` … ``enterprises.csv`` in our schema
+    are read strictly as before; the same stem with another supported extension (``roads.shp``,
+    ``enterprises.xlsx`` …) is read with `load_layer_source`, ``crs`` and ``fields`` applying.
+    """
     folder = Path(path)
-    missing = [file for file in FILES.values() if not (folder / file).is_file()]
+    found = {name: _layer_file(folder, name) for name in [*GEOJSON_LAYERS, "areas", *FILES]}
+    missing = [file for name, file in FILES.items() if found[name] is None]
     if missing:
         raise InputError(
             f"{folder}: missing {', '.join(missing)}; a data folder needs "
-            f"{', '.join(FILES.values())}"
+            f"{', '.join(FILES.values())} (or the same names with another supported "
+            "extension such as .shp, .gpkg, .xlsx)"
         )
     result = LoadResult({}, [], [])
-    for name in GEOJSON_LAYERS:
-        result.tables[name] = _read_geojson_layer(folder / FILES[name], LAYERS[name], result)
-    areas = folder / OPTIONAL_FILES["areas"]
-    result.tables["areas"] = (
-        _read_geojson_layer(areas, AREAS, result) if areas.is_file() else _empty(AREAS)
-    )
-    result.tables["enterprises"] = _read_enterprises(folder / FILES["enterprises"], result)
-    result.tables["officers"] = _read_officers(folder / FILES["officers"], result)
+    readers = {"enterprises": _read_enterprises, "officers": _read_officers}
+    for name, file in found.items():
+        if file is None:
+            result.tables[name] = _empty(AREAS)
+        elif file.name == FILES.get(name, OPTIONAL_FILES.get(name)):
+            reader = readers.get(name)
+            result.tables[name] = (
+                reader(file, result) if reader else _read_geojson_layer(file, TABLES[name], result)
+            )
+        else:
+            result.tables[name] = _read_source_into(file, TABLES[name], result, crs, fields)
     _check_references(result)
     _warn_codes(result)
     for name, frame in result.tables.items():
@@ -142,17 +160,209 @@ def read_directory(path: str | os.PathLike[str]) -> LoadResult:
     return result
 
 
+def _layer_file(folder: Path, layer: str) -> Path | None:
+    """The one file of ``folder`` named after ``layer`` with a supported extension, if any."""
+    from geo.sources import SUPPORTED_SUFFIXES, suffix_of
+
+    if not folder.is_dir():
+        return None
+    candidates = sorted(
+        p
+        for p in folder.iterdir()
+        if suffix_of(p) in SUPPORTED_SUFFIXES and p.name[: -len(suffix_of(p))] == layer
+    )
+    if len(candidates) > 1:
+        raise InputError(
+            f"{folder}: {len(candidates)} files for the {layer} layer "
+            f"({', '.join(p.name for p in candidates)}); keep one"
+        )
+    return candidates[0] if candidates else None
+
+
 def read_layer_file(
     path: str | os.PathLike[str], layer: str
 ) -> tuple[gpd.GeoDataFrame, list[Issue]]:
-    """One layer's GeoJSON file on its own: the valid features and the issues (rejected rows,
-    then warnings). Raises InputError when the file cannot be read at all."""
+    """One layer's file on its own: the valid features and the issues (rejected rows, then
+    warnings). GeoJSON in our schema is read strictly; any other format goes through
+    `read_layer_source`. Raises InputError when the file cannot be read at all."""
     file = Path(path)
+    if file.suffix.lower() not in (".geojson", ".json"):
+        frame, issues, _ = read_layer_source(file, layer)
+        return frame, issues
     if not file.is_file():
         raise InputError(f"{file}: no such file; give the path of a GeoJSON {layer} layer")
     result = LoadResult({}, [], [])
     frame = _read_geojson_layer(file, TABLES[layer], result)
     return _finish(frame, TABLES[layer]), result.rejected + result.warnings
+
+
+@dataclass
+class SourceLoad:
+    """One layer read from any source: valid rows (finished as the store expects), the rows
+    rejected, the warnings, and notes on what was detected and which columns were used."""
+
+    frame: pd.DataFrame
+    rejected: list[Issue]
+    warnings: list[Issue]
+    notes: list[str]
+
+
+def read_layer_source(
+    path: str | os.PathLike[str],
+    layer: str,
+    *,
+    source_layer: str | None = None,
+    crs: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, list[Issue], list[str]]:
+    """One layer from any source (`geo.sources.read_source`), columns found by `geo.columns`,
+    every row validated as `read_directory` does: (frame, rejected + warnings, notes)."""
+    loaded = load_layer_source(path, layer, source_layer=source_layer, crs=crs, fields=fields)
+    return loaded.frame, loaded.rejected + loaded.warnings, loaded.notes
+
+
+def load_layer_source(
+    path: str | os.PathLike[str],
+    layer: str,
+    *,
+    source_layer: str | None = None,
+    crs: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> SourceLoad:
+    """`read_layer_source` with the rejected rows and the warnings apart."""
+    from geo.sources import read_source
+
+    spec = _spec(layer)
+    source = read_source(path, layer=source_layer, crs=crs)  # tables ignore crs here
+    result = LoadResult({}, [], [])
+    notes = list(source.notes)
+    frame = _conform_source(source, spec, result, crs, fields, notes)
+    return SourceLoad(_finish(frame, spec), result.rejected, result.warnings, notes)
+
+
+def load_layer_frame(
+    frame: pd.DataFrame,
+    layer: str,
+    *,
+    name: str = "frame",
+    fields: Mapping[str, str] | None = None,
+) -> SourceLoad:
+    """`load_layer_source` for a frame already in memory (a GeoDataFrame in any CRS)."""
+    from geo.sources import Source, to_wgs84
+
+    notes: list[str] = []
+    found = None
+    if isinstance(frame, gpd.GeoDataFrame):
+        frame, found, notes = to_wgs84(frame, Path(name), None)
+    source = Source(frame, Path(name), None, "memory", None, found, notes)
+    result = LoadResult({}, [], [])
+    spec = _spec(layer)
+    out = _conform_source(source, spec, result, None, fields, notes)
+    return SourceLoad(_finish(out, spec), result.rejected, result.warnings, notes)
+
+
+def _spec(layer: str) -> LayerSpec:
+    if layer not in TABLES:
+        raise InputError(f"unknown layer {layer!r}; the layers are {', '.join(TABLES)}")
+    return TABLES[layer]
+
+
+def _read_source_into(
+    file: Path,
+    spec: LayerSpec,
+    result: LoadResult,
+    crs: str | None,
+    fields: Mapping[str, str] | None,
+) -> pd.DataFrame:
+    """A layer of a data folder in another format, its issues added to ``result``."""
+    from geo.sources import read_source
+
+    source = read_source(file, crs=crs)
+    return _conform_source(source, spec, result, crs, fields, [])
+
+
+def _conform_source(
+    source: Source,
+    spec: LayerSpec,
+    result: LoadResult,
+    crs: str | None,
+    fields: Mapping[str, str] | None,
+    notes: list[str],
+) -> pd.DataFrame:
+    """A `geo.sources.Source` conformed to ``spec`` and validated row by row (not finished)."""
+    from geo.columns import conform
+
+    table = source.frame
+    if spec.name == "enterprises":
+        return _enterprises_from_source(source, result, crs, fields, notes)
+    if spec.geometry is not None and not source.is_vector:
+        raise InputError(
+            f"{source.path}: a table without geometry cannot be the {spec.name} layer; "
+            "give a vector file (Shapefile, GeoPackage, GeoJSON …)"
+        )
+    conformed, match = conform(table, spec, fields)
+    notes.append(f"{spec.name}: {match.describe()}")
+    if spec.geometry is None:
+        rows = _table_rows(conformed, source)
+        return _officers_from_rows(rows, result)
+    return _layer_from_doc(_feature_doc(conformed), source.path, spec, result)
+
+
+def _enterprises_from_source(
+    source: Source,
+    result: LoadResult,
+    crs: str | None,
+    fields: Mapping[str, str] | None,
+    notes: list[str],
+) -> pd.DataFrame:
+    """Enterprises from a table with lon/lat columns (per-row ``crs`` column unless ``crs`` is
+    given) or from a point layer (already in WGS84; its CRS kept as ``source_crs``)."""
+    from geo.columns import conform
+
+    if source.is_vector:
+        conformed, match = conform(source.frame, ENTERPRISES, fields)
+        points = conformed.geometry.to_numpy()
+        table = pd.DataFrame(conformed.drop(columns=conformed.geometry.name))
+        kinds = shapely.get_type_id(points)
+        table["lon"] = np.where(kinds == 0, shapely.get_x(points), np.nan)
+        table["lat"] = np.where(kinds == 0, shapely.get_y(points), np.nan)
+        table["crs"] = "wgs84"
+    else:
+        conformed, match = conform(source.frame, ENTERPRISES, fields, extra=("lon", "lat", "crs"))
+        table = conformed
+        if crs is not None:
+            table["crs"] = crs
+    notes.append(f"enterprises: {match.describe()}")
+    frame = _enterprises_from_rows(_table_rows(table, source), result)
+    if source.is_vector:
+        frame["source_crs"] = geo_crs.normalize_crs(source.crs) if source.crs else "wgs84"
+    return frame
+
+
+def _table_rows(table: pd.DataFrame, source: Source) -> list[tuple[int, dict[str, Any], list[str]]]:
+    """A conformed table as `_read_csv` rows: (row number, values, problems). Rows count as in
+    the file: a spreadsheet's header is row 1, Parquet and vector rows count from 1."""
+    first = 2 if source.driver in ("CSV", "XLSX") else 1
+    records = _plain_records(table)
+    positions = range(len(table)) if source.driver != "XLSX" else table.index
+    return [(int(k) + first, record, []) for k, record in zip(positions, records, strict=True)]
+
+
+def _feature_doc(frame: gpd.GeoDataFrame) -> dict[str, Any]:
+    """A conformed GeoDataFrame as a GeoJSON FeatureCollection dict for `_layer_from_doc`."""
+    texts = shapely.to_geojson(frame.geometry.to_numpy())
+    props = _plain_records(pd.DataFrame(frame.drop(columns=frame.geometry.name)))
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": record,
+                "geometry": None if text is None else json.loads(text),
+            }
+            for record, text in zip(props, texts, strict=True)
+        ],
+    }
 
 
 def read_layer_doc(
@@ -470,11 +680,18 @@ def _read_enterprises(path: Path, result: LoadResult) -> gpd.GeoDataFrame:
     """enterprises.csv: fields checked, credit codes flagged, coordinates converted to WGS84."""
     fields = tuple(f for f in ENTERPRISES.fields if f.name not in _ENTERPRISE_COMPUTED)
     required = [f.name for f in fields if f.required] + ["lon", "lat"]
-    rows = _read_csv(path, required)
+    return _enterprises_from_rows(_read_csv(path, required), result)
+
+
+def _enterprises_from_rows(
+    rows: list[tuple[int, Mapping[str, Any], list[str]]], result: LoadResult
+) -> gpd.GeoDataFrame:
+    """Enterprise rows (line, values, problems) validated, in WGS84, credit codes flagged."""
+    fields = tuple(f for f in ENTERPRISES.fields if f.name not in _ENTERPRISE_COMPUTED)
     records, problems = [], []
     for line, values, found in rows:
         record, field_problems = _coerce_record(values, fields)
-        found += field_problems
+        found = found + field_problems
         record["lon"], lon_problem = _coerce(_LON, values.get("lon"))
         record["lat"], lat_problem = _coerce(_LAT, values.get("lat"))
         record["source_crs"], crs_problem = _source_crs(values.get("crs"))
@@ -567,11 +784,17 @@ def _credit_code_problem(code: str) -> str:
 
 def _read_officers(path: Path, result: LoadResult) -> pd.DataFrame:
     """officers.csv: fields checked; building_ids normalised to ';'-separated ids."""
-    rows = _read_csv(path, list(OFFICERS.required))
+    return _officers_from_rows(_read_csv(path, list(OFFICERS.required)), result)
+
+
+def _officers_from_rows(
+    rows: list[tuple[int, Mapping[str, Any], list[str]]], result: LoadResult
+) -> pd.DataFrame:
+    """Officer rows (line, values, problems) validated."""
     records, problems = [], []
     for line, values, found in rows:
         record, field_problems = _coerce_record(values, OFFICERS.fields)
-        found += field_problems
+        found = found + field_problems
         if record["building_ids"] is not None:
             ids = [s.strip() for s in re.split(r"[;；,，]", record["building_ids"]) if s.strip()]
             record["building_ids"] = ";".join(ids) or None

@@ -20,7 +20,10 @@ COUNTY_CODE = "330108"  # 杭州市滨江区 (Binjiang), GB/T 2260
 COMMUNITY_TYPES = ("科技创新型", "文化创意型", "智能制造型", "商务楼宇型")
 MANAGEMENT_MODES = ("platform", "street")  # 平台+街道双重管理 (橄榄形) | 区-街道-社区
 BUILDING_KINDS = ("enterprise", "mixed-use")  # 企业楼宇 | 商住楼宇
+# The classes a road's ``class`` is mapped onto on import (geo.columns.road_class); waterways that
+# four-to text may name as sides are rows of the roads layer too. Any other value is kept as given.
 ROAD_CLASSES = ("expressway", "arterial", "secondary", "branch")
+WATERWAY_CLASSES = ("river", "canal", "stream")
 TEAM_ROLES = {
     "enterprise": ("楼宇管理长", "助企联络员", "平安宣传员"),
     "mixed-use": ("楼宇管理长", "协理服务员", "综合保障员"),
@@ -60,7 +63,7 @@ def _id() -> Field:
 ROADS = LayerSpec(
     "roads",
     "line",
-    (_id(), Field("name", "str", required=False), Field("class", "str", choices=ROAD_CLASSES)),
+    (_id(), Field("name", "str", required=False), Field("class", "str", required=False)),
 )
 STREETS = LayerSpec(
     "streets",
