@@ -297,9 +297,10 @@ def _key_text(value: object, prefix: str) -> str | None:
 def _content_hashes(frame: pd.DataFrame, conformed: pd.DataFrame, rows: list[int]) -> list[str]:
     """12 hex digits of SHA-1 over each row's conformed fields and its geometry's WKB."""
     fields = [c for c in conformed.columns if c != "id"]
-    values = conformed.iloc[rows][fields].astype(str).agg("\x1f".join, axis=1).tolist()
+    cells = conformed.iloc[rows][fields].to_numpy(dtype=object)
+    values = ["\x1f".join("" if pd.isna(v) else str(v) for v in row) for row in cells]
     if isinstance(frame, gpd.GeoDataFrame):
-        geoms = shapely.set_precision(frame.geometry.to_numpy()[rows], 1e-7)
+        geoms = shapely.transform(frame.geometry.to_numpy()[rows], lambda xy: np.round(xy, 7))
         wkb = shapely.to_wkb(geoms, output_dimension=2)
     else:
         wkb = [b""] * len(rows)
@@ -307,3 +308,22 @@ def _content_hashes(frame: pd.DataFrame, conformed: pd.DataFrame, rows: list[int
         hashlib.sha1(v.encode("utf-8") + b"\x1e" + (w or b"")).hexdigest()[:12]
         for v, w in zip(values, wkb, strict=True)
     ]
+
+
+_POINTS = LayerSpec("points", "point", ())
+
+
+def find_coordinates(
+    columns: Sequence[str], lon: str | None = None, lat: str | None = None
+) -> tuple[str, str]:
+    """The lon and lat columns of a table: the given names, else found by their usual names
+    (经度/lon/lng/x, 纬度/lat/y …); an `InputError` naming the columns when there are none."""
+    overrides = {k: v for k, v in (("lon", lon), ("lat", lat)) if v is not None}
+    used = match_columns(columns, _POINTS, overrides, extra=("lon", "lat")).used
+    if "lon" not in used or "lat" not in used:
+        lacking = [k for k in ("lon", "lat") if k not in used]
+        raise InputError(
+            f"no {'/'.join(lacking)} column among {', '.join(map(str, columns))}; name the "
+            "coordinate columns with --lon-col and --lat-col"
+        )
+    return used["lon"], used["lat"]

@@ -14,6 +14,7 @@ member) raise `InputError`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -205,6 +206,7 @@ class SourceLoad:
     rejected: list[Issue]
     warnings: list[Issue]
     notes: list[str]
+    rows: dict[str, int] = dataclasses.field(default_factory=dict)  # id -> row in the source
 
 
 def read_layer_source(
@@ -237,7 +239,7 @@ def load_layer_source(
     result = LoadResult({}, [], [])
     notes = list(source.notes)
     frame = _conform_source(source, spec, result, crs, fields, notes)
-    return SourceLoad(_finish(frame, spec), result.rejected, result.warnings, notes)
+    return _source_load(frame, spec, result, notes)
 
 
 def load_layer_frame(
@@ -258,7 +260,32 @@ def load_layer_frame(
     result = LoadResult({}, [], [])
     spec = _spec(layer)
     out = _conform_source(source, spec, result, None, fields, notes)
-    return SourceLoad(_finish(out, spec), result.rejected, result.warnings, notes)
+    return _source_load(out, spec, result, notes)
+
+
+def _source_load(
+    frame: pd.DataFrame, spec: LayerSpec, result: LoadResult, notes: list[str]
+) -> SourceLoad:
+    rows = dict(zip(frame["id"], (int(r) for r in frame["_row"]), strict=True))
+    return SourceLoad(_finish(frame, spec), result.rejected, result.warnings, notes, rows)
+
+
+def dangling_references(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str, str, str]]:
+    """(table, id, field, missing id) for every reference to a row no table holds: the parent
+    keys of `geo.model.PARENT`, buildings' park_id and officers' building_ids."""
+    found = []
+    for table, key, parent in _REFERENCES:
+        frame, known = tables[table], set(tables[parent]["id"])
+        values = frame[key]
+        bad = (values.notna() & ~values.isin(known)).to_numpy()
+        found += [
+            (table, fid, key, ref) for fid, ref in zip(frame["id"][bad], values[bad], strict=True)
+        ]
+    known = set(tables["buildings"]["id"])
+    officers = tables["officers"]
+    for fid, ids in zip(officers["id"], officers["building_ids"], strict=True):
+        found += [("officers", fid, "building_ids", b) for b in ids.split(";") if b not in known]
+    return found
 
 
 def _spec(layer: str) -> LayerSpec:
