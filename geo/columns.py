@@ -130,6 +130,7 @@ _ROAD_CLASSES = {
     "溪流": "stream",
 }
 _WATERWAY = "waterway"
+ROAD_CLASSES_MAPPED = frozenset(_ROAD_CLASSES.values())  # what known classes map onto
 
 
 @dataclass(frozen=True)

@@ -304,7 +304,7 @@ def _read_source_into(
     """A layer of a data folder in another format, its issues added to ``result``."""
     from geo.sources import read_source
 
-    source = read_source(file, crs=crs)
+    source = read_source(file, crs=crs, override=False)
     return _conform_source(source, spec, result, crs, fields, [])
 
 

@@ -95,13 +95,19 @@ def split_layer(path: str | os.PathLike[str]) -> tuple[Path, str | None]:
 
 
 def read_source(
-    path: str | os.PathLike[str], *, layer: str | None = None, crs: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    crs: str | None = None,
+    override: bool = True,
 ) -> Source:
     """Read one source; vector sources come back in WGS84 (see the module docstring).
 
     ``layer`` picks a layer of a GeoPackage / FileGDB / .osm.pbf (or a sheet of a workbook);
     ``path.gpkg:layer`` does the same. ``crs`` declares the coordinates' CRS (``gcj02``,
-    ``bd09``, ``EPSG:4549`` …) for a file that has none or a wrong one.
+    ``bd09``, ``EPSG:4549`` …) for a file that has none or a wrong one; with ``override``
+    false it applies only where it can (a file without CRS; GCJ-02/BD-09 over lon/lat), as for
+    a whole data folder.
     """
     file, named = split_layer(path)
     layer = layer or named
@@ -119,8 +125,8 @@ def read_source(
     if suffix == ".xlsx":
         return _read_excel(file, layer)
     if suffix in (".parquet", ".geoparquet"):
-        return _read_parquet(file, crs)
-    return _read_vector(file, suffix, layer, crs)
+        return _read_parquet(file, crs, override)
+    return _read_vector(file, suffix, layer, crs, override)
 
 
 # --------------------------------------------------------------------------------------- tables
@@ -176,13 +182,13 @@ def _read_excel(file: Path, sheet: str | None) -> Source:
                 "(pick one with --layer)"
             )
         chosen = sheet if sheet is not None else names[0]
-        frame = book.parse(chosen, dtype=object)
+        frame = pd.read_excel(book, sheet_name=chosen, dtype=object)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.dropna(how="all")
     return Source(frame, file, chosen, "XLSX", None, None, [f"read sheet {chosen} of {file.name}"])
 
 
-def _read_parquet(file: Path, crs: str | None) -> Source:
+def _read_parquet(file: Path, crs: str | None, override: bool) -> Source:
     """GeoParquet (a ``geo`` key in the metadata) as a vector source, else a plain table."""
     import pyarrow.parquet as pq
 
@@ -204,7 +210,9 @@ def _read_parquet(file: Path, crs: str | None) -> Source:
 # --------------------------------------------------------------------------------------- vector
 
 
-def _read_vector(file: Path, suffix: str, layer: str | None, crs: str | None) -> Source:
+def _read_vector(
+    file: Path, suffix: str, layer: str | None, crs: str | None, override: bool
+) -> Source:
     """A vector layer via pyogrio, attributes decoded, geometry in WGS84."""
     import pyogrio
 
@@ -220,7 +228,7 @@ def _read_vector(file: Path, suffix: str, layer: str | None, crs: str | None) ->
         ) from exc
     frame.columns = [c if c == "geometry" else str(c).strip() for c in frame.columns]
     where = f"layer {layer} of {file.name}" if layer and suffix in _MULTI_LAYER else file.name
-    frame, found, crs_notes = to_wgs84(frame, file, crs)
+    frame, found, crs_notes = to_wgs84(frame, file, crs, override)
     return Source(
         frame, file, layer, _DRIVERS[suffix], encoding, found, [f"read {where}", *notes, *crs_notes]
     )
@@ -300,10 +308,18 @@ def _gdal_encoding(name: str | None) -> str | None:
 
 
 def to_wgs84(
-    frame: gpd.GeoDataFrame, file: Path, declared: str | None
+    frame: gpd.GeoDataFrame, file: Path, declared: str | None, override: bool = True
 ) -> tuple[gpd.GeoDataFrame, str | None, list[str]]:
-    """The frame in EPSG:4326, the CRS it came in (as found or declared) and notes saying so."""
+    """The frame in EPSG:4326, the CRS it came in (as found or declared) and notes saying so.
+
+    Without ``override`` a declared CRS applies only to a file without one, or (GCJ-02/BD-09)
+    to a file in lon/lat; a file with its own projected CRS keeps it."""
     kind = _declared(declared, file)
+    if kind is not None and not override and frame.crs is not None:
+        offsets = kind in ("gcj02", "bd09") and frame.crs.to_epsg() in (4326, 4490)
+        if not offsets:
+            frame, found, notes = _reproject(frame, [])
+            return frame, found, [f"--crs {declared} not applied: the file has its own CRS", *notes]
     if kind in ("gcj02", "bd09"):
         if frame.crs is not None and not frame.crs.is_geographic:
             raise SourceError(
