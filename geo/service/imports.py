@@ -97,7 +97,9 @@ def import_layer(
         tables[name] = _merge(tables[name], load.frame, mode)
     rejected = [issue for load in loads.values() for issue in load.rejected]
     rejected += _drop_orphans(tables, loads)
-    changes = [_change(name, snapshot.tables[name], tables[name]) for name in loads]
+    changes = [
+        _change(name, snapshot.tables[name], loads[name].frame, tables[name]) for name in loads
+    ]
     warnings = [issue for load in loads.values() for issue in load.warnings]
     notes = [note for load in loads.values() for note in load.notes]
     if strict and rejected:
@@ -131,9 +133,12 @@ def _merge(current: pd.DataFrame, new: pd.DataFrame, mode: Mode) -> pd.DataFrame
     return merged.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def _change(name: str, before: pd.DataFrame, after: pd.DataFrame) -> LayerChange:
-    old, now = set(before["id"]), set(after["id"])
-    return LayerChange(name, len(after), len(now - old), len(now & old), len(old - now))
+def _change(
+    name: str, before: pd.DataFrame, imported: pd.DataFrame, after: pd.DataFrame
+) -> LayerChange:
+    """Rows stored, ids new to the layer, ids written again, ids gone."""
+    old, new, now = set(before["id"]), set(imported["id"]), set(after["id"])
+    return LayerChange(name, len(after), len(new - old), len(new & old), len(old - now))
 
 
 def _drop_orphans(tables: dict[str, pd.DataFrame], loads: Mapping[str, SourceLoad]) -> list[Issue]:
