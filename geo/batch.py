@@ -28,6 +28,7 @@ from geo.sources import read_source, suffix_of
 
 OUTPUT_COLUMNS = [f"{name}_id" for name in LEVELS] + ["status", "reason"]
 OUTPUT_SUFFIXES = (".csv", ".xlsx", ".parquet")
+_WHOLE_TABLES = (".xlsx", ".parquet", ".geoparquet")  # read whole; any other input streams as CSV
 
 
 class BatchError(ValueError):
@@ -141,7 +142,7 @@ def assign_file(
         raise BatchError(
             f"{dst}: cannot write {out_suffix or 'that'}; use {', '.join(OUTPUT_SUFFIXES)}"
         )
-    if suffix_of(src) == ".csv" and out_suffix == ".csv" and sheet is None:
+    if suffix_of(src) not in _WHOLE_TABLES and out_suffix == ".csv" and sheet is None:
         return assign_csv(
             atlas,
             src,

@@ -103,6 +103,8 @@ def load_into(
         result = geo_io.read_directory(data, crs=crs, fields=fields)
     except geo_io.InputError as exc:
         raise _fail(str(exc)) from exc
+    for note in result.notes:
+        err.print(f"[cyan]detected[/cyan] {note}", highlight=False)
     _report(result.warnings, result.rejected, verbose)
     if result.rejected and strict:
         raise _fail(f"{len(result.rejected)} rows rejected; nothing was loaded (--strict)")

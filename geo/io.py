@@ -112,6 +112,7 @@ class LoadResult:
     tables: dict[str, pd.DataFrame]
     rejected: list[Issue]
     warnings: list[Issue]
+    notes: list[str] = dataclasses.field(default_factory=list)  # what was detected, per file
 
 
 class InputError(ValueError):
@@ -305,7 +306,10 @@ def _read_source_into(
     from geo.sources import read_source
 
     source = read_source(file, crs=crs, override=False)
-    return _conform_source(source, spec, result, crs, fields, [])
+    notes = list(source.notes)
+    frame = _conform_source(source, spec, result, crs, fields, notes)
+    result.notes += [f"{file.name}: {note}" for note in notes]
+    return frame
 
 
 def _conform_source(
@@ -359,6 +363,11 @@ def _enterprises_from_source(
         table = conformed
         if crs is not None:
             table["crs"] = crs
+        elif "crs" not in table:
+            notes.append(
+                "coordinates taken as WGS84 (no crs column, no --crs); AMap/Tencent "
+                "coordinates are GCJ-02 and Baidu's BD-09: pass --crs gcj02 or --crs bd09"
+            )
     notes.append(f"enterprises: {match.describe()}")
     frame = _enterprises_from_rows(_table_rows(table, source), result)
     if source.is_vector:

@@ -21,7 +21,9 @@ COMMUNITY_TYPES = ("科技创新型", "文化创意型", "智能制造型", "商
 MANAGEMENT_MODES = ("platform", "street")  # 平台+街道双重管理 (橄榄形) | 区-街道-社区
 BUILDING_KINDS = ("enterprise", "mixed-use")  # 企业楼宇 | 商住楼宇
 # The classes a road's ``class`` is mapped onto on import (geo.columns.road_class); waterways that
-# four-to text may name as sides are rows of the roads layer too. Any other value is kept as given.
+# four-to text may name as sides are rows of the roads layer too. ``class`` is free text: any
+# other value (OSM ``busway``, ``footway`` …) is kept as given, and a road without one keeps it
+# empty (None) rather than being guessed: the boundary engine matches roads by name only.
 ROAD_CLASSES = ("expressway", "arterial", "secondary", "branch")
 WATERWAY_CLASSES = ("river", "canal", "stream")
 TEAM_ROLES = {

@@ -385,3 +385,24 @@ def test_table_for_a_polygon_layer_is_an_error(tmp_path: Path) -> None:
 def test_read_layer_file_takes_any_format(tmp_path: Path) -> None:
     frame, issues = read_layer_file(gbk_shapefile(tmp_path, cpg=True), "roads")
     assert issues == [] and len(frame) == len(sample_roads())
+
+
+@pytest.mark.parametrize(("name", "driver"), [("roads.kml", "KML"), ("roads.gdb", "OpenFileGDB")])
+def test_kml_and_filegdb(tmp_path: Path, name: str, driver: str) -> None:
+    roads = sample_roads().iloc[:30].rename(columns={"name": "NAME"}).drop(columns="id")
+    path = tmp_path / name
+    roads.to_crs(4326 if driver == "KML" else 4549).to_file(path, driver=driver, layer="道路")
+    frame, issues, notes = read_layer_source(path, "roads")
+    assert issues == [] and len(frame) == 30
+    assert sorted(frame["name"]) == sorted(roads["NAME"])
+    assert any("道路" in n for n in notes)
+
+
+@given(st.permutations(range(6)))
+def test_derived_ids_follow_the_row_not_its_position(order: list[int]) -> None:
+    roads = sample_roads().iloc[:6].drop(columns="id").reset_index(drop=True)
+    from geo.columns import conform
+
+    ids = conform(roads, ROADS)[0]["id"].tolist()
+    shuffled = conform(roads.iloc[order].reset_index(drop=True), ROADS)[0]["id"].tolist()
+    assert shuffled == [ids[k] for k in order]
