@@ -201,6 +201,16 @@ def match_columns(
     return ColumnMatch({ours: used[ours] for ours in wanted if ours in used})
 
 
+def applicable(
+    overrides: Mapping[str, str], columns: Sequence[str], spec: LayerSpec, extra: Sequence[str] = ()
+) -> dict[str, str]:
+    """The ``overrides`` that fit a source: our field is in ``spec`` (or ``extra``) and their
+    column is among ``columns`` (as `match_columns` compares names)."""
+    wanted = {*spec.field_names, *extra}
+    keys = {_key(c) for c in columns}
+    return {o: t for o, t in overrides.items() if o in wanted and _key(t) in keys}
+
+
 def road_class(value: object) -> str | None:
     """A road (or waterway) class in our vocabulary; other values come back as written."""
     if value is None or (isinstance(value, float) and np.isnan(value)):

@@ -9,6 +9,11 @@ GeoJSON file and 1-based line numbers in a CSV (the header is line 1); row 0 mea
 A bad row never stops a load: it is rejected with its reason and the rest loads. Problems with a
 whole file (missing, not JSON, not a FeatureCollection, missing CSV columns, an unknown ``crs``
 member) raise `InputError`.
+
+Any other source (Shapefile, GeoPackage, FileGDB, KML, GeoParquet, .osm.pbf, CSV in any usual
+encoding, .xlsx, Parquet) is read by `geo.sources`, its columns found and ids derived by
+`geo.columns`, then validated row by row exactly as above: `read_layer_source` for one layer,
+and `read_directory` for a folder's ``roads.shp``, ``enterprises.xlsx`` … (one file per layer).
 """
 
 from __future__ import annotations
@@ -144,6 +149,7 @@ def read_directory(
             "extension such as .shp, .gpkg, .xlsx)"
         )
     result = LoadResult({}, [], [])
+    applied: set[str] = set()  # the --field overrides some file used
     readers = {"enterprises": _read_enterprises, "officers": _read_officers}
     for name, file in found.items():
         if file is None:
@@ -154,7 +160,10 @@ def read_directory(
                 reader(file, result) if reader else _read_geojson_layer(file, TABLES[name], result)
             )
         else:
-            result.tables[name] = _read_source_into(file, TABLES[name], result, crs, fields)
+            result.tables[name] = _read_source_into(
+                file, TABLES[name], result, crs, fields, applied
+            )
+    _check_unused_fields(folder, fields, applied)
     _check_references(result)
     _warn_codes(result)
     for name, frame in result.tables.items():
@@ -301,15 +310,32 @@ def _read_source_into(
     result: LoadResult,
     crs: str | None,
     fields: Mapping[str, str] | None,
+    applied: set[str],
 ) -> pd.DataFrame:
-    """A layer of a data folder in another format, its issues added to ``result``."""
+    """A layer of a data folder in another format, its issues added to ``result``; of the
+    ``fields`` overrides, those this file has the field and the column for apply (and are
+    added to ``applied``)."""
+    from geo.columns import applicable
     from geo.sources import read_source
 
     source = read_source(file, crs=crs, override=False)
+    extra = ("lon", "lat", "crs") if spec.name == "enterprises" else ()
+    mine = applicable(fields or {}, list(source.frame.columns), spec, extra)
+    applied.update(mine)
     notes = list(source.notes)
-    frame = _conform_source(source, spec, result, crs, fields, notes)
+    frame = _conform_source(source, spec, result, crs, mine, notes)
     result.notes += [f"{file.name}: {note}" for note in notes]
     return frame
+
+
+def _check_unused_fields(folder: Path, fields: Mapping[str, str] | None, applied: set[str]) -> None:
+    """An `InputError` for a ``--field`` override that no file of the folder could use."""
+    unused = [f"{ours}={theirs}" for ours, theirs in (fields or {}).items() if ours not in applied]
+    if unused:
+        raise InputError(
+            f"{folder}: --field {', '.join(unused)}: no file (other than our own GeoJSON/CSV) "
+            "has that field and column; check the column's spelling"
+        )
 
 
 def _conform_source(

@@ -18,10 +18,16 @@ from geo.io import InputError
 from geo.service.imports import ImportRefused, import_layer
 from geo.settings import SAMPLE_DIR
 from geo.store import open_store
-from tests.test_sources import gbk_shapefile, gcj_table, osm_geopackage, sample_roads
+from tests.test_sources import (
+    gbk_shapefile,
+    gcj_table,
+    osm_geopackage,
+    sample_four_to,
+    sample_roads,
+)
 
 runner = CliRunner()
-TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
+TORCH = sample_four_to()  # the first sample community's four-to text
 
 
 def run(*args: str):
@@ -66,11 +72,13 @@ def test_replace_roads_from_a_gbk_shapefile_in_one_version(db: str, tmp_path: Pa
     for name in ("communities", "buildings", "enterprises"):
         assert after.tables[name].equals(before.tables[name])
     build = run("boundary", "build", TORCH, "--db", db)
+    direct = run("boundary", "build", TORCH, "--roads", str(tmp_path / "roads.shp"), "--db", db)
     reference = run(
         "boundary", "build", TORCH, "--roads", str(SAMPLE_DIR / "roads.geojson"), "--db", db
     )
     area = json.loads(build.stdout)["properties"]["area_m2"]
     assert area == pytest.approx(json.loads(reference.stdout)["properties"]["area_m2"])
+    assert area == pytest.approx(json.loads(direct.stdout)["properties"]["area_m2"])
 
 
 def test_add_mode_upserts_by_id_and_reimport_changes_nothing(db: str, tmp_path: Path) -> None:
@@ -90,18 +98,20 @@ def test_add_mode_upserts_by_id_and_reimport_changes_nothing(db: str, tmp_path: 
     assert (again.changes[0].added, again.changes[0].updated) == (0, n)
     assert again.version == first.version + 1
     roads = snapshot(db).tables["roads"]
-    assert set(roads.loc[roads["id"].str.startswith("R1"), "class"]) >= {"busway", "expressway"}
+    assert set(roads.loc[roads["id"].str.startswith("R9"), "class"]) >= {"busway", "expressway"}
 
 
 def test_streets_that_communities_need_cannot_vanish(db: str, tmp_path: Path) -> None:
+    first = gpd.read_file(SAMPLE_DIR / "communities.geojson").sort_values("id").iloc[0]
     streets = gpd.read_file(SAMPLE_DIR / "streets.geojson")
-    streets = streets[streets["id"] != "S03"].rename(columns={"name": "街道名称", "id": "编号"})
+    streets = streets[streets["id"] != first["street_id"]]
     path = tmp_path / "streets.gpkg"
-    streets.to_file(path)
+    streets.rename(columns={"name": "街道名称", "id": "编号"}).to_file(path)
     version = snapshot(db).version
     store = open_store(db)
     try:
-        with pytest.raises(ImportRefused, match=r"communities C01: street_id 'S03'"):
+        message = f"communities {first['id']}: street_id '{first['street_id']}'"
+        with pytest.raises(ImportRefused, match=message):
             import_layer(store, "streets", path)
     finally:
         store.close()
@@ -114,7 +124,8 @@ def test_orphans_in_the_imported_layer_are_rejected_and_strict_writes_nothing(
     db: str, tmp_path: Path
 ) -> None:
     communities = gpd.read_file(SAMPLE_DIR / "communities.geojson")
-    communities.loc[0, ["id", "street_id"]] = ["C99", "S99"]
+    gone = communities.loc[0, "id"]  # replaced by a new community of a street that is not there
+    communities.loc[0, ["id", "street_id"]] = ["C-NEW", "S99"]
     path = tmp_path / "communities.geojson"
     communities.to_file(path)
     version = snapshot(db).version
@@ -123,14 +134,14 @@ def test_orphans_in_the_imported_layer_are_rejected_and_strict_writes_nothing(
         strict = import_layer(store, "communities", path, mode="add", strict=True)
         assert strict.version is None and snapshot(db).version == version
         done = import_layer(store, "communities", path, mode="add")
-        with pytest.raises(ImportRefused, match="grids C01-G01: community_id 'C01'"):
+        with pytest.raises(ImportRefused, match=f"grids .*: community_id '{gone}'"):
             import_layer(store, "communities", path)  # replace: C01's grids lose their parent
     finally:
         store.close()
-    assert [i.id for i in strict.rejected] == ["C99"]
+    assert [i.id for i in strict.rejected] == ["C-NEW"]
     assert "street_id 'S99' refers to no row" in strict.rejected[0].reason
-    assert done.version == version + 1 and [i.id for i in done.rejected] == ["C99"]
-    assert "C99" not in set(snapshot(db).tables["communities"]["id"])
+    assert done.version == version + 1 and [i.id for i in done.rejected] == ["C-NEW"]
+    assert "C-NEW" not in set(snapshot(db).tables["communities"]["id"])
 
 
 def test_enterprises_from_xlsx_in_gcj02(db: str, tmp_path: Path) -> None:
@@ -219,13 +230,22 @@ def test_load_a_folder_of_other_formats_with_fields(tmp_path: Path) -> None:
     roads = gbk_shapefile(data, cpg=True)
     frame = gpd.read_file(roads, encoding="gbk").rename(columns={"道路名称": "路段"})
     frame.to_file(roads, encoding="gbk")
+    (data / "enterprises.csv").unlink()
+    table, truth = gcj_table(10**9)  # every enterprise of the sample, GCJ-02, Chinese headers
+    table.to_excel(data / "enterprises.xlsx", index=False)
     db = str(tmp_path / "s.gpkg")
-    r = run("load", str(data), "--db", db, "--field", "name=路段")
+    r = run("load", str(data), "--db", db, "--field", "name=路段", "--crs", "gcj02")
     assert r.exit_code == 0, r.output
-    assert "roads.shp: roads: name ← 路段, class ← 等级" in " ".join(r.output.split())
-    assert len(snapshot(db).tables["roads"]) == len(sample_roads())
+    said = " ".join(r.output.split())
+    assert "roads.shp: roads: name ← 路段, class ← 等级" in said  # the override
+    assert "enterprises.xlsx: enterprises: name ← 企业名称" in said  # not for this file
+    assert "roads.shp: --crs gcj02 not applied: the file has its own CRS" in said
+    stored = snapshot(db).tables
+    assert len(stored["roads"]) == len(sample_roads()) and len(stored["enterprises"]) == len(truth)
     bad = run("load", str(data), "--db", db, "--field", "name")
     assert bad.exit_code == 2 and "ours=theirs" in bad.output
+    unused = run("load", str(data), "--db", db, "--field", "name=路名称")
+    assert unused.exit_code == 2 and "--field name=路名称: no file" in unused.output
 
 
 def test_unknown_layer_and_mode(db: str, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from geo.model import ENTERPRISES, ROADS
 from geo.settings import SAMPLE_DIR
 from geo.sources import SourceError, read_source
 
+OSM0 = 9_000_000_000  # the fixture GeoPackage's first osm_id
 _CN_CLASS = {"expressway": "快速路", "arterial": "主干路", "secondary": "次干路", "branch": "支路"}
 
 
@@ -51,7 +52,7 @@ def osm_geopackage(path: Path) -> Path:
     highway = roads["class"].map(osm).fillna("trunk").to_numpy(dtype=object)
     highway[:3] = ["trunk_link", "busway", "primary_link"]
     lines = gpd.GeoDataFrame(
-        {"osm_id": np.arange(1000, 1000 + len(roads)), "name": roads["name"], "highway": highway},
+        {"osm_id": np.arange(OSM0, OSM0 + len(roads)), "name": roads["name"], "highway": highway},
         geometry=roads.geometry,
         crs=4326,
     )
@@ -172,9 +173,9 @@ def test_geopackage_layers_and_osm_classes(tmp_path: Path) -> None:
     by_path = read_layer_source(f"{path}:lines", "roads")[0]
     assert by_option.equals(by_path)
     classes = dict(zip(by_option["id"], by_option["class"], strict=True))
-    assert classes["R1000"] == "expressway"  # trunk_link, like trunk
-    assert classes["R1001"] == "busway"  # kept as written, never a reason to reject
-    assert classes["R1002"] == "arterial"  # primary_link
+    assert classes[f"R{OSM0}"] == "expressway"  # trunk_link, like trunk
+    assert classes[f"R{OSM0 + 1}"] == "busway"  # kept as written, never a reason to reject
+    assert classes[f"R{OSM0 + 2}"] == "arterial"  # primary_link
     assert {"arterial", "secondary", "branch"} <= set(classes.values())
     assert len(by_option) == len(sample_roads())
 
@@ -199,23 +200,31 @@ def test_any_road_class_is_kept_or_mapped(value: str) -> None:
     assert out in ROAD_CLASSES_MAPPED or out == out.strip()
 
 
-def test_waterways_load_as_roads_that_four_to_text_can_name(tmp_path: Path) -> None:
-    """OSM-shaped lines (name, highway, waterway): 南环路 drawn as the river 北塘河 bounds Torch."""
-    from geo.boundaries.build import build_boundary
+def sample_four_to() -> str:
+    """The first sample community's four-to text (Torch's, 火炬)."""
+    return gpd.read_file(SAMPLE_DIR / "communities.geojson").sort_values("id")["four_to"].iloc[0]
 
+
+def test_waterways_load_as_roads_that_four_to_text_can_name(tmp_path: Path) -> None:
+    """OSM-shaped lines (name, highway, waterway): the road of the first community's south
+    side, drawn as the river 北塘河, bounds the same area under the river's name."""
+    from geo.boundaries.build import build_boundary
+    from geo.boundaries.fourto import parse_four_to
+
+    text = sample_four_to()
+    south = parse_four_to(text).sides["south"].chain[0].name
     roads = sample_roads()
-    river = roads["name"] == "南环路"
+    river = (roads["name"] == south).to_numpy()
     lines = gpd.GeoDataFrame(
         {
             "osm_id": [str(i) for i in range(1, len(roads) + 1)],
             "name": roads["name"].where(~river, "北塘河"),
-            "highway": roads["class"].map({"arterial": "primary"}).fillna("residential"),
+            "highway": np.where(river, None, "primary"),
             "waterway": np.where(river, "river", None),
         },
         geometry=roads.geometry,
         crs=4326,
     )
-    lines.loc[river, "highway"] = None
     path = tmp_path / "lines.geojson"
     lines.to_file(path)
     frame, issues, notes = read_layer_source(path, "roads")
@@ -223,9 +232,8 @@ def test_waterways_load_as_roads_that_four_to_text_can_name(tmp_path: Path) -> N
     assert set(frame.loc[frame["name"] == "北塘河", "class"]) == {"river"}
     assert any("class of the other rows ← waterway" in n for n in notes)
     areas = read_directory(SAMPLE_DIR).tables["areas"]
-    torch = "东至信诚路、南至{}、西至东信大道、北至江南大道沿联庄路至汇智地界北"
-    by_river = build_boundary(torch.format("北塘河"), frame, areas).to_feature()
-    by_road = build_boundary(torch.format("南环路"), sample_roads(), areas).to_feature()
+    by_river = build_boundary(text.replace(south, "北塘河", 1), frame, areas).to_feature()
+    by_road = build_boundary(text, sample_roads(), areas).to_feature()
     assert by_river["properties"]["area_m2"] == pytest.approx(by_road["properties"]["area_m2"])
 
 
