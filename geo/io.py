@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 import io
 import json
 import math
@@ -405,15 +406,37 @@ def _table_rows(table: pd.DataFrame, source: Source) -> list[tuple[int, dict[str
     """A conformed table as `_read_csv` rows: (row number, values, problems). Rows count as in
     the file: a spreadsheet's header is row 1, Parquet and vector rows count from 1."""
     first = 2 if source.driver in ("CSV", "XLSX") else 1
-    records = _plain_records(table)
+    records = _plain_records(_dates_as_text(table))
     positions = range(len(table)) if source.driver != "XLSX" else table.index
     return [(int(k) + first, record, []) for k, record in zip(positions, records, strict=True)]
+
+
+def _dates_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates and times (Excel cells, GeoPackage DATE fields) as ISO text, as our fields hold
+    them: ``2024-01-05``, or with the time when it is not midnight."""
+    out = frame.copy()
+    for name in out.columns:
+        values = out[name]
+        if not (
+            pd.api.types.is_datetime64_any_dtype(values)
+            or (values.dtype == object and values.map(_is_date).any())
+        ):
+            continue
+        stamps = pd.to_datetime(values.where(values.map(_is_date)), errors="coerce")
+        midnight = (stamps.dropna() == stamps.dropna().dt.normalize()).all()
+        text = stamps.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S")
+        out[name] = text.where(stamps.notna(), values.where(~values.map(_is_date)))
+    return out
+
+
+def _is_date(value: Any) -> bool:
+    return isinstance(value, datetime.date | pd.Timestamp | np.datetime64)
 
 
 def _feature_doc(frame: gpd.GeoDataFrame) -> dict[str, Any]:
     """A conformed GeoDataFrame as a GeoJSON FeatureCollection dict for `_layer_from_doc`."""
     texts = shapely.to_geojson(frame.geometry.to_numpy())
-    props = _plain_records(pd.DataFrame(frame.drop(columns=frame.geometry.name)))
+    props = _plain_records(_dates_as_text(pd.DataFrame(frame.drop(columns=frame.geometry.name))))
     return {
         "type": "FeatureCollection",
         "features": [

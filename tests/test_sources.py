@@ -414,3 +414,12 @@ def test_derived_ids_follow_the_row_not_its_position(order: list[int]) -> None:
     ids = conform(roads, ROADS)[0]["id"].tolist()
     shuffled = conform(roads.iloc[order].reset_index(drop=True), ROADS)[0]["id"].tolist()
     assert shuffled == [ids[k] for k in order]
+
+
+def test_dates_become_iso_text(tmp_path: Path) -> None:
+    communities = gpd.read_file(SAMPLE_DIR / "communities.geojson")
+    communities["founded"] = pd.Timestamp("2024-01-05")
+    path = tmp_path / "communities.gpkg"
+    communities.to_file(path)
+    frame, issues, _ = read_layer_source(path, "communities")
+    assert issues == [] and set(frame["founded"]) == {"2024-01-05"}
