@@ -390,16 +390,34 @@ def _enterprises_from_source(
         table = conformed
         if crs is not None:
             table["crs"] = crs
-        elif "crs" not in table:
+            notes.append(f"coordinates converted from {crs} (--crs) to WGS84")
+        elif "crs" in table:
+            notes.append(f"coordinates converted per row from the {match.used['crs']} column")
+        else:
             notes.append(
                 "coordinates taken as WGS84 (no crs column, no --crs); AMap/Tencent "
                 "coordinates are GCJ-02 and Baidu's BD-09: pass --crs gcj02 or --crs bd09"
             )
     notes.append(f"enterprises: {match.describe()}")
-    frame = _enterprises_from_rows(_table_rows(table, source), result)
+    rows = _table_rows(table, source)
     if source.is_vector:
-        frame["source_crs"] = geo_crs.normalize_crs(source.crs) if source.crs else "wgs84"
+        for k in np.flatnonzero(kinds != 0):
+            kind = "no geometry" if kinds[k] < 0 else f"a {points[k].geom_type}"
+            rows[k][2].append(f"an enterprise is a point, this row has {kind}; give its point")
+    frame = _enterprises_from_rows(rows, result)
+    if source.is_vector:
+        frame["source_crs"] = _crs_name(source.crs)
     return frame
+
+
+def _crs_name(found: str | None) -> str:
+    """A source's CRS as `geo.crs` names it (``EPSG:4549``), or as found when it has no code."""
+    if found is None:
+        return "wgs84"
+    try:
+        return geo_crs.normalize_crs(found)
+    except geo_crs.UnknownCRSError:
+        return found
 
 
 def _table_rows(table: pd.DataFrame, source: Source) -> list[tuple[int, dict[str, Any], list[str]]]:

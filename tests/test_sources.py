@@ -423,3 +423,20 @@ def test_dates_become_iso_text(tmp_path: Path) -> None:
     communities.to_file(path)
     frame, issues, _ = read_layer_source(path, "communities")
     assert issues == [] and set(frame["founded"]) == {"2024-01-05"}
+
+
+def test_enterprises_from_a_point_layer(tmp_path: Path) -> None:
+    truth = enterprise_truth().iloc[:10].reset_index(drop=True)
+    points = gpd.GeoDataFrame(
+        {"企业名称": truth["name"], "信用代码": truth["credit_code"], "地址": truth["address"]},
+        geometry=[*truth.geometry.to_numpy()[:9], shapely.box(120.1, 30.1, 120.2, 30.2)],
+        crs=4326,
+    ).to_crs(4549)
+    path = tmp_path / "enterprises.gpkg"
+    points.to_file(path)
+    frame, issues, _ = read_layer_source(path, "enterprises")
+    assert len(frame) == 9 and set(frame["source_crs"]) == {"EPSG:4549"}
+    (bad,) = [i for i in issues if "point" in i.reason]
+    assert bad.row == 10 and "this row has a Polygon" in bad.reason
+    got = frame.set_index("credit_code").loc[truth["credit_code"].iloc[:9]]
+    assert close(gpd.GeoSeries(got.geometry.to_numpy()), truth.geometry.iloc[:9], 1e-8)
