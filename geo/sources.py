@@ -301,7 +301,9 @@ def _dbf_text(data: bytes) -> bytes:
 
 
 def _gdal_encoding(name: str | None) -> str | None:
-    return {"GBK": "CP936", "UTF-8": "UTF-8", "GB18030": "GB18030"}.get(name or "", name)
+    """The encoding to hand GDAL; None (GDAL reads the .cpg itself) for code pages we do not
+    name."""
+    return {"GBK": "CP936", "UTF-8": "UTF-8", "GB18030": "GB18030"}.get(name or "")
 
 
 # ------------------------------------------------------------------------------------------ CRS

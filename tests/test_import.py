@@ -10,6 +10,13 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+from test_sources import (
+    gbk_shapefile,
+    gcj_table,
+    osm_geopackage,
+    sample_four_to,
+    sample_roads,
+)
 from typer.testing import CliRunner
 
 from geo.atlas import Atlas
@@ -18,13 +25,6 @@ from geo.io import InputError
 from geo.service.imports import ImportRefused, import_layer
 from geo.settings import SAMPLE_DIR
 from geo.store import open_store
-from tests.test_sources import (
-    gbk_shapefile,
-    gcj_table,
-    osm_geopackage,
-    sample_four_to,
-    sample_roads,
-)
 
 runner = CliRunner()
 TORCH = sample_four_to()  # the first sample community's four-to text
