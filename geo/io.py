@@ -151,25 +151,57 @@ def read_directory(
         )
     result = LoadResult({}, [], [])
     applied: set[str] = set()  # the --field overrides some file used
-    readers = {"enterprises": _read_enterprises, "officers": _read_officers}
     for name, file in found.items():
         if file is None:
             result.tables[name] = _empty(AREAS)
-        elif file.name == FILES.get(name, OPTIONAL_FILES.get(name)):
-            reader = readers.get(name)
-            result.tables[name] = (
-                reader(file, result) if reader else _read_geojson_layer(file, TABLES[name], result)
-            )
-        else:
-            result.tables[name] = _read_source_into(
-                file, TABLES[name], result, crs, fields, applied
-            )
+            continue
+        ours = _read_ours(file, name, result)
+        result.tables[name] = (
+            ours
+            if ours is not None
+            else _read_source_into(file, TABLES[name], result, crs, fields, applied)
+        )
     _check_unused_fields(folder, fields, applied)
     _check_references(result)
     _warn_codes(result)
     for name, frame in result.tables.items():
         result.tables[name] = _finish(frame, TABLES[name])
     return result
+
+
+def _read_ours(file: Path, name: str, result: LoadResult) -> pd.DataFrame | None:
+    """A layer file in our schema read strictly (as ever), or None for a file that is not:
+    another format, a GeoJSON whose features carry no id, a CSV without an ``id`` column."""
+    if file.name != FILES.get(name, OPTIONAL_FILES.get(name)):
+        return None
+    if name == "enterprises":
+        return _read_enterprises(file, result) if _csv_has_id(file) else None
+    if name == "officers":
+        return _read_officers(file, result) if _csv_has_id(file) else None
+    doc = _load_json(file)
+    if doc["features"] and not any(_has_id(f) for f in doc["features"]):
+        return None
+    return _layer_from_doc(doc, file, TABLES[name], result)
+
+
+def _has_id(feature: Any) -> bool:
+    """Whether a GeoJSON feature carries an id (the member or an ``id`` property)."""
+    if not isinstance(feature, dict):
+        return False
+    props = feature.get("properties")
+    return feature.get("id") is not None or (isinstance(props, dict) and "id" in props)
+
+
+def _csv_has_id(path: Path) -> bool:
+    """Whether a CSV's header line names an ``id`` column."""
+    with path.open("rb") as handle:
+        head = handle.readline()
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = head.decode("gb18030", errors="replace")
+    header = next(csv.reader([text]), [])
+    return "id" in (c.strip().lower() for c in header)
 
 
 def _layer_file(folder: Path, layer: str) -> Path | None:

@@ -440,3 +440,17 @@ def test_enterprises_from_a_point_layer(tmp_path: Path) -> None:
     assert bad.row == 10 and "this row has a Polygon" in bad.reason
     got = frame.set_index("credit_code").loc[truth["credit_code"].iloc[:9]]
     assert close(gpd.GeoSeries(got.geometry.to_numpy()), truth.geometry.iloc[:9], 1e-8)
+
+
+def test_our_file_names_without_ids_are_read_as_sources(tmp_path: Path) -> None:
+    """A folder's roads.geojson as OSM exports it (name, highway, no ids) loads like roads.shp."""
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE_DIR, data)
+    roads = sample_roads()
+    osm = roads.drop(columns=["id", "class"]).assign(highway="primary")
+    (data / "roads.geojson").unlink()
+    osm.to_file(data / "roads.geojson")
+    result = read_directory(data)
+    assert len(result.tables["roads"]) == len(roads)
+    assert set(result.tables["roads"]["class"]) == {"arterial"}
+    assert any(n.startswith("roads.geojson: roads: class ← highway") for n in result.notes)
