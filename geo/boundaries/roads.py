@@ -310,3 +310,95 @@ class RoadNetwork:
     def suggest(self, name: str, n: int = 3) -> list[str]:
         """The names closest to ``name``, pinyin-aware, best first."""
         return suggest_names(name, self.lines, n)
+
+
+# --------------------------------------------------------------------------------------------
+# Extending a road that stops short
+# --------------------------------------------------------------------------------------------
+
+DIRECTION_M = 20.0  # m: a road's last direction is that of its last this many metres …
+TAIL_M = 2.0  # … leaving out the final few, where a stray last node may sit askew
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A road end extended along its last direction until it met another line."""
+
+    road: str
+    length_m: float
+    lon: float  # the new end, WGS84
+    lat: float
+    reached: str  # the line the new end lies on
+
+    def as_dict(self) -> dict:
+        return {
+            "road": self.road,
+            "length_m": round(self.length_m, 1),
+            "lon": self.lon,
+            "lat": self.lat,
+            "reached": self.reached,
+        }
+
+
+def end_ray(line: LineString, at_start: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The end of ``line`` and its unit direction outwards: that of the chord over the line's
+    last `DIRECTION_M` metres but the final `TAIL_M`, so a tiny or askew final segment does not
+    turn it. None if the line has no length."""
+    length = line.length
+    if length <= 0:
+        return None
+    back = min(DIRECTION_M, length)
+    skip = min(TAIL_M, back / 2)
+    at = np.array([back, skip]) if at_start else length - np.array([back, skip])
+    inner, outer = shapely.get_coordinates(shapely.line_interpolate_point(line, at))
+    vec = outer - inner
+    norm = float(np.hypot(*vec))
+    if norm <= 0:
+        return None
+    xy = shapely.get_coordinates(line)
+    return (xy[0] if at_start else xy[-1]), vec / norm
+
+
+def ray_hit(
+    origin: np.ndarray, direction: np.ndarray, max_m: float, geoms: Sequence[BaseGeometry]
+) -> tuple[float, int] | None:
+    """(distance, index) of the first of ``geoms`` the ray from ``origin`` meets within
+    ``max_m`` metres (a meeting at the origin itself does not count), or None."""
+    if max_m <= 0 or not geoms:
+        return None
+    ray = LineString([origin, origin + direction * max_m])
+    hits = shapely.intersection(ray, np.asarray(list(geoms), dtype=object))
+    xy, idx = shapely.get_coordinates(hits, return_index=True)
+    if not len(xy):
+        return None
+    t = (xy - origin) @ direction
+    ok = t > GRID
+    if not ok.any():
+        return None
+    k = int(np.flatnonzero(ok)[np.argmin(t[ok])])
+    return float(t[k]), int(idx[k])
+
+
+def extend_end(
+    line: LineString,
+    at_start: bool,
+    max_m: float,
+    targets: Sequence[tuple[str, BaseGeometry]],
+    *,
+    road: str = "",
+) -> tuple[LineString, Extension | None]:
+    """``line`` with one end (its start if ``at_start``) extended along its last direction to
+    the first of the named ``targets`` it meets within ``max_m`` metres; it never passes
+    through one target to reach a farther one. Returns the line unchanged and None when no
+    target is in reach."""
+    ray = end_ray(line, at_start)
+    hit = ray_hit(*ray, max_m, [g for _, g in targets]) if ray else None
+    if hit is None:
+        return line, None
+    end, direction = ray
+    dist, j = hit
+    new_end = end + direction * dist
+    xy = shapely.get_coordinates(line)
+    coords = np.vstack([new_end, xy]) if at_start else np.vstack([xy, new_end])
+    lon, lat = lonlat(*new_end)
+    return LineString(coords), Extension(road, dist, lon, lat, targets[j][0])
