@@ -181,6 +181,21 @@ def test_a_road_that_stops_short_of_a_dual_carriageway_meets_its_near_side():
     assert res.area_m2 == pytest.approx(800_000, rel=1e-4)  # … and on to the midline
 
 
+def test_two_roads_that_both_stop_short_of_their_corner_run_on_until_they_meet():
+    rows = [
+        ("信诚路", [(1000, -100), (1000, 700)]),  # 100 m short of the corner
+        ("南环路", [(-100, 0), (1100, 0)]),
+        ("东信大道", [(0, -100), (0, 900)]),
+        ("江南大道", [(-100, 800), (940, 800)]),  # 60 m short of it
+    ]
+    with pytest.raises(BuildError, match=r"pass --extend-m 100 .* 江南大道's end and 信诚路's end"):
+        build_boundary(RECT, frame(rows), extend_m=80)
+    res = build_boundary(RECT, frame(rows), extend_m=100)
+    got = sorted((e.road, e.reached, round(e.length_m, 1)) for e in res.extensions)
+    assert got == [("信诚路", "江南大道", 100.0), ("江南大道", "信诚路", 60.0)]
+    assert res.area_m2 == pytest.approx(800_000, rel=1e-5)
+
+
 def test_an_extension_reaching_an_area_boundary():
     rows = [r for r in tilted_rect(0.0) if r[0] != "江南大道"]
     rows = [("信诚路", [(1000, -100), (1000, 700)]) if n == "信诚路" else (n, g) for n, g in rows]

@@ -51,6 +51,7 @@ from geo.boundaries.roads import (
     extend_end,
     frame_crs,
     lonlat,
+    meet_ends,
     node,
     suggest_names,
 )
@@ -321,9 +322,10 @@ def _check_gaps(
         if dist <= 10 * GRID:
             continue
         reach, blocked = _reach(refs, a, b, strands, max(extend_m, SUGGEST_MAX_M))
-        if reach is not None and round(reach.ext.length_m, 1) <= extend_m:
-            refs[reach.k].geom = shapely.union_all([refs[reach.k].geom, *reach.lines])
-            extensions.append(reach.ext)
+        if reach is not None and round(reach.longest, 1) <= extend_m:
+            for k, new in reach.lines:
+                refs[k].geom = shapely.union_all([refs[k].geom, new])
+            extensions += reach.exts
             continue
         problems.append(_describe_gap(what, dist, line) + _extend_hint(reach, blocked, extend_m))
     if problems:
@@ -333,9 +335,16 @@ def _check_gaps(
 
 @dataclass
 class _Reach:
-    k: int  # the ref extended
-    ext: Extension
-    lines: list[LineString]  # the extension (and a connector from a carriageway to the midline)
+    exts: list[Extension]  # one road end run on to the other side, or two to where they cross
+    lines: list[tuple[int, LineString]]  # (ref, line to add to it)
+
+    @property
+    def longest(self) -> float:
+        return max(e.length_m for e in self.exts)
+
+    @property
+    def total(self) -> float:
+        return sum(e.length_m for e in self.exts)
 
 
 def _reach(
@@ -345,28 +354,51 @@ def _reach(
     strands: dict[str, list[LineString]],
     max_m: float,
 ) -> tuple[_Reach | None, Extension | None]:
-    """The shortest extension of a loose road end of ``a`` (``b``) that meets ``b`` (``a``)
-    before any other spec line, and the shortest one that meets another line first."""
+    """The least extension that closes the gap between ``a`` and ``b``: one loose road end of
+    either run on until it meets the other before any other spec line, else a loose end of
+    each run on to where their directions cross. Also the shortest run that met another
+    line first."""
+    ends = {"a": _ends_of(refs, a), "b": _ends_of(refs, b)}
     best: _Reach | None = None
     blocked: Extension | None = None
-    for k, r in enumerate(refs):
-        mine = any(r is x for x in a), any(r is x for x in b)
-        if r.ref.kind != "road" or not any(mine):
-            continue
-        goal = {x.label for x in (b if mine[0] else a)}
-        targets = [(o.label, o.geom) for j, o in enumerate(refs) if j != k]
-        targets += [(o.label, s) for o in refs if o is not r for s in strands.get(o.label, [])]
-        targets.append((r.label, r.geom))  # never through its own road
-        for part, at_start in _loose_ends(refs, k):
-            line, ext = extend_end(part, at_start, max_m, targets, road=r.label)
+    for side, goal in (("a", b), ("b", a)):
+        labels = {x.label for x in goal}
+        for k, part, at_start in ends[side]:
+            r = refs[k]
+            line, ext = extend_end(part, at_start, max_m, _targets(refs, k, strands), road=r.label)
             if ext is None:
                 continue
-            if ext.reached not in goal:
+            if ext.reached not in labels:
                 blocked = ext if blocked is None or ext.length_m < blocked.length_m else blocked
                 continue
-            if best is None or ext.length_m < best.ext.length_m:
-                best = _Reach(k, ext, [line, *_to_midline(line, at_start, refs, ext.reached)])
+            if best is None or ext.length_m < best.total:
+                conns = _to_midline(line, at_start, refs, ext.reached)
+                best = _Reach([ext], [(k, line), *((k, c) for c in conns)])
+    if best is not None:
+        return best, blocked
+    blockers = [g for _, g in _targets(refs, -1, strands)]
+    for (ka, pa, sa), (kb, pb, sb) in itertools.product(ends["a"], ends["b"]):
+        met = meet_ends((refs[ka].label, pa, sa), (refs[kb].label, pb, sb), max_m, blockers)
+        if met is not None and (best is None or sum(e.length_m for e in met[1]) < best.total):
+            best = _Reach(met[1], [(ka, met[0][0]), (kb, met[0][1])])
     return best, blocked
+
+
+def _targets(
+    refs: list[_Ref], k: int, strands: dict[str, list[LineString]]
+) -> list[tuple[str, BaseGeometry]]:
+    """The spec's lines by label (with the carriageways of dual roads), ref ``k``'s own last
+    so that an end never runs through its own road (``k`` = -1: no ref is ``k``'s)."""
+    own = refs[k] if k >= 0 else None
+    out = [(o.label, o.geom) for o in refs if o is not own]
+    out += [(o.label, s) for o in refs if o is not own for s in strands.get(o.label, [])]
+    return out + ([(own.label, own.geom)] if own is not None else [])
+
+
+def _ends_of(refs: list[_Ref], group: list[_Ref]) -> list[tuple[int, LineString, bool]]:
+    """(ref, line, at_start) for every loose end of the roads in ``group``."""
+    ks = [k for k, r in enumerate(refs) if r.ref.kind == "road" and any(r is x for x in group)]
+    return [(k, part, at_start) for k in ks for part, at_start in _loose_ends(refs, k)]
 
 
 def _loose_ends(refs: list[_Ref], k: int) -> Iterator[tuple[LineString, bool]]:
@@ -392,18 +424,22 @@ def _to_midline(line: LineString, at_start: bool, refs: list[_Ref], name: str) -
     return [shapely.shortest_line(end, target)]
 
 
-def _needed(ext: Extension) -> int:
+def _needed(length_m: float) -> int:
     """The whole metres of ``extend_m`` an extension needs (lengths count to 0.1 m)."""
-    return math.ceil(round(ext.length_m, 1))
+    return math.ceil(round(length_m, 1))
 
 
 def _extend_hint(reach: _Reach | None, blocked: Extension | None, extend_m: float) -> str:
     if reach is not None:
-        e = reach.ext
         short = f"--extend-m {extend_m:g} is not enough; " if extend_m > 0 else ""
+        if len(reach.exts) == 1:
+            how = f"{reach.exts[0].road}'s end along its direction to {reach.exts[0].reached}"
+        else:
+            how = " and ".join(f"{e.road}'s end" for e in reach.exts)
+            how += " along their directions until they meet"
         return (
-            f"; {short}pass --extend-m {_needed(e)} (any N ≥ {e.length_m:.1f}) to "
-            f"extend {e.road}'s end along its direction to {e.reached}"
+            f"; {short}pass --extend-m {_needed(reach.longest)} (any N ≥ {reach.longest:.1f}) "
+            f"to extend {how}"
         )
     if blocked is not None:
         return (

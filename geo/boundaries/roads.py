@@ -402,3 +402,30 @@ def extend_end(
     coords = np.vstack([new_end, xy]) if at_start else np.vstack([xy, new_end])
     lon, lat = lonlat(*new_end)
     return LineString(coords), Extension(road, dist, lon, lat, targets[j][0])
+
+
+def meet_ends(
+    a: tuple[str, LineString, bool],
+    b: tuple[str, LineString, bool],
+    max_m: float,
+    blockers: Sequence[BaseGeometry],
+) -> tuple[list[LineString], list[Extension]] | None:
+    """Two loose ends, each ``(name, line, at_start)``, extended along their directions to the
+    point where those cross, each by at most ``max_m`` metres and neither meeting one of
+    ``blockers`` on the way: the two new stretches and their records, or None."""
+    ra, rb = end_ray(a[1], a[2]), end_ray(b[1], b[2])
+    if ra is None or rb is None:
+        return None
+    (pa, da), (pb, db) = ra, rb
+    system = np.column_stack([da, -db])
+    if abs(np.linalg.det(system)) < 1e-6:  # (nearly) parallel
+        return None
+    s, t = (float(v) for v in np.linalg.solve(system, pb - pa))
+    if not (GRID < s <= max_m and GRID < t <= max_m):
+        return None
+    if ray_hit(pa, da, s - GRID, blockers) or ray_hit(pb, db, t - GRID, blockers):
+        return None
+    meet = pa + da * s
+    lon, lat = lonlat(*meet)
+    lines = [LineString([pa, meet]), LineString([pb, meet])]
+    return lines, [Extension(a[0], s, lon, lat, b[0]), Extension(b[0], t, lon, lat, a[0])]
