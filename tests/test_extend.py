@@ -277,18 +277,25 @@ JIANGHUI = "东至江晖路、南至南环路、西至江淑路、北至聚园�
 JUGONG = "东至聚工路、南至南环路、西至江晖路、北至聚园路"
 
 
+def _named(lines: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return lines[lines["name"].notna() & (lines["highway"].notna() | lines["waterway"].notna())]
+
+
 @pytest.fixture(scope="module")
-def binjiang() -> RoadNetwork:
-    lines = pyogrio.read_dataframe(OSM, layer="lines")
-    named = lines[lines["name"].notna() & (lines["highway"].notna() | lines["waterway"].notna())]
-    return RoadNetwork.from_frame(named)
+def osm_lines() -> gpd.GeoDataFrame:
+    return _named(pyogrio.read_dataframe(OSM, layer="lines"))
 
 
-def test_real_road_that_stops_short(binjiang: RoadNetwork):
+@pytest.fixture(scope="module")
+def binjiang(osm_lines: gpd.GeoDataFrame) -> RoadNetwork:
+    return RoadNetwork.from_frame(osm_lines)
+
+
+def test_real_road_that_stops_short(binjiang: RoadNetwork, osm_lines: gpd.GeoDataFrame):
     with pytest.raises(BuildError) as err:
         build_boundary(JIANGHUI, binjiang)
     msg = str(err.value)
-    assert "sides 东 (江晖路) and 南 (南环路) do not meet" in msg
+    assert "sides 东 (江晖路) and 南 (南环路) do not meet: the gap is 186.4 m" in msg
     assert "pass --extend-m 180 (any N ≥ 179.4) to extend 江晖路's end" in msg
     res = build_boundary(JIANGHUI, binjiang, extend_m=180)
     (ext,) = res.extensions
@@ -300,6 +307,27 @@ def test_real_road_that_stops_short(binjiang: RoadNetwork):
     west = build_boundary(JUGONG, binjiang, extend_m=180)
     assert [(e.road, round(e.length_m, 1)) for e in west.extensions] == [("江晖路", 179.4)]
     assert west.area_m2 == pytest.approx(72_945, rel=1e-3)
-    # the two blocks share the extended stretch of 江晖路 exactly
-    shared = res.polygon.intersection(west.polygon)
-    assert to_metric(shared).area < 1.0
+    assert to_metric(res.polygon.intersection(west.polygon)).area < 1.0
+    # OSM maps the missing stretch as the bridge 江晖路公铁立交; named 江晖路, the road reaches
+    # 南环路 6 m from where the extension does, and the blocks agree
+    bridged = osm_lines.assign(name=osm_lines["name"].replace("江晖路公铁立交", "江晖路"))
+    for text, extended in ((JIANGHUI, res), (JUGONG, west)):
+        whole = to_metric(build_boundary(text, bridged).polygon)
+        got = to_metric(extended.polygon)
+        assert got.intersection(whole).area / got.union(whole).area > 0.99
+
+
+@pytest.mark.parametrize(
+    ("text", "road", "reached", "length_m"),
+    [
+        ("东至西兴路、南至滨康路、西至西陵路、北至善庆庄横河", "善庆庄横河", "西兴路", 196.4),
+        ("东至明星路、南至北塘路、西至博奥路、北至建设一路", "北塘路", "明星路", 301.5),
+        ("东至江南大道、南至中兴立交桥、西至时代大道、北至平乐街", "平乐街", "江南大道", 173.9),
+    ],
+)
+def test_more_real_sides_that_stop_short(binjiang, text, road, reached, length_m):
+    with pytest.raises(BuildError, match=f"pass --extend-m {math.ceil(length_m)} "):
+        build_boundary(text, binjiang)
+    (ext,) = build_boundary(text, binjiang, extend_m=math.ceil(length_m)).extensions
+    assert (ext.road, ext.reached) == (road, reached)
+    assert ext.length_m == pytest.approx(length_m, abs=0.1)

@@ -318,6 +318,8 @@ def _check_gaps(
     problems: list[str] = []
     extensions: list[Extension] = []
     for a, b, what in pairs:
+        if not a or not b:  # a side the text leaves open
+            continue
         dist, line = _gap(a, b)
         if dist <= 10 * GRID:
             continue
