@@ -85,8 +85,9 @@ class BuildResult:
     extensions: list[Extension] = field(default_factory=list)  # roads extended to meet a side
 
     def to_feature(self) -> dict:
-        """A GeoJSON Feature: the polygon, ``area_m2``, ``sides`` {dir: {roads, length_m}} and
-        ``extensions`` [{road, length_m, lon, lat, reached}]."""
+        """A GeoJSON Feature: the polygon, ``area_m2``, ``sides`` {dir: {roads, length_m}} and,
+        when a road was extended, ``extensions`` [{road, length_m, lon, lat, reached}]."""
+        extended = [e.as_dict() for e in self.extensions]
         return {
             "type": "Feature",
             "geometry": mapping(self.polygon),
@@ -96,7 +97,7 @@ class BuildResult:
                     d: {"roads": list(s.roads), "length_m": round(s.length_m, 1)}
                     for d, s in self.sides.items()
                 },
-                "extensions": [e.as_dict() for e in self.extensions],
+                **({"extensions": extended} if extended else {}),
             },
         }
 
