@@ -243,6 +243,14 @@ def test_an_end_that_meets_another_side_first_is_not_extended_through_it():
     assert "extensions" not in str(err.value)
 
 
+def test_an_error_after_extending_says_what_was_extended():
+    swapped = "东至东信大道、南至南环路、西至信诚路、北至江南大道"
+    with pytest.raises(
+        BuildError, match=r"wrong compass side.*\(after extending 信诚路 by 150.0 m"
+    ):
+        build_boundary(swapped, frame(tilted_rect(0.0, short=150.0)), extend_m=150)
+
+
 def test_to_feature_lists_the_extensions():
     res = build_boundary(RECT, frame(tilted_rect(0.0, short=50.0)), extend_m=60)
     (ext,) = res.to_feature()["properties"]["extensions"]

@@ -149,7 +149,13 @@ def build_boundary(
     refs = _resolve(spec, network, area_polys, gap_tolerance_m)
     _bridge(refs, network, gap_tolerance_m)
     extensions = _check_gaps(spec, refs, network.carriageways, extend_m)
-    result = _enclose(spec, refs)
+    try:
+        result = _enclose(spec, refs)
+    except BuildError as exc:
+        if not extensions:
+            raise
+        done = "; ".join(f"{e.road} by {e.length_m:.1f} m to {e.reached}" for e in extensions)
+        raise BuildError(f"{exc} (after extending {done})") from exc
     return dataclasses.replace(result, extensions=extensions) if extensions else result
 
 
