@@ -24,7 +24,7 @@ from shapely.geometry import LineString, box
 from shapely.ops import substring
 
 from geo.boundaries.build import BuildError, build_boundary
-from geo.boundaries.roads import Extension, RoadNetwork, end_ray, extend_end
+from geo.boundaries.roads import Extension, RoadNetwork, end_ray, extend_end, loose_ends
 from geo.crs import METRIC_CRS, from_wgs84, to_metric
 
 X0, Y0 = (float(v[0]) for v in from_wgs84(120.15, 30.18, METRIC_CRS))
@@ -99,6 +99,18 @@ def test_direction_is_robust_to_a_tiny_kinked_final_segment():
     target = LineString([(500, -100), (500, 100)])
     _, ext = extend_end(line, False, 400, [("t", target)])
     assert ext.length_m == pytest.approx(299.8, abs=0.5)
+
+
+def test_loose_ends_touch_nothing():
+    road = shapely.MultiLineString(
+        [[(0, 0), (100, 0)], [(100, 0), (100, 50)], [(300, 0), (400, 0)]]
+    )
+    cross = LineString([(400, -10), (400, 10)])
+    got = [
+        (shapely.get_coordinates(line)[0 if s else -1].tolist())
+        for line, s in loose_ends(road, cross)
+    ]
+    assert sorted(got) == [[0.0, 0.0], [100.0, 50.0], [300.0, 0.0]]
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,10 +47,10 @@ from geo.boundaries.roads import (
     Extension,
     RoadNetwork,
     bridge_gaps,
-    end_ray,
     extend_end,
     frame_crs,
     lonlat,
+    loose_ends,
     meet_ends,
     node,
     suggest_names,
@@ -406,22 +406,12 @@ def _targets(
 
 def _ends_of(refs: list[_Ref], group: list[_Ref]) -> list[tuple[int, LineString, bool]]:
     """(ref, line, at_start) for every loose end of the roads in ``group``."""
-    ks = [k for k, r in enumerate(refs) if r.ref.kind == "road" and any(r is x for x in group)]
-    return [(k, part, at_start) for k in ks for part, at_start in _loose_ends(refs, k)]
-
-
-def _loose_ends(refs: list[_Ref], k: int) -> Iterator[tuple[LineString, bool]]:
-    """The ends of ref ``k``'s lines that touch no other line of the spec (nor of itself)."""
-    parts = _parts(shapely.line_merge(refs[k].geom))
-    others = [r.geom for j, r in enumerate(refs) if j != k]
-    for i, part in enumerate(parts):
-        rest = shapely.union_all([*others, *(p for j, p in enumerate(parts) if j != i)])
-        for at_start in (True, False):
-            if end_ray(part, at_start) is None:
-                continue
-            end = shapely.get_point(part, 0 if at_start else -1)
-            if rest.is_empty or shapely.distance(end, rest) > 10 * GRID:
-                yield part, at_start
+    out = []
+    for k, r in enumerate(refs):
+        if r.ref.kind == "road" and any(r is x for x in group):
+            others = shapely.union_all([o.geom for o in refs if o is not r])
+            out += [(k, line, at_start) for line, at_start in loose_ends(r.geom, others)]
+    return out
 
 
 def _to_midline(line: LineString, at_start: bool, refs: list[_Ref], name: str) -> list[LineString]:

@@ -404,6 +404,19 @@ def extend_end(
     return LineString(coords), Extension(road, dist, lon, lat, targets[j][0])
 
 
+def loose_ends(geom: BaseGeometry, others: BaseGeometry) -> list[tuple[LineString, bool]]:
+    """``(line, at_start)`` for each end of ``geom``'s (merged) lines that touches neither
+    ``others`` nor another of its own lines (within 1 cm)."""
+    parts = _lines_of([shapely.line_merge(geom)])
+    out = []
+    for i, part in enumerate(parts):
+        rest = shapely.union_all([others, *(p for j, p in enumerate(parts) if j != i)])
+        ends = shapely.points(shapely.get_coordinates(part)[[0, -1]])
+        free = rest.is_empty | (shapely.distance(ends, rest) > 10 * GRID)
+        out += [(part, at_start) for at_start, ok in zip((True, False), free, strict=True) if ok]
+    return out
+
+
 def meet_ends(
     a: tuple[str, LineString, bool],
     b: tuple[str, LineString, bool],
