@@ -13,6 +13,11 @@ unnamed roads. `RoadNetwork.from_frame` turns that into one geometry per name, i
 - unnamed roads ("", None or NaN) are dropped: they never bound an area; names are NFKC
   normalised like four-to text (full-width letters and digits become ASCII).
 
+A road that stops short of the junction a document names can be run on: `loose_ends` finds the
+ends that touch nothing, `end_ray` gives an end's direction (over its last metres, so a stray
+last node does not turn it), `extend_end` runs it on to the first line it meets and
+`meet_ends` runs two ends on to where their directions cross.
+
 `suggest` finds the names closest to a misspelt one, in characters and in pinyin (``jiangnan``
 → 江南大道, ``xincheng lu`` → 信诚路, 信成路 → 信诚路).
 """
