@@ -9,7 +9,10 @@
 2. Loose ends within the gap tolerance of another spec line get a short connector; a road that
    ends at one carriageway of a dual road is joined to the midline. Consecutive sides (and
    consecutive refs of one side's chain) must then touch, or the build fails naming the two
-   sides and where the gap is.
+   sides and where the gap is. With ``extend_m`` > 0 a road end that touches no other spec
+   line is first extended along its last direction, at most ``extend_m`` metres, to the first
+   spec line it meets, when that line is the side (or chain neighbour) it must meet; the
+   result lists each extension. Without it the error suggests the ``--extend-m`` needed.
 3. Only the spec's lines are noded (so unnamed and other named roads never cut the area) and
    polygonized. Overshoots past junctions are dangles and drop out.
 4. The result is the smallest connected union of faces whose outer ring is one simple ring on
@@ -25,7 +28,9 @@ All geometry work is in `geo.crs.METRIC_CRS` (EPSG:4549); the result polygon is 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,10 +44,14 @@ from shapely.geometry.polygon import orient
 from geo.boundaries.fourto import CHINESE, ORDER, FourTo, Ref, normalise, parse_four_to
 from geo.boundaries.roads import (
     GRID,
+    Extension,
     RoadNetwork,
     bridge_gaps,
+    extend_end,
     frame_crs,
     lonlat,
+    loose_ends,
+    meet_ends,
     node,
     suggest_names,
 )
@@ -54,6 +63,7 @@ MAX_SUBSETS = 200_000
 _OPPOSITE = {"east": "west", "west": "east", "north": "south", "south": "north"}
 _AREA_NAME_DROP = ("区块", "地块", "用地", "地界", "边界", "红线")
 _COMPASS_WORD = {"east": "east", "west": "west", "north": "north", "south": "south"}
+SUGGEST_MAX_M = 2000.0  # m: how far a road end is followed to suggest an ``extend_m``
 
 
 class BuildError(ValueError):
@@ -72,9 +82,12 @@ class BuildResult:
     sides: dict[str, SideReport]
     area_m2: float
     metric: BaseGeometry = field(repr=False, compare=False, default=None)  # the EPSG:4549 polygon
+    extensions: list[Extension] = field(default_factory=list)  # roads extended to meet a side
 
     def to_feature(self) -> dict:
-        """A GeoJSON Feature: the polygon, ``area_m2`` and ``sides`` {dir: {roads, length_m}}."""
+        """A GeoJSON Feature: the polygon, ``area_m2``, ``sides`` {dir: {roads, length_m}} and,
+        when a road was extended, ``extensions`` [{road, length_m, lon, lat, reached}]."""
+        extended = [e.as_dict() for e in self.extensions]
         return {
             "type": "Feature",
             "geometry": mapping(self.polygon),
@@ -84,6 +97,7 @@ class BuildResult:
                     d: {"roads": list(s.roads), "length_m": round(s.length_m, 1)}
                     for d, s in self.sides.items()
                 },
+                **({"extensions": extended} if extended else {}),
             },
         }
 
@@ -116,9 +130,14 @@ def build_boundary(
     areas=None,
     *,
     gap_tolerance_m: float = 1.0,
+    extend_m: float = 0.0,
 ) -> BuildResult:
     """The polygon ``spec`` describes, from ``roads`` (GeoDataFrame or `RoadNetwork`) and
-    optional named ``areas`` (GeoDataFrame with ``name`` and polygons). Raises `BuildError`."""
+    optional named ``areas`` (GeoDataFrame with ``name`` and polygons); a road that stops short
+    of the side it must meet is extended along its direction by up to ``extend_m`` metres.
+    Raises `BuildError`."""
+    if not math.isfinite(extend_m) or extend_m < 0:
+        raise BuildError(f"extend_m must be a number of metres ≥ 0, got {extend_m!r}")
     if isinstance(spec, str):
         spec = parse_four_to(spec)
     network = (
@@ -129,8 +148,15 @@ def build_boundary(
     area_polys = area_polygons(areas)
     refs = _resolve(spec, network, area_polys, gap_tolerance_m)
     _bridge(refs, network, gap_tolerance_m)
-    _check_gaps(spec, refs)
-    return _enclose(spec, refs)
+    extensions = _check_gaps(spec, refs, network.carriageways, extend_m)
+    try:
+        result = _enclose(spec, refs)
+    except BuildError as exc:
+        if not extensions:
+            raise
+        done = "; ".join(f"{e.road} by {e.length_m:.1f} m to {e.reached}" for e in extensions)
+        raise BuildError(f"{exc} (after extending {done})") from exc
+    return dataclasses.replace(result, extensions=extensions) if extensions else result
 
 
 def area_polygons(areas) -> dict[str, BaseGeometry]:
@@ -279,27 +305,147 @@ def _describe_gap(what: str, dist: float, line: LineString) -> str:
     )
 
 
-def _check_gaps(spec: FourTo, refs: list[_Ref]) -> None:
+_SIDE_PAIRS = [("north", "east"), ("east", "south"), ("south", "west"), ("west", "north")]
+
+
+def _check_gaps(
+    spec: FourTo, refs: list[_Ref], strands: dict[str, list[LineString]], extend_m: float
+) -> list[Extension]:
+    """Consecutive sides (and chain neighbours) must meet; a gap a road end can close by
+    running on along its direction for at most ``extend_m`` metres is closed. Returns the
+    extensions made; raises naming every gap left (and the ``--extend-m`` that would close it)."""
     by_side = {d: [r for r in refs if r.side == d] for d in ORDER}
-    problems: list[str] = []
+    pairs: list[tuple[list[_Ref], list[_Ref], str]] = []
     for d in ORDER:
-        chain = by_side[d]
-        for a, b in itertools.pairwise(chain):
-            dist, line = _gap(a, b)
-            if dist > 10 * GRID:
-                what = f"{a.label} and {b.label} (side {CHINESE[d]})"
-                problems.append(_describe_gap(what, dist, line))
-    pairs = [("north", "east"), ("east", "south"), ("south", "west"), ("west", "north")]
-    for a, b in pairs:
-        dist, line = _gap(by_side[a], by_side[b])
-        if dist > 10 * GRID:
-            what = (
-                f"sides {CHINESE[a]} ({'/'.join(r.label for r in by_side[a])}) and "
-                f"{CHINESE[b]} ({'/'.join(r.label for r in by_side[b])})"
-            )
-            problems.append(_describe_gap(what, dist, line))
+        for a, b in itertools.pairwise(by_side[d]):
+            pairs.append(([a], [b], f"{a.label} and {b.label} (side {CHINESE[d]})"))
+    for a, b in _SIDE_PAIRS:
+        shown = (f"{CHINESE[s]} ({'/'.join(r.label for r in by_side[s])})" for s in (a, b))
+        pairs.append((by_side[a], by_side[b], "sides {} and {}".format(*shown)))
+    problems: list[str] = []
+    extensions: list[Extension] = []
+    for a, b, what in pairs:
+        if not a or not b:  # a side the text leaves open
+            continue
+        dist, line = _gap(a, b)
+        if dist <= 10 * GRID:
+            continue
+        reach, blocked = _reach(refs, a, b, strands, max(extend_m, SUGGEST_MAX_M))
+        if reach is not None and round(reach.longest, 1) <= extend_m:
+            for k, new in reach.lines:
+                refs[k].geom = shapely.union_all([refs[k].geom, new])
+            extensions += reach.exts
+            continue
+        problems.append(_describe_gap(what, dist, line) + _extend_hint(reach, blocked, extend_m))
     if problems:
         raise BuildError("; ".join(problems))
+    return extensions
+
+
+@dataclass
+class _Reach:
+    exts: list[Extension]  # one road end run on to the other side, or two to where they cross
+    lines: list[tuple[int, LineString]]  # (ref, line to add to it)
+
+    @property
+    def longest(self) -> float:
+        return max(e.length_m for e in self.exts)
+
+    @property
+    def total(self) -> float:
+        return sum(e.length_m for e in self.exts)
+
+
+def _reach(
+    refs: list[_Ref],
+    a: list[_Ref],
+    b: list[_Ref],
+    strands: dict[str, list[LineString]],
+    max_m: float,
+) -> tuple[_Reach | None, Extension | None]:
+    """The least extension that closes the gap between ``a`` and ``b``: one loose road end of
+    either run on until it meets the other before any other spec line, else a loose end of
+    each run on to where their directions cross. Also the shortest run that met another
+    line first."""
+    ends = {"a": _ends_of(refs, a), "b": _ends_of(refs, b)}
+    best: _Reach | None = None
+    blocked: Extension | None = None
+    for side, goal in (("a", b), ("b", a)):
+        labels = {x.label for x in goal}
+        for k, part, at_start in ends[side]:
+            r = refs[k]
+            line, ext = extend_end(part, at_start, max_m, _targets(refs, k, strands), road=r.label)
+            if ext is None:
+                continue
+            if ext.reached not in labels:
+                blocked = ext if blocked is None or ext.length_m < blocked.length_m else blocked
+                continue
+            if best is None or ext.length_m < best.total:
+                conns = _to_midline(line, at_start, refs, ext.reached)
+                best = _Reach([ext], [(k, line), *((k, c) for c in conns)])
+    if best is not None:
+        return best, blocked
+    blockers = [g for _, g in _targets(refs, -1, strands)]
+    for (ka, pa, sa), (kb, pb, sb) in itertools.product(ends["a"], ends["b"]):
+        met = meet_ends((refs[ka].label, pa, sa), (refs[kb].label, pb, sb), max_m, blockers)
+        if met is not None and (best is None or sum(e.length_m for e in met[1]) < best.total):
+            best = _Reach(met[1], [(ka, met[0][0]), (kb, met[0][1])])
+    return best, blocked
+
+
+def _targets(
+    refs: list[_Ref], k: int, strands: dict[str, list[LineString]]
+) -> list[tuple[str, BaseGeometry]]:
+    """The spec's lines by label (with the carriageways of dual roads), ref ``k``'s own last
+    so that an end never runs through its own road (``k`` = -1: no ref is ``k``'s)."""
+    own = refs[k] if k >= 0 else None
+    out = [(o.label, o.geom) for o in refs if o is not own]
+    out += [(o.label, s) for o in refs if o is not own for s in strands.get(o.label, [])]
+    return out + ([(own.label, own.geom)] if own is not None else [])
+
+
+def _ends_of(refs: list[_Ref], group: list[_Ref]) -> list[tuple[int, LineString, bool]]:
+    """(ref, line, at_start) for every loose end of the roads in ``group``."""
+    out = []
+    for k, r in enumerate(refs):
+        if r.ref.kind == "road" and any(r is x for x in group):
+            others = shapely.union_all([o.geom for o in refs if o is not r])
+            out += [(k, line, at_start) for line, at_start in loose_ends(r.geom, others)]
+    return out
+
+
+def _to_midline(line: LineString, at_start: bool, refs: list[_Ref], name: str) -> list[LineString]:
+    """A connector from an extension's end on one carriageway to the road's midline."""
+    end = shapely.get_point(line, 0 if at_start else -1)
+    target = shapely.union_all([r.geom for r in refs if r.label == name])
+    if shapely.distance(end, target) <= 10 * GRID:
+        return []
+    return [shapely.shortest_line(end, target)]
+
+
+def _needed(length_m: float) -> int:
+    """The whole metres of ``extend_m`` an extension needs (lengths count to 0.1 m)."""
+    return math.ceil(round(length_m, 1))
+
+
+def _extend_hint(reach: _Reach | None, blocked: Extension | None, extend_m: float) -> str:
+    if reach is not None:
+        short = f"--extend-m {extend_m:g} is not enough; " if extend_m > 0 else ""
+        if len(reach.exts) == 1:
+            how = f"{reach.exts[0].road}'s end along its direction to {reach.exts[0].reached}"
+        else:
+            how = " and ".join(f"{e.road}'s end" for e in reach.exts)
+            how += " along their directions until they meet"
+        return (
+            f"; {short}pass --extend-m {_needed(reach.longest)} (any N ≥ {reach.longest:.1f}) "
+            f"to extend {how}"
+        )
+    if blocked is not None:
+        return (
+            f"; {blocked.road}'s end, extended along its direction, would meet "
+            f"{blocked.reached} first ({blocked.length_m:.1f} m)"
+        )
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
