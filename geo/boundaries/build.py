@@ -25,7 +25,9 @@ All geometry work is in `geo.crs.METRIC_CRS` (EPSG:4549); the result polygon is 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +38,16 @@ from shapely.geometry import LineString, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
-from geo.boundaries.fourto import CHINESE, ORDER, FourTo, Ref, normalise, parse_four_to
+from geo.boundaries.fourto import (
+    CHINESE,
+    ORDER,
+    ROAD_SUFFIXES,
+    FourTo,
+    Proviso,
+    Ref,
+    normalise,
+    parse_four_to,
+)
 from geo.boundaries.roads import (
     GRID,
     RoadNetwork,
@@ -54,6 +65,8 @@ MAX_SUBSETS = 200_000
 _OPPOSITE = {"east": "west", "west": "east", "north": "south", "south": "north"}
 _AREA_NAME_DROP = ("区块", "地块", "用地", "地界", "边界", "红线")
 _COMPASS_WORD = {"east": "east", "west": "west", "north": "north", "south": "south"}
+WITHIN = "within"  # the label of a side closed by the ``within`` polygon
+_STEM_RE = re.compile("(大道|大街|路|街|道)$")
 
 
 class BuildError(ValueError):
@@ -72,9 +85,15 @@ class BuildResult:
     sides: dict[str, SideReport]
     area_m2: float
     metric: BaseGeometry = field(repr=False, compare=False, default=None)  # the EPSG:4549 polygon
+    exceptions: tuple[ExceptionReport, ...] = ()  # the text's provisos, applied or not
+    notes: tuple[str, ...] = ()  # text that is not a side (lead-in, trailing), never applied
+    within: tuple[str, ...] = ()  # the sides the ``within`` polygon closed
+    resolved: dict[str, str] = field(default_factory=dict)  # name as written → name in the data
 
     def to_feature(self) -> dict:
-        """A GeoJSON Feature: the polygon, ``area_m2`` and ``sides`` {dir: {roads, length_m}}."""
+        """A GeoJSON Feature: the polygon, ``area_m2``, ``sides`` {dir: {roads, length_m}},
+        ``exceptions`` [{text, kind, side, applied, reason}], ``notes``, ``within`` (sides
+        closed by the within polygon) and ``resolved`` {written: data name}."""
         return {
             "type": "Feature",
             "geometry": mapping(self.polygon),
@@ -84,8 +103,23 @@ class BuildResult:
                     d: {"roads": list(s.roads), "length_m": round(s.length_m, 1)}
                     for d, s in self.sides.items()
                 },
+                "exceptions": [dataclasses.asdict(e) for e in self.exceptions],
+                "notes": list(self.notes),
+                "within": list(self.within),
+                "resolved": dict(self.resolved),
             },
         }
+
+
+@dataclass(frozen=True)
+class ExceptionReport:
+    """A proviso of the text (``(另含白马湖地块)``) and what the build did with it."""
+
+    text: str
+    kind: str  # include | exclude | remark
+    side: str | None
+    applied: bool
+    reason: str  # what was done, or why not
 
 
 @dataclass
@@ -95,9 +129,12 @@ class _Ref:
     ref: Ref
     geom: BaseGeometry  # metric lines (+ connectors once bridged)
     area: BaseGeometry | None = None  # the area polygon for area refs
+    closing: bool = False  # the within polygon's boundary standing in for a missing side
 
     @property
     def label(self) -> str:
+        if self.closing:
+            return WITHIN
         return f"{self.ref.name}地界" if self.ref.kind == "area" else self.ref.name
 
     @property
@@ -116,21 +153,45 @@ def build_boundary(
     areas=None,
     *,
     gap_tolerance_m: float = 1.0,
+    within: BaseGeometry | None = None,
 ) -> BuildResult:
-    """The polygon ``spec`` describes, from ``roads`` (GeoDataFrame or `RoadNetwork`) and
-    optional named ``areas`` (GeoDataFrame with ``name`` and polygons). Raises `BuildError`."""
+    """The polygon ``spec`` describes, from ``roads`` (GeoDataFrame or `RoadNetwork`; rivers
+    and canals are rows too) and optional named ``areas`` (GeoDataFrame with ``name`` and
+    polygons: areas, parks, streets, buildings — whatever the text may name). A text is read
+    with ``parse_four_to(strict=False)``. A missing side is closed by the boundary of
+    ``within`` (a WGS84 polygon the area lies in: its street or district). The text's
+    provisos are applied where they name a known area. Raises `BuildError`."""
     if isinstance(spec, str):
-        spec = parse_four_to(spec)
+        spec = parse_four_to(spec, strict=False)
     network = (
         roads
         if isinstance(roads, RoadNetwork)
         else RoadNetwork.from_frame(roads, gap_tolerance_m=gap_tolerance_m)
     )
     area_polys = area_polygons(areas)
-    refs = _resolve(spec, network, area_polys, gap_tolerance_m)
+    closing = _closing(spec, within)
+    refs, resolved = _resolve(spec, network, area_polys, gap_tolerance_m, closing)
     _bridge(refs, network, gap_tolerance_m)
     _check_gaps(spec, refs)
-    return _enclose(spec, refs)
+    result = _enclose(spec, refs)
+    return _apply_provisos(result, spec, area_polys, resolved)
+
+
+def _closing(spec: FourTo, within: BaseGeometry | None) -> BaseGeometry | None:
+    """The metric ``within`` polygon when a side is missing; an error when none is given."""
+    missing = [d for d in ORDER if d not in spec.sides]
+    if not missing:
+        return None
+    letters = "、".join(CHINESE[d] for d in missing)
+    if within is None:
+        adds = "、".join(f"{CHINESE[d]}至<road>" for d in missing)
+        raise BuildError(
+            f"side {letters} is open: the text gives no {letters}至…; add {adds}, or close it "
+            "with the area the community lies in (--within STREET_ID, or within=polygon)"
+        )
+    if within.is_empty or within.geom_type not in ("Polygon", "MultiPolygon"):
+        raise BuildError(f"within must be a (Multi)Polygon in WGS84, got {within.geom_type}")
+    return to_metric(within)
 
 
 def area_polygons(areas) -> dict[str, BaseGeometry]:
@@ -159,38 +220,61 @@ def _area_key(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+class _Lookup:
+    """Names as written → lines and areas in the data (exact, then suffix variants)."""
+
+    def __init__(self, network: RoadNetwork, areas: dict[str, BaseGeometry]) -> None:
+        self.network, self.areas = network, areas
+        self.area_index = {_area_key(k): k for k in areas}
+        stems: dict[str, list[str]] = {}
+        for name in network.names():
+            stems.setdefault(_STEM_RE.sub("", name), []).append(name)
+        self.stems = stems
+
+    def roads(self, ref: Ref) -> list[str]:
+        """Road names ``ref`` may mean: itself; else its 路/大道/街 variants (东信路 → 东信大道);
+        a bare name (信诚) any road or river it starts (信诚路, 北塘 → 北塘河)."""
+        if ref.name in self.network:
+            return [ref.name]
+        if ref.kind == "name":
+            return [
+                n
+                for n in self.network.names()
+                if n.startswith(ref.name) and n[len(ref.name) :] in (*ROAD_SUFFIXES, "大道", "大街")
+            ]
+        stem = _STEM_RE.sub("", ref.name)
+        return self.stems.get(stem, []) if stem != ref.name else []
+
+    def area(self, name: str) -> str | None:
+        return name if name in self.areas else self.area_index.get(_area_key(name))
+
+
 def _resolve(
-    spec: FourTo, network: RoadNetwork, areas: dict[str, BaseGeometry], tol: float
-) -> list[_Ref]:
+    spec: FourTo,
+    network: RoadNetwork,
+    areas: dict[str, BaseGeometry],
+    tol: float,
+    within: BaseGeometry | None = None,
+) -> tuple[list[_Ref], dict[str, str]]:
+    """Each ref of the spec as metric lines (and each missing side as ``within``'s boundary);
+    also which names were read as another name of the data."""
     refs: list[_Ref] = []
     problems: list[str] = []
-    area_index = {_area_key(k): k for k in areas}
+    resolved: dict[str, str] = {}
+    lookup = _Lookup(network, areas)
     for direction in ORDER:
-        side = spec.sides[direction]
-        for i, ref in enumerate(side.chain):
-            letter = CHINESE[direction]
-            if ref.kind == "road":
-                geom = network.get(ref.name)
-                if geom is None:
-                    hint = network.suggest(ref.name)
-                    problems.append(
-                        f'unknown road "{ref.name}" (side {letter})'
-                        + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                    )
-                    continue
-                refs.append(_Ref(direction, i, ref, geom))
-            else:
-                key = ref.name if ref.name in areas else area_index.get(_area_key(ref.name))
-                if key is None:
-                    hint = suggest_names(ref.name, areas)
-                    known = ", ".join(sorted(areas)) or "none were given"
-                    problems.append(
-                        f'unknown area "{ref.name}" (side {letter}, {ref.name}地界)'
-                        + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                        + f" (known areas: {known})"
-                    )
-                    continue
-                refs.append(_Ref(direction, i, ref, areas[key].boundary, areas[key]))
+        if direction not in spec.sides:
+            ref = Ref(WITHIN, "area")
+            refs.append(_Ref(direction, 0, ref, within.boundary, within, closing=True))
+            continue
+        for i, ref in enumerate(spec.sides[direction].chain):
+            found = _find(ref, CHINESE[direction], lookup, problems)
+            if found is None:
+                continue
+            used, geom, area = found
+            if (used.name, used.kind) != (ref.name, ref.kind) and ref.kind != "area":
+                resolved[ref.name] = used.name if used.kind == "road" else f"{used.name}地界"
+            refs.append(_Ref(direction, i, used, geom, area))
     if problems:
         raise BuildError("; ".join(problems))
     roads = [r.geom for r in refs if r.ref.kind == "road"]
@@ -199,7 +283,54 @@ def _resolve(
         for r in refs:
             if r.ref.kind == "area":
                 r.geom = _snap_onto(r.geom, target, tol)
-    return refs
+    return refs, resolved
+
+
+def _find(
+    ref: Ref, letter: str, lookup: _Lookup, problems: list[str]
+) -> tuple[Ref, BaseGeometry, BaseGeometry | None] | None:
+    """One ref in the data: roads first for roads and bare names, areas first for areas (a
+    road that is an area, or 与…交界 a river, falls back to the other); None + a problem."""
+    names = lookup.roads(ref)
+    key = lookup.area(ref.name)
+    if len(names) > 1:
+        problems.append(
+            f'"{ref.name}" (side {letter}) may be any of {", ".join(names)}; write the full name'
+        )
+        return None
+    road = (
+        (Ref(names[0], "road", ref.qualifier), lookup.network.get(names[0]), None)
+        if names
+        else None
+    )
+    area = (
+        (Ref(ref.name, "area", ref.qualifier), lookup.areas[key].boundary, lookup.areas[key])
+        if key is not None
+        else None
+    )
+    first, second = (area, road) if ref.kind == "area" else (road, area)
+    if first or second:
+        return first or second
+    problems.append(_unknown(ref, letter, lookup))
+    return None
+
+
+def _unknown(ref: Ref, letter: str, lookup: _Lookup) -> str:
+    if ref.kind == "area":
+        hint = suggest_names(ref.name, lookup.areas)
+        known = ", ".join(sorted(lookup.areas)) or "none were given"
+        return (
+            f'unknown area "{ref.name}" (side {letter}, {ref.name}地界)'
+            + (f"; did you mean {', '.join(hint)}?" if hint else "")
+            + f" (known areas: {known})"
+        )
+    hint = lookup.network.suggest(ref.name)
+    what = "road" if ref.kind == "road" else "name"
+    return (
+        f'unknown {what} "{ref.name}" (side {letter})'
+        + ("; no road, river or area has that name" if ref.kind == "name" else "")
+        + (f"; did you mean {', '.join(hint)}?" if hint else "")
+    )
 
 
 def _snap_onto(geom: BaseGeometry, target: BaseGeometry, tol: float) -> BaseGeometry:
@@ -435,7 +566,9 @@ def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Ca
         if stretch < MIN_STRETCH_M:
             problems.append(("missing", f"{r.shown} is not on the boundary"))
     sides = {d: {k for k, r in enumerate(refs) if r.side == d} for d in ORDER}
-    for d in ORDER:
+    # a side closed by ``within`` only has to be on the ring: one boundary may close several
+    checked = [d for d in ORDER if not any(refs[k].closing for k in sides[d])]
+    for d in checked:
         present = [bool(arr.labels[e] & sides[d]) for e in ring]
         runs = sum(1 for i in range(len(ring)) if present[i] and not present[i - 1])
         if all(present):
@@ -443,7 +576,7 @@ def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Ca
         if runs > 1:
             problems.append(("contiguity", f"side {CHINESE[d]} is broken into {runs} stretches"))
     # compass sides
-    for d in ORDER:
+    for d in checked:
         es = [e for e in ring if arr.labels[e] & sides[d]]
         w = arr.lengths[es]
         if w.sum() <= 0:
@@ -591,18 +724,69 @@ def _result(spec: FourTo, refs: list[_Ref], arr: _Arrangement, cand: _Candidate)
         if d is not None:
             lengths[d] += float(arr.lengths[e])
     sides = {
-        d: SideReport(
-            [f"{r.name}地界" if r.kind == "area" else r.name for r in spec.sides[d].chain],
-            round(lengths[d], 2),
-        )
-        for d in ORDER
+        d: SideReport([r.label for r in refs if r.side == d], round(lengths[d], 2)) for d in ORDER
     }
-    return BuildResult(to_lonlat(poly), sides, float(poly.area), poly)
+    within = tuple(d for d in ORDER if d not in spec.sides)
+    return BuildResult(to_lonlat(poly), sides, float(poly.area), poly, within=within)
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Provisos: (另含…) adds a known area, (不含…) takes it out
+# --------------------------------------------------------------------------------------------
+
+
+def _apply_provisos(
+    result: BuildResult, spec: FourTo, areas: dict[str, BaseGeometry], resolved: dict[str, str]
+) -> BuildResult:
+    """``result`` with each include/exclude proviso that names known areas applied (union /
+    difference with the area's polygon), and every proviso reported."""
+    poly = result.metric
+    reports: list[ExceptionReport] = []
+    index = {_area_key(k): k for k in areas}
+    for p in spec.exceptions:
+        poly, report = _apply_one(poly, p, areas, index)
+        reports.append(report)
+    if poly is not result.metric:
+        poly = orient(Polygon(poly.exterior) if poly.geom_type == "Polygon" else poly, 1.0)
+    return dataclasses.replace(
+        result,
+        polygon=to_lonlat(poly) if poly is not result.metric else result.polygon,
+        area_m2=float(poly.area),
+        metric=poly,
+        exceptions=tuple(reports),
+        notes=spec.notes,
+        resolved=resolved,
+    )
+
+
+def _apply_one(
+    poly: BaseGeometry, p: Proviso, areas: dict[str, BaseGeometry], index: dict[str, str]
+) -> tuple[BaseGeometry, ExceptionReport]:
+    if p.kind == "remark":
+        return poly, ExceptionReport(p.text, p.kind, p.side, False, "a remark: not applied")
+    if not p.names:
+        return poly, ExceptionReport(p.text, p.kind, p.side, False, "names nothing: not applied")
+    keys = {n: n if n in areas else index.get(_area_key(normalise(n).strip())) for n in p.names}
+    unknown = [n for n, k in keys.items() if k is None]
+    if unknown:
+        why = f"not applied: {', '.join(unknown)} is not a known area; add it to the areas"
+        return poly, ExceptionReport(p.text, p.kind, p.side, False, why)
+    before = poly.area
+    for key in keys.values():
+        area = areas[key]
+        poly = shapely.union(poly, area) if p.kind == "include" else shapely.difference(poly, area)
+    poly = shapely.make_valid(poly)
+    change = (poly.area - before) / 1e6
+    names = ", ".join(p.names)
+    verb = "added" if p.kind == "include" else "took out"
+    why = f"{verb} {names} ({change:+.3f} km²)"
+    return poly, ExceptionReport(p.text, p.kind, p.side, True, why)
 
 
 __all__ = [
     "BuildError",
     "BuildResult",
+    "ExceptionReport",
     "SideReport",
     "area_polygons",
     "build_boundary",
