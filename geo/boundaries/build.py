@@ -91,24 +91,24 @@ class BuildResult:
     resolved: dict[str, str] = field(default_factory=dict)  # name as written → name in the data
 
     def to_feature(self) -> dict:
-        """A GeoJSON Feature: the polygon, ``area_m2``, ``sides`` {dir: {roads, length_m}},
-        ``exceptions`` [{text, kind, side, applied, reason}], ``notes``, ``within`` (sides
-        closed by the within polygon) and ``resolved`` {written: data name}."""
-        return {
-            "type": "Feature",
-            "geometry": mapping(self.polygon),
-            "properties": {
-                "area_m2": round(self.area_m2, 1),
-                "sides": {
-                    d: {"roads": list(s.roads), "length_m": round(s.length_m, 1)}
-                    for d, s in self.sides.items()
-                },
-                "exceptions": [dataclasses.asdict(e) for e in self.exceptions],
-                "notes": list(self.notes),
-                "within": list(self.within),
-                "resolved": dict(self.resolved),
+        """A GeoJSON Feature: the polygon, ``area_m2`` and ``sides`` {dir: {roads, length_m}};
+        when the text has them, ``exceptions`` [{text, kind, side, applied, reason}], ``notes``,
+        ``within`` (the sides the within polygon closed) and ``resolved`` {written: data name}."""
+        props: dict = {
+            "area_m2": round(self.area_m2, 1),
+            "sides": {
+                d: {"roads": list(s.roads), "length_m": round(s.length_m, 1)}
+                for d, s in self.sides.items()
             },
         }
+        extra = {
+            "exceptions": [dataclasses.asdict(e) for e in self.exceptions],
+            "notes": list(self.notes),
+            "within": list(self.within),
+            "resolved": dict(self.resolved),
+        }
+        props.update({k: v for k, v in extra.items() if v})
+        return {"type": "Feature", "geometry": mapping(self.polygon), "properties": props}
 
 
 @dataclass(frozen=True)

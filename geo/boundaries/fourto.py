@@ -106,7 +106,9 @@ _LYING_RE = re.compile(
 _ADJOIN_RE = re.compile(r"(交界|相邻|接壤|毗邻|相接|为邻|相连|搭界)$")
 _BROKEN_RE = re.compile(r"^\w{1,2}(?:至|到)")
 _NAME_RE = re.compile(r"[\w·\-]+")
-_HARD_SEP_RE = re.compile(r"[、,;。\n\r]+|(?<!\d)\.+|\.+(?!\d)")
+_HARD_SEP_RE = re.compile(r"[、,;:。\n\r]+|(?<!\d)\.+|\.+(?!\d)")
+_COLON_SIDE_RE = re.compile(rf"(?:^|(?<=[\s、,;。]))({_D})(?:面|侧|边)?\s*:\s*(?!{_D})")
+_PROVISO_SEP_RE = re.compile(r"[,;。]+")
 _PREAMBLE_RE = re.compile(r"^[^:]*?(?:四至|范围|边界|界址|界线)[^:]*:")
 _GLUE_AFTER = tuple("至到临邻起靠抵沿以转接着经与和同")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\ufeff"))
@@ -497,6 +499,17 @@ def _between_sides(pieces: list[_Piece]) -> None:
             )
 
 
+def _bracket_provisos(text: str, side: Direction | None) -> list[Proviso]:
+    """``含A,不含B`` → two provisos; a piece without a keyword continues the one before."""
+    parts: list[str] = []
+    for piece in (p.strip() for p in _PROVISO_SEP_RE.split(text)):
+        if piece and parts and not _is_proviso(piece):
+            parts[-1] += "," + piece
+        elif piece:
+            parts.append(piece)
+    return [_read_proviso(part, side) for part in parts]
+
+
 def _provisos(pieces: list[_Piece], brackets: list[str]) -> tuple[Proviso, ...]:
     """Bracketed notes and 不含…/另含… clauses, each on the side written before it."""
     out: list[Proviso] = []
@@ -505,11 +518,15 @@ def _provisos(pieces: list[_Piece], brackets: list[str]) -> tuple[Proviso, ...]:
         if p.side is not None:
             side = p.side.direction
         for k in p.marks:
-            if brackets[k]:
-                out.append(_read_proviso(brackets[k], side))
+            out += _bracket_provisos(brackets[k], side)
         if p.proviso:
             out.append(_read_proviso(p.proviso, side))
     return tuple(out)
+
+
+def _colon_side(m: re.Match[str]) -> str:
+    rest = m.string[m.end() :]
+    return m.group(1) + ("" if re.match(_HEAD_VERBS, rest) else "至")
 
 
 def parse_four_to(text: str, *, strict: bool = True) -> FourTo:
@@ -524,6 +541,7 @@ def parse_four_to(text: str, *, strict: bool = True) -> FourTo:
         raise FourToError(
             f'empty four-to text "{text}": expected 东至<road>、南至<road>、西至<road>、北至<road>'
         )
+    norm = _COLON_SIDE_RE.sub(_colon_side, norm)  # 东:江陵路 (a table's layout) → 东至江陵路
     marked, brackets = _cut_brackets(norm)
     clauses = _clauses(marked)
     pieces = [_read_piece(words, not strict) for words in clauses]
@@ -595,4 +613,3 @@ def format_four_to(spec: FourTo) -> str:
             notes = "".join(f"({p.text})" for p in spec.exceptions if p.side == d)
             out.append(format_side(spec.sides[d]) + notes)
     return "、".join(out)
-
