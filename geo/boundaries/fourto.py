@@ -21,7 +21,8 @@ digits into their ASCII forms)::
                                           (江南大道以南: the area lies south of 江南大道,
                                            so 江南大道 is its NORTH side)
     proviso := (不含|不包括|扣除|另含|含|包括 …) … | … 除外   (also in brackets, see below)
-    note    := any other text before, between or after the sides (kept in ``FourTo.notes``)
+    note    := any other text before, between or after the sides (kept in ``FourTo.notes``);
+               东侧以街道边界为准 is a note too: that side is left missing, for ``within``
     DIR     := 东 | 南 | 西 | 北          (东南, 西北 … are rejected: one side per clause)
     VERB    := 至 | 到 | 临 | 邻 | 起 | 靠 | 抵 | 沿 | 沿着
     TAIL    := 为界 | 一线 | 为止 | 沿线 | 一带 | 沿岸 | (所)围合(的)区域 …
@@ -103,6 +104,7 @@ _LYING_RE = re.compile(
     rf"(?:以(?P<d1>{_D})(?:侧|面|边|方)?|(?P<d2>{_D})(?:侧|面|边))"
     r"(?:的)?(?:区域|范围|地块|片区|地区|部分)?$"
 )
+_DEFER_RE = re.compile(rf"^{_D}(?:面|侧|边)?以.+为准$")
 _ADJOIN_RE = re.compile(r"(交界|相邻|接壤|毗邻|相接|为邻|相连|搭界)$")
 _BROKEN_RE = re.compile(r"^\w{1,2}(?:至|到)")
 _NAME_RE = re.compile(r"[\w·\-]+")
@@ -427,7 +429,9 @@ def _read_piece(words: list[str], bare: bool) -> _Piece:
     if not pieces:
         return out
     clean = "".join(pieces)
-    if _HEAD_RE.match(clean):
+    if _DEFER_RE.match(clean):  # 东侧以街道边界为准: the side is whatever closes the area
+        out.notes = [clean]
+    elif _HEAD_RE.match(clean):
         out.side, out.notes = _read_side(pieces, bare)
     elif _is_proviso(clean):
         out.proviso = clean
@@ -443,6 +447,26 @@ def _read_piece(words: list[str], bare: bool) -> _Piece:
         out.notes = [clean]
         out.roadlike = _read_chain(clean) is not None
     return out
+
+
+def _read_words(words: list[str], bare: bool) -> list[_Piece]:
+    """A clause; or, when its whitespace-glued words hold more sides (西至东信大道 江南大道以南,
+    南环路以北 江南大道以南) or do not read together, the shortest leading side and each
+    later word on its own."""
+    whole = _read_piece(words, bare)
+    if len(words) == 1 or whole.proviso:
+        return [whole]
+    for k in range(1, len(words)):
+        if _LINK_RE.match(words[k]) or _QUAL_ONLY_RE.fullmatch(words[k]):
+            continue
+        try:
+            head = _read_piece(words[:k], bare)
+            rest = [_read_piece([w], bare) for w in words[k:]] if head.side else []
+        except FourToError:
+            continue
+        if head.side and (whole.side is None or any(p.side is not None for p in rest)):
+            return [head, *rest]
+    return [whole]
 
 
 def _refuse_broken_side(clause: str) -> None:
@@ -544,7 +568,7 @@ def parse_four_to(text: str, *, strict: bool = True) -> FourTo:
     norm = _COLON_SIDE_RE.sub(_colon_side, norm)  # 东:江陵路 (a table's layout) → 东至江陵路
     marked, brackets = _cut_brackets(norm)
     clauses = _clauses(marked)
-    pieces = [_read_piece(words, not strict) for words in clauses]
+    pieces = [p for words in clauses for p in _read_words(words, not strict)]
     sides = _sides_of(pieces)
     if not sides:
         raise FourToError(f'cannot read "{norm}": expected a side such as 东至<road>')
