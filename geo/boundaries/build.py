@@ -594,6 +594,8 @@ def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Ca
                     f"not {_COMPASS_WORD[d]} ({abs(offset):.0f} m on the wrong side)",
                 )
             )
+    if len(checked) < len(ORDER):
+        problems += _facing(arr, faces, ring, sides, checked)
     # area qualifiers: the qualifier says where the area lies from the boundary
     for k, r in enumerate(refs):
         q = r.ref.qualifier
@@ -614,6 +616,40 @@ def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Ca
                 problems.append(("qualifier", f"area {r.ref.name} must lie {where} the boundary"))
                 break
     return _Candidate(faces, ring, problems, centre, area)
+
+
+_INWARD = {"east": (-1.0, 0.0), "west": (1.0, 0.0), "north": (0.0, -1.0), "south": (0.0, 1.0)}
+
+
+def _facing(
+    arr: _Arrangement,
+    faces: frozenset[int],
+    ring: list[int],
+    sides: dict[str, set[int]],
+    checked: list[str],
+) -> list[tuple[str, str]]:
+    """With a side closed by ``within`` the centre test is weak (an area may wrap around the
+    roads), so each road side must also face the area: 南环路 (south) has the area north of it."""
+    problems: list[tuple[str, str]] = []
+    for d in checked:
+        total = 0.0
+        for e in (e for e in ring if arr.labels[e] & sides[d]):
+            edge = arr.edges[e]
+            inner = arr.faces[next(f for f in arr.edge_faces[e] if f in faces)]
+            h = min(0.05, edge.length / 4)
+            a, b = shapely.get_coordinates(
+                shapely.line_interpolate_point(edge, [edge.length / 2 - h, edge.length / 2 + h])
+            )
+            t = (b - a) / np.hypot(*(b - a))
+            left = np.array([-t[1], t[0]])
+            mid = (a + b) / 2
+            inward = left if inner.contains(shapely.Point(mid + 0.01 * left)) else -left
+            total += edge.length * float(inward @ np.array(_INWARD[d]))
+        if total <= 0:
+            problems.append(
+                ("compass", f"side {CHINESE[d]} faces away from the area (it lies beyond it)")
+            )
+    return problems
 
 
 def _heading(dx: float, dy: float) -> str:
@@ -747,7 +783,7 @@ def _apply_provisos(
         poly, report = _apply_one(poly, p, areas, index)
         reports.append(report)
     if poly is not result.metric:
-        poly = orient(Polygon(poly.exterior) if poly.geom_type == "Polygon" else poly, 1.0)
+        poly = shapely.orient_polygons(poly, exterior_cw=False)  # RFC 7946 winding
     return dataclasses.replace(
         result,
         polygon=to_lonlat(poly) if poly is not result.metric else result.polygon,
@@ -773,8 +809,11 @@ def _apply_one(
         return poly, ExceptionReport(p.text, p.kind, p.side, False, why)
     before = poly.area
     for key in keys.values():
-        area = areas[key]
-        poly = shapely.union(poly, area) if p.kind == "include" else shapely.difference(poly, area)
+        area = areas[key]  # on the noding grid, so an area along a side merges with it
+        if p.kind == "include":
+            poly = shapely.union(poly, area, grid_size=GRID)
+        else:
+            poly = shapely.difference(poly, area, grid_size=GRID)
     poly = shapely.make_valid(poly)
     change = (poly.area - before) / 1e6
     names = ", ".join(p.names)
