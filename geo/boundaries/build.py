@@ -1,11 +1,18 @@
 """Build the polygon a four-to (四至) description encloses, along road centerlines.
 
-``build_boundary(spec, roads, areas)``:
+``build_boundary(spec, roads, areas, *, within=None)``:
 
-1. Every ref of the spec is looked up: a road in the `RoadNetwork` (pieces joined, dual
-   carriageways collapsed to their midline), an area's boundary in ``areas`` (its vertices
-   within the gap tolerance of a spec road are moved onto the road, so shared edges coincide).
-   Unknown names fail with the closest names (pinyin-aware).
+1. Every ref of the spec is looked up: a road (or river, canal: rows of the roads frame) in
+   the `RoadNetwork` (pieces joined, dual carriageways collapsed to their midline), an area's
+   boundary in ``areas`` (its vertices within the gap tolerance of a spec road are moved onto
+   the road, so shared edges coincide). ``areas`` may hold streets, parks and buildings as
+   well: whatever a text names (西与长河街道交界). A name is looked up exactly first; failing
+   that, by its 路/大道/街 variants (东信路 → 东信大道) or, written bare, by the roads it begins
+   (信诚 → 信诚路); more than one candidate is an error listing them. A road name that is no
+   road falls back to an area of that name (南至白马湖, a lake drawn as an area), and an area
+   to a road. Unknown names fail with the closest names (pinyin-aware). A side the text does
+   not give is closed by the boundary of ``within`` (the street or district the area lies
+   in); without it the build fails naming the open side.
 2. Loose ends within the gap tolerance of another spec line get a short connector; a road that
    ends at one carriageway of a dual road is joined to the midline. Consecutive sides (and
    consecutive refs of one side's chain) must then touch, or the build fails naming the two
@@ -19,6 +26,11 @@
    union is taken. An area qualifier says where the area lies: ``北至…汇智地界北`` puts 汇智
    north of the boundary (outside); ``北至…X地界南`` would put X inside.
    Several minimal unions → ambiguous; unions that fail only the compass test → that error.
+   A side closed by ``within`` need only be on the ring; every road side must then also face
+   the area (南环路, the south side, has the area to its north).
+5. The text's provisos are applied where every name they give is a known area: ``(另含X)``
+   adds X's polygon, ``(不含X)`` / ``X除外`` takes it out; the others are reported unapplied,
+   with the text's notes (lead-in, trailing sentences) and the names read as other names.
 
 All geometry work is in `geo.crs.METRIC_CRS` (EPSG:4549); the result polygon is WGS84.
 """
@@ -272,7 +284,7 @@ def _resolve(
             if found is None:
                 continue
             used, geom, area = found
-            if (used.name, used.kind) != (ref.name, ref.kind) and ref.kind != "area":
+            if (used.name, used.kind) != (ref.name, ref.kind):
                 resolved[ref.name] = used.name if used.kind == "road" else f"{used.name}地界"
             refs.append(_Ref(direction, i, used, geom, area))
     if problems:
