@@ -449,6 +449,13 @@ def _read_piece(words: list[str], bare: bool) -> _Piece:
     return out
 
 
+def _try_piece(words: list[str], bare: bool) -> _Piece | None:
+    try:
+        return _read_piece(words, bare)
+    except FourToError:
+        return None
+
+
 def _read_words(words: list[str], bare: bool) -> list[_Piece]:
     """A clause; or, when its whitespace-glued words hold more sides (西至东信大道 江南大道以南,
     南环路以北 江南大道以南) or do not read together, the shortest leading side and each
@@ -456,16 +463,18 @@ def _read_words(words: list[str], bare: bool) -> list[_Piece]:
     whole = _read_piece(words, bare)
     if len(words) == 1 or whole.proviso:
         return [whole]
-    for k in range(1, len(words)):
-        if _LINK_RE.match(words[k]) or _QUAL_ONLY_RE.fullmatch(words[k]):
+    alone = [_try_piece([w], bare) for w in words]
+    if whole.side is not None:  # split only before a word that is a side by itself
+        tries: list[int] = [k for k, p in enumerate(alone) if k and p is not None and p.side]
+    else:  # a side's head spans a few words at most (东至 江陵路 沿 联庄路)
+        tries = list(range(1, min(len(words), 8)))
+    for k in tries:
+        rest = alone[k:]
+        if _LINK_RE.match(words[k]) or _QUAL_ONLY_RE.fullmatch(words[k]) or None in rest:
             continue
-        try:
-            head = _read_piece(words[:k], bare)
-            rest = [_read_piece([w], bare) for w in words[k:]] if head.side else []
-        except FourToError:
-            continue
-        if head.side and (whole.side is None or any(p.side is not None for p in rest)):
-            return [head, *rest]
+        head = _try_piece(words[:k], bare)
+        if head is not None and head.side is not None:
+            return [head, *rest]  # type: ignore[list-item]
     return [whole]
 
 
