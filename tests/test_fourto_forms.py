@@ -270,6 +270,7 @@ MALFORMED = [
     ("北至江南大道(不含汇智、南至南环路、西至东信大道、东至信诚路",
      'cannot read "江南大道(不含汇智"'),
     ("东至信诚路南至南环路、西至东信大道、北至江南大道", 'found "南至" inside'),
+    ("\ue005\ue000", "empty four-to text"),  # private-use characters are dropped
 ]  # fmt: skip
 
 

@@ -565,7 +565,7 @@ def _colon_side(m: re.Match[str]) -> str:
 def parse_four_to(text: str, *, strict: bool = True) -> FourTo:
     """Parse a four-to text into its sides, provisos and notes; raise FourToError on what
     cannot be read. ``strict=False`` allows missing sides and suffix-less names."""
-    norm = normalise(text).strip()
+    norm = _MARK_RE.sub("", normalise(text)).strip()  # private-use marks are ours
     notes: list[str] = []
     if pre := _PREAMBLE_RE.match(norm):
         notes.append(pre.group(0)[:-1].strip())
