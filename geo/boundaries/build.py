@@ -1,11 +1,18 @@
 """Build the polygon a four-to (四至) description encloses, along road centerlines.
 
-``build_boundary(spec, roads, areas)``:
+``build_boundary(spec, roads, areas, *, within=None)``:
 
-1. Every ref of the spec is looked up: a road in the `RoadNetwork` (pieces joined, dual
-   carriageways collapsed to their midline), an area's boundary in ``areas`` (its vertices
-   within the gap tolerance of a spec road are moved onto the road, so shared edges coincide).
-   Unknown names fail with the closest names (pinyin-aware).
+1. Every ref of the spec is looked up: a road (or river, canal: rows of the roads frame) in
+   the `RoadNetwork` (pieces joined, dual carriageways collapsed to their midline), an area's
+   boundary in ``areas`` (its vertices within the gap tolerance of a spec road are moved onto
+   the road, so shared edges coincide). ``areas`` may hold streets, parks and buildings as
+   well: whatever a text names (西与长河街道交界). A name is looked up exactly first; failing
+   that, by its 路/大道/街 variants (东信路 → 东信大道) or, written bare, by the roads it begins
+   (信诚 → 信诚路); more than one candidate is an error listing them. A road name that is no
+   road falls back to an area of that name (南至白马湖, a lake drawn as an area), and an area
+   to a road. Unknown names fail with the closest names (pinyin-aware). A side the text does
+   not give is closed by the boundary of ``within`` (the street or district the area lies
+   in); without it the build fails naming the open side.
 2. Loose ends within the gap tolerance of another spec line get a short connector; a road that
    ends at one carriageway of a dual road is joined to the midline. Consecutive sides (and
    consecutive refs of one side's chain) must then touch, or the build fails naming the two
@@ -22,6 +29,11 @@
    union is taken. An area qualifier says where the area lies: ``北至…汇智地界北`` puts 汇智
    north of the boundary (outside); ``北至…X地界南`` would put X inside.
    Several minimal unions → ambiguous; unions that fail only the compass test → that error.
+   A side closed by ``within`` need only be on the ring; every road side must then also face
+   the area (南环路, the south side, has the area to its north).
+5. The text's provisos are applied where every name they give is a known area: ``(另含X)``
+   adds X's polygon, ``(不含X)`` / ``X除外`` takes it out; the others are reported unapplied,
+   with the text's notes (lead-in, trailing sentences) and the names read as other names.
 
 All geometry work is in `geo.crs.METRIC_CRS` (EPSG:4549); the result polygon is WGS84.
 """
@@ -31,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +54,16 @@ from shapely.geometry import LineString, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
-from geo.boundaries.fourto import CHINESE, ORDER, FourTo, Ref, normalise, parse_four_to
+from geo.boundaries.fourto import (
+    CHINESE,
+    ORDER,
+    ROAD_SUFFIXES,
+    FourTo,
+    Proviso,
+    Ref,
+    normalise,
+    parse_four_to,
+)
 from geo.boundaries.roads import (
     GRID,
     Extension,
@@ -64,6 +86,8 @@ _OPPOSITE = {"east": "west", "west": "east", "north": "south", "south": "north"}
 _AREA_NAME_DROP = ("区块", "地块", "用地", "地界", "边界", "红线")
 _COMPASS_WORD = {"east": "east", "west": "west", "north": "north", "south": "south"}
 SUGGEST_MAX_M = 2000.0  # m: how far a road end is followed to suggest an ``extend_m``
+WITHIN = "within"  # the label of a side closed by the ``within`` polygon
+_STEM_RE = re.compile("(大道|大街|路|街|道)$")
 
 
 class BuildError(ValueError):
@@ -83,23 +107,43 @@ class BuildResult:
     area_m2: float
     metric: BaseGeometry = field(repr=False, compare=False, default=None)  # the EPSG:4549 polygon
     extensions: list[Extension] = field(default_factory=list)  # roads extended to meet a side
+    exceptions: tuple[ExceptionReport, ...] = ()  # the text's provisos, applied or not
+    notes: tuple[str, ...] = ()  # text that is not a side (lead-in, trailing), never applied
+    within: tuple[str, ...] = ()  # the sides the ``within`` polygon closed
+    resolved: dict[str, str] = field(default_factory=dict)  # name as written → name in the data
 
     def to_feature(self) -> dict:
-        """A GeoJSON Feature: the polygon, ``area_m2``, ``sides`` {dir: {roads, length_m}} and,
-        when a road was extended, ``extensions`` [{road, length_m, lon, lat, reached}]."""
-        extended = [e.as_dict() for e in self.extensions]
-        return {
-            "type": "Feature",
-            "geometry": mapping(self.polygon),
-            "properties": {
-                "area_m2": round(self.area_m2, 1),
-                "sides": {
-                    d: {"roads": list(s.roads), "length_m": round(s.length_m, 1)}
-                    for d, s in self.sides.items()
-                },
-                **({"extensions": extended} if extended else {}),
+        """A GeoJSON Feature: the polygon, ``area_m2`` and ``sides`` {dir: {roads, length_m}};
+        when the build has them, ``extensions`` [{road, length_m, lon, lat, reached}],
+        ``exceptions`` [{text, kind, side, applied, reason}], ``notes``, ``within`` (the sides
+        the within polygon closed) and ``resolved`` {written: data name}."""
+        props: dict = {
+            "area_m2": round(self.area_m2, 1),
+            "sides": {
+                d: {"roads": list(s.roads), "length_m": round(s.length_m, 1)}
+                for d, s in self.sides.items()
             },
         }
+        extra = {
+            "extensions": [e.as_dict() for e in self.extensions],
+            "exceptions": [dataclasses.asdict(e) for e in self.exceptions],
+            "notes": list(self.notes),
+            "within": list(self.within),
+            "resolved": dict(self.resolved),
+        }
+        props.update({k: v for k, v in extra.items() if v})
+        return {"type": "Feature", "geometry": mapping(self.polygon), "properties": props}
+
+
+@dataclass(frozen=True)
+class ExceptionReport:
+    """A proviso of the text (``(另含白马湖地块)``) and what the build did with it."""
+
+    text: str
+    kind: str  # include | exclude | remark
+    side: str | None
+    applied: bool
+    reason: str  # what was done, or why not
 
 
 @dataclass
@@ -109,9 +153,12 @@ class _Ref:
     ref: Ref
     geom: BaseGeometry  # metric lines (+ connectors once bridged)
     area: BaseGeometry | None = None  # the area polygon for area refs
+    closing: bool = False  # the within polygon's boundary standing in for a missing side
 
     @property
     def label(self) -> str:
+        if self.closing:
+            return WITHIN
         return f"{self.ref.name}地界" if self.ref.kind == "area" else self.ref.name
 
     @property
@@ -131,22 +178,27 @@ def build_boundary(
     *,
     gap_tolerance_m: float = 1.0,
     extend_m: float = 0.0,
+    within: BaseGeometry | None = None,
 ) -> BuildResult:
-    """The polygon ``spec`` describes, from ``roads`` (GeoDataFrame or `RoadNetwork`) and
-    optional named ``areas`` (GeoDataFrame with ``name`` and polygons); a road that stops short
-    of the side it must meet is extended along its direction by up to ``extend_m`` metres.
-    Raises `BuildError`."""
+    """The polygon ``spec`` describes, from ``roads`` (GeoDataFrame or `RoadNetwork`; rivers
+    and canals are rows too) and optional named ``areas`` (GeoDataFrame with ``name`` and
+    polygons: areas, parks, streets, buildings — whatever the text may name). A text is read
+    with ``parse_four_to(strict=False)``. A road that stops short of the side it must meet is
+    extended along its direction by up to ``extend_m`` metres. A missing side is closed by the
+    boundary of ``within`` (a WGS84 polygon the area lies in: its street or district). The
+    text's provisos are applied where they name a known area. Raises `BuildError`."""
     if not math.isfinite(extend_m) or extend_m < 0:
         raise BuildError(f"extend_m must be a number of metres ≥ 0, got {extend_m!r}")
     if isinstance(spec, str):
-        spec = parse_four_to(spec)
+        spec = parse_four_to(spec, strict=False)
     network = (
         roads
         if isinstance(roads, RoadNetwork)
         else RoadNetwork.from_frame(roads, gap_tolerance_m=gap_tolerance_m)
     )
     area_polys = area_polygons(areas)
-    refs = _resolve(spec, network, area_polys, gap_tolerance_m)
+    closing = _closing(spec, within)
+    refs, resolved = _resolve(spec, network, area_polys, gap_tolerance_m, closing)
     _bridge(refs, network, gap_tolerance_m)
     extensions = _check_gaps(spec, refs, network.carriageways, extend_m)
     try:
@@ -156,7 +208,25 @@ def build_boundary(
             raise
         done = "; ".join(f"{e.road} by {e.length_m:.1f} m to {e.reached}" for e in extensions)
         raise BuildError(f"{exc} (after extending {done})") from exc
+    result = _apply_provisos(result, spec, area_polys, resolved)
     return dataclasses.replace(result, extensions=extensions) if extensions else result
+
+
+def _closing(spec: FourTo, within: BaseGeometry | None) -> BaseGeometry | None:
+    """The metric ``within`` polygon when a side is missing; an error when none is given."""
+    missing = [d for d in ORDER if d not in spec.sides]
+    if not missing:
+        return None
+    letters = "、".join(CHINESE[d] for d in missing)
+    if within is None:
+        adds = "、".join(f"{CHINESE[d]}至<road>" for d in missing)
+        raise BuildError(
+            f"side {letters} is open: the text gives no {letters}至…; add {adds}, or close it "
+            "with the area the community lies in (--within STREET_ID, or within=polygon)"
+        )
+    if within.is_empty or within.geom_type not in ("Polygon", "MultiPolygon"):
+        raise BuildError(f"within must be a (Multi)Polygon in WGS84, got {within.geom_type}")
+    return to_metric(within)
 
 
 def area_polygons(areas) -> dict[str, BaseGeometry]:
@@ -185,38 +255,61 @@ def _area_key(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+class _Lookup:
+    """Names as written → lines and areas in the data (exact, then suffix variants)."""
+
+    def __init__(self, network: RoadNetwork, areas: dict[str, BaseGeometry]) -> None:
+        self.network, self.areas = network, areas
+        self.area_index = {_area_key(k): k for k in areas}
+        stems: dict[str, list[str]] = {}
+        for name in network.names():
+            stems.setdefault(_STEM_RE.sub("", name), []).append(name)
+        self.stems = stems
+
+    def roads(self, ref: Ref) -> list[str]:
+        """Road names ``ref`` may mean: itself; else its 路/大道/街 variants (东信路 → 东信大道);
+        a bare name (信诚) any road or river it starts (信诚路, 北塘 → 北塘河)."""
+        if ref.name in self.network:
+            return [ref.name]
+        if ref.kind == "name":
+            return [
+                n
+                for n in self.network.names()
+                if n.startswith(ref.name) and n[len(ref.name) :] in (*ROAD_SUFFIXES, "大道", "大街")
+            ]
+        stem = _STEM_RE.sub("", ref.name)
+        return self.stems.get(stem, []) if stem != ref.name else []
+
+    def area(self, name: str) -> str | None:
+        return name if name in self.areas else self.area_index.get(_area_key(name))
+
+
 def _resolve(
-    spec: FourTo, network: RoadNetwork, areas: dict[str, BaseGeometry], tol: float
-) -> list[_Ref]:
+    spec: FourTo,
+    network: RoadNetwork,
+    areas: dict[str, BaseGeometry],
+    tol: float,
+    within: BaseGeometry | None = None,
+) -> tuple[list[_Ref], dict[str, str]]:
+    """Each ref of the spec as metric lines (and each missing side as ``within``'s boundary);
+    also which names were read as another name of the data."""
     refs: list[_Ref] = []
     problems: list[str] = []
-    area_index = {_area_key(k): k for k in areas}
+    resolved: dict[str, str] = {}
+    lookup = _Lookup(network, areas)
     for direction in ORDER:
-        side = spec.sides[direction]
-        for i, ref in enumerate(side.chain):
-            letter = CHINESE[direction]
-            if ref.kind == "road":
-                geom = network.get(ref.name)
-                if geom is None:
-                    hint = network.suggest(ref.name)
-                    problems.append(
-                        f'unknown road "{ref.name}" (side {letter})'
-                        + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                    )
-                    continue
-                refs.append(_Ref(direction, i, ref, geom))
-            else:
-                key = ref.name if ref.name in areas else area_index.get(_area_key(ref.name))
-                if key is None:
-                    hint = suggest_names(ref.name, areas)
-                    known = ", ".join(sorted(areas)) or "none were given"
-                    problems.append(
-                        f'unknown area "{ref.name}" (side {letter}, {ref.name}地界)'
-                        + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                        + f" (known areas: {known})"
-                    )
-                    continue
-                refs.append(_Ref(direction, i, ref, areas[key].boundary, areas[key]))
+        if direction not in spec.sides:
+            ref = Ref(WITHIN, "area")
+            refs.append(_Ref(direction, 0, ref, within.boundary, within, closing=True))
+            continue
+        for i, ref in enumerate(spec.sides[direction].chain):
+            found = _find(ref, CHINESE[direction], lookup, problems)
+            if found is None:
+                continue
+            used, geom, area = found
+            if (used.name, used.kind) != (ref.name, ref.kind):
+                resolved[ref.name] = used.name if used.kind == "road" else f"{used.name}地界"
+            refs.append(_Ref(direction, i, used, geom, area))
     if problems:
         raise BuildError("; ".join(problems))
     roads = [r.geom for r in refs if r.ref.kind == "road"]
@@ -225,7 +318,54 @@ def _resolve(
         for r in refs:
             if r.ref.kind == "area":
                 r.geom = _snap_onto(r.geom, target, tol)
-    return refs
+    return refs, resolved
+
+
+def _find(
+    ref: Ref, letter: str, lookup: _Lookup, problems: list[str]
+) -> tuple[Ref, BaseGeometry, BaseGeometry | None] | None:
+    """One ref in the data: roads first for roads and bare names, areas first for areas (a
+    road that is an area, or 与…交界 a river, falls back to the other); None + a problem."""
+    names = lookup.roads(ref)
+    key = lookup.area(ref.name)
+    if len(names) > 1:
+        problems.append(
+            f'"{ref.name}" (side {letter}) may be any of {", ".join(names)}; write the full name'
+        )
+        return None
+    road = (
+        (Ref(names[0], "road", ref.qualifier), lookup.network.get(names[0]), None)
+        if names
+        else None
+    )
+    area = (
+        (Ref(ref.name, "area", ref.qualifier), lookup.areas[key].boundary, lookup.areas[key])
+        if key is not None
+        else None
+    )
+    first, second = (area, road) if ref.kind == "area" else (road, area)
+    if first or second:
+        return first or second
+    problems.append(_unknown(ref, letter, lookup))
+    return None
+
+
+def _unknown(ref: Ref, letter: str, lookup: _Lookup) -> str:
+    if ref.kind == "area":
+        hint = suggest_names(ref.name, lookup.areas)
+        known = ", ".join(sorted(lookup.areas)) or "none were given"
+        return (
+            f'unknown area "{ref.name}" (side {letter}, {ref.name}地界)'
+            + (f"; did you mean {', '.join(hint)}?" if hint else "")
+            + f" (known areas: {known})"
+        )
+    hint = lookup.network.suggest(ref.name)
+    what = "road" if ref.kind == "road" else "name"
+    return (
+        f'unknown {what} "{ref.name}" (side {letter})'
+        + ("; no road, river or area has that name" if ref.kind == "name" else "")
+        + (f"; did you mean {', '.join(hint)}?" if hint else "")
+    )
 
 
 def _snap_onto(geom: BaseGeometry, target: BaseGeometry, tol: float) -> BaseGeometry:
@@ -581,7 +721,9 @@ def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Ca
         if stretch < MIN_STRETCH_M:
             problems.append(("missing", f"{r.shown} is not on the boundary"))
     sides = {d: {k for k, r in enumerate(refs) if r.side == d} for d in ORDER}
-    for d in ORDER:
+    # a side closed by ``within`` only has to be on the ring: one boundary may close several
+    checked = [d for d in ORDER if not any(refs[k].closing for k in sides[d])]
+    for d in checked:
         present = [bool(arr.labels[e] & sides[d]) for e in ring]
         runs = sum(1 for i in range(len(ring)) if present[i] and not present[i - 1])
         if all(present):
@@ -589,7 +731,7 @@ def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Ca
         if runs > 1:
             problems.append(("contiguity", f"side {CHINESE[d]} is broken into {runs} stretches"))
     # compass sides
-    for d in ORDER:
+    for d in checked:
         es = [e for e in ring if arr.labels[e] & sides[d]]
         w = arr.lengths[es]
         if w.sum() <= 0:
@@ -607,6 +749,8 @@ def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Ca
                     f"not {_COMPASS_WORD[d]} ({abs(offset):.0f} m on the wrong side)",
                 )
             )
+    if len(checked) < len(ORDER):
+        problems += _facing(arr, faces, ring, sides, checked)
     # area qualifiers: the qualifier says where the area lies from the boundary
     for k, r in enumerate(refs):
         q = r.ref.qualifier
@@ -627,6 +771,40 @@ def _evaluate(arr: _Arrangement, refs: list[_Ref], faces: frozenset[int]) -> _Ca
                 problems.append(("qualifier", f"area {r.ref.name} must lie {where} the boundary"))
                 break
     return _Candidate(faces, ring, problems, centre, area)
+
+
+_INWARD = {"east": (-1.0, 0.0), "west": (1.0, 0.0), "north": (0.0, -1.0), "south": (0.0, 1.0)}
+
+
+def _facing(
+    arr: _Arrangement,
+    faces: frozenset[int],
+    ring: list[int],
+    sides: dict[str, set[int]],
+    checked: list[str],
+) -> list[tuple[str, str]]:
+    """With a side closed by ``within`` the centre test is weak (an area may wrap around the
+    roads), so each road side must also face the area: 南环路 (south) has the area north of it."""
+    problems: list[tuple[str, str]] = []
+    for d in checked:
+        total = 0.0
+        for e in (e for e in ring if arr.labels[e] & sides[d]):
+            edge = arr.edges[e]
+            inner = arr.faces[next(f for f in arr.edge_faces[e] if f in faces)]
+            h = min(0.05, edge.length / 4)
+            a, b = shapely.get_coordinates(
+                shapely.line_interpolate_point(edge, [edge.length / 2 - h, edge.length / 2 + h])
+            )
+            t = (b - a) / np.hypot(*(b - a))
+            left = np.array([-t[1], t[0]])
+            mid = (a + b) / 2
+            inward = left if inner.contains(shapely.Point(mid + 0.01 * left)) else -left
+            total += edge.length * float(inward @ np.array(_INWARD[d]))
+        if total <= 0:
+            problems.append(
+                ("compass", f"side {CHINESE[d]} faces away from the area (it lies beyond it)")
+            )
+    return problems
 
 
 def _heading(dx: float, dy: float) -> str:
@@ -737,18 +915,72 @@ def _result(spec: FourTo, refs: list[_Ref], arr: _Arrangement, cand: _Candidate)
         if d is not None:
             lengths[d] += float(arr.lengths[e])
     sides = {
-        d: SideReport(
-            [f"{r.name}地界" if r.kind == "area" else r.name for r in spec.sides[d].chain],
-            round(lengths[d], 2),
-        )
-        for d in ORDER
+        d: SideReport([r.label for r in refs if r.side == d], round(lengths[d], 2)) for d in ORDER
     }
-    return BuildResult(to_lonlat(poly), sides, float(poly.area), poly)
+    within = tuple(d for d in ORDER if d not in spec.sides)
+    return BuildResult(to_lonlat(poly), sides, float(poly.area), poly, within=within)
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Provisos: (另含…) adds a known area, (不含…) takes it out
+# --------------------------------------------------------------------------------------------
+
+
+def _apply_provisos(
+    result: BuildResult, spec: FourTo, areas: dict[str, BaseGeometry], resolved: dict[str, str]
+) -> BuildResult:
+    """``result`` with each include/exclude proviso that names known areas applied (union /
+    difference with the area's polygon), and every proviso reported."""
+    poly = result.metric
+    reports: list[ExceptionReport] = []
+    index = {_area_key(k): k for k in areas}
+    for p in spec.exceptions:
+        poly, report = _apply_one(poly, p, areas, index)
+        reports.append(report)
+    if poly is not result.metric:
+        poly = shapely.orient_polygons(poly, exterior_cw=False)  # RFC 7946 winding
+    return dataclasses.replace(
+        result,
+        polygon=to_lonlat(poly) if poly is not result.metric else result.polygon,
+        area_m2=float(poly.area),
+        metric=poly,
+        exceptions=tuple(reports),
+        notes=spec.notes,
+        resolved=resolved,
+    )
+
+
+def _apply_one(
+    poly: BaseGeometry, p: Proviso, areas: dict[str, BaseGeometry], index: dict[str, str]
+) -> tuple[BaseGeometry, ExceptionReport]:
+    if p.kind == "remark":
+        return poly, ExceptionReport(p.text, p.kind, p.side, False, "a remark: not applied")
+    if not p.names:
+        return poly, ExceptionReport(p.text, p.kind, p.side, False, "names nothing: not applied")
+    keys = {n: n if n in areas else index.get(_area_key(normalise(n).strip())) for n in p.names}
+    unknown = [n for n, k in keys.items() if k is None]
+    if unknown:
+        why = f"not applied: {', '.join(unknown)} is not a known area; add it to the areas"
+        return poly, ExceptionReport(p.text, p.kind, p.side, False, why)
+    before = poly.area
+    for key in keys.values():
+        area = areas[key]  # on the noding grid, so an area along a side merges with it
+        if p.kind == "include":
+            poly = shapely.union(poly, area, grid_size=GRID)
+        else:
+            poly = shapely.difference(poly, area, grid_size=GRID)
+    poly = shapely.make_valid(poly)
+    change = (poly.area - before) / 1e6
+    names = ", ".join(p.names)
+    verb = "added" if p.kind == "include" else "took out"
+    why = f"{verb} {names} ({change:+.3f} km²)"
+    return poly, ExceptionReport(p.text, p.kind, p.side, True, why)
 
 
 __all__ = [
     "BuildError",
     "BuildResult",
+    "ExceptionReport",
     "SideReport",
     "area_polygons",
     "build_boundary",
