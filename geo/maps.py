@@ -597,13 +597,16 @@ def _search_entries(
         c = shapely.point_on_surface(np.asarray(buildings.geometry, dtype=object))
         bx, by = _lonlat(shapely.get_x(c), shapely.get_y(c), opts)
         for i, r in enumerate(buildings.itertuples(index=False)):
-            py, ini = pinyin_keys(r.name)
-            out.append(["楼宇", r.name, r.address or "", py, ini, float(by[i]), float(bx[i]), r.id])
+            label = r.name or ""  # a footprint without a name is not searched for by name
+            if label:
+                py, ini = pinyin_keys(label)
+                out.append(
+                    ["楼宇", label, r.address or "", py, ini, float(by[i]), float(bx[i]), r.id]
+                )
             for _oid, name, role in d.officers_by_building.get(r.id, []):
                 py, ini = pinyin_keys(name)
-                out.append(
-                    ["人员", name, f"{role} · {r.name}", py, ini, float(by[i]), float(bx[i]), r.id]
-                )
+                where = f"{role} · {label or r.id}"
+                out.append(["人员", name, where, py, ini, float(by[i]), float(bx[i]), r.id])
     return out
 
 
