@@ -12,7 +12,7 @@ here with escaped quotes and backslashes undone. What is taken:
   proposed, …) are left out. Only ways that come within `ROAD_MARGIN_M` of the district are
   kept, so names elsewhere in the extract do not compete with the district's. Id ``W<way id>``.
 - **streets**: admin_level 8 boundaries that lie in the district, ``code`` from a 9- or 12-digit
-  GB/T 2260 ``division_code``/``ref`` tag under the district's code, else numbered 001, 002, …
+  GB/T 2260 ``division_code``/``ref`` tag (when every street has a distinct one), else 001, 002, …
   north → south, then west → east (by the centroid's latitude rounded to 0.01°, then longitude).
   Id ``S<code>``.
 - **areas**: the district itself, the admin_level 10 社区 and every named landuse site in the
@@ -77,6 +77,7 @@ DWELLINGS = frozenset(
         "bungalow",
     }
 )
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)  # GDAL escapes " and \ with a backslash
 _HSTORE = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 _OSM_LAYERS = ("lines", "multipolygons")
 _LINE_COLUMNS = ("osm_id", "name", "highway", "waterway", "other_tags")
@@ -120,7 +121,8 @@ def read_osm(
 def _read_layers(path: Path) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """The ``lines`` and ``multipolygons`` layers (valid WGS84 geometries)."""
     if not path.is_file():
-        raise OSMError(f"{path}: no such file; give the path of an .osm.pbf or .osm extract")
+        what = "a folder" if path.is_dir() else "no such file"
+        raise OSMError(f"{path}: {what}; give the path of an .osm.pbf or .osm extract")
     try:
         found = {str(n) for n, _ in pyogrio.list_layers(path)}
         if not set(_OSM_LAYERS) <= found:
@@ -132,13 +134,13 @@ def _read_layers(path: Path) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
         if driver != "OSM":
             raise OSMError(f"{path} is a {driver} file, not OpenStreetMap (.osm.pbf or .osm)")
         lines = pyogrio.read_dataframe(path, layer="lines", columns=[*_LINE_COLUMNS])
-        polys = pyogrio.read_dataframe(
-            path,
-            layer="multipolygons",
-            columns=[*_POLY_COLUMNS],
-        )
+        polys = pyogrio.read_dataframe(path, layer="multipolygons", columns=[*_POLY_COLUMNS])
     except pyogrio.errors.DataSourceError as e:
         raise OSMError(f"cannot read {path} as OpenStreetMap (.osm.pbf or .osm): {e}") from None
+    except pyogrio.errors.DataLayerError as e:
+        raise OSMError(
+            f"{path} is damaged or cut short ({e}); download the extract again"
+        ) from None
     polys = polys[~polys.geometry.isna()].reset_index(drop=True)
     polys["key"] = np.where(
         polys["osm_way_id"].notna(),
@@ -159,14 +161,14 @@ def tags(other_tags: pd.Series, keys: tuple[str, ...]) -> pd.DataFrame:
     pairs = text.str.extractall(_HSTORE)
     if pairs.empty:
         return out
-    pairs.columns = ["key", "value"]
-    pairs = pairs[pairs["key"].isin(keys)]
-    pairs = pairs.assign(value=pairs["value"].str.replace(r"\\(.)", r"\1", regex=True))
-    wide = pairs.droplevel("match").pivot_table(
-        index=pairs.index.get_level_values(0), columns="key", values="value", aggfunc="first"
-    )
-    for k in wide.columns:
-        out.loc[wide.index, k] = wide[k].astype(object).to_numpy()
+    # an empty group comes back as NaN: the key is there with an empty value
+    pairs = pairs.fillna("").droplevel("match")
+    names = pairs[0].str.replace(_ESCAPED, r"\1", regex=True)
+    values = pairs[1].str.replace(_ESCAPED, r"\1", regex=True)
+    for k in keys:
+        first = values[(names == k).to_numpy()]
+        first = first[~first.index.duplicated()]
+        out.loc[first.index, k] = first.astype(object).to_numpy()
     return out
 
 
@@ -249,7 +251,7 @@ def _streets(admin: gpd.GeoDataFrame, district: BaseGeometry) -> gpd.GeoDataFram
     order = np.lexsort((shapely.get_x(centroids), -np.round(shapely.get_y(centroids), 2)))
     codes = np.empty(len(level8), dtype=object)
     codes[order] = [f"{i:03d}" for i in range(1, len(level8) + 1)]
-    if official.notna().all():
+    if official.notna().all() and official.is_unique:
         codes = official.to_numpy(dtype=object)
     frame = pd.DataFrame({"id": ["S" + c for c in codes], "name": level8["name"], "code": codes})
     return _table("streets", frame, level8.geometry.to_numpy())
