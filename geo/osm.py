@@ -9,8 +9,9 @@ here with escaped quotes and backslashes undone. What is taken:
   kept value → branch; ``*_link`` like its base; ``construction`` by its ``construction=*``),
   plus named waterways (river, canal, stream; drain and ditch as canal). Paths for feet, bikes
   and horses (footway, path, steps, cycleway, track, bridleway, corridor, elevator, platform,
-  proposed, …) are left out. Only ways that come within `ROAD_MARGIN_M` of the district are
-  kept, so names elsewhere in the extract do not compete with the district's. Id ``W<way id>``.
+  proposed, …) are left out. By default only ways that come within `ROAD_MARGIN_M` of the
+  district are kept, so that names elsewhere in the extract do not compete with the district's
+  in four-to text (the same name is used for roads in other districts). Id ``W<way id>``.
 - **streets**: admin_level 8 boundaries that lie in the district, ``code`` from a 9- or 12-digit
   GB/T 2260 ``division_code``/``ref`` tag (when every street has a distinct one), else 001, 002, …
   north → south, then west → east (by the centroid's latitude rounded to 0.01°, then longitude).
@@ -92,12 +93,16 @@ class OSMError(ValueError):
 
 
 def read_osm(
-    path: str | os.PathLike[str], *, district: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    district: str | None = None,
+    road_margin_m: float | None = ROAD_MARGIN_M,
 ) -> dict[str, gpd.GeoDataFrame]:
     """The tables ``roads, streets, areas, parks, buildings`` of one district of an OSM extract.
 
     ``district`` names the admin_level 6 boundary to take (default: the one holding most
-    admin_level 8 areas). Raises `OSMError` for an unreadable file or a missing district.
+    admin_level 8 areas); roads are those within ``road_margin_m`` of it (None: every road of
+    the file). Raises `OSMError` for an unreadable file or a missing district.
     """
     lines, polys = _read_layers(Path(os.fspath(path)))
     admin = polys[polys["boundary"].eq("administrative")]
@@ -107,7 +112,7 @@ def read_osm(
     inside = _inside(polys.geometry.to_numpy(), district_geom)
     parks = _parks(polys[inside])
     return {
-        "roads": _roads(lines, district_geom),
+        "roads": _roads(lines, district_geom, road_margin_m),
         "streets": streets,
         "areas": _areas(admin, polys[inside], row),
         "parks": parks,
@@ -282,8 +287,11 @@ def _areas(admin: gpd.GeoDataFrame, polys: gpd.GeoDataFrame, row: pd.Series) -> 
 # ------------------------------------------------------------------------------- roads
 
 
-def _roads(lines: gpd.GeoDataFrame, district: BaseGeometry) -> gpd.GeoDataFrame:
-    """Named roads and waterways near the district, classes mapped (see the module doc)."""
+def _roads(
+    lines: gpd.GeoDataFrame, district: BaseGeometry, margin_m: float | None
+) -> gpd.GeoDataFrame:
+    """Named roads and waterways within ``margin_m`` of the district (None: all), classes
+    mapped (see the module doc)."""
     named = lines[lines["name"].notna() & (lines["name"].str.strip() != "")]
     highway = named["highway"].fillna("")
     base = highway.str.removesuffix("_link")
@@ -298,12 +306,10 @@ def _roads(lines: gpd.GeoDataFrame, district: BaseGeometry) -> gpd.GeoDataFrame:
     water_class = named["waterway"].map(WATERWAY_CLASSES)
     cls = road_class.where(road_class.notna() & highway.ne(""), water_class)
     geoms = named.geometry.to_numpy()
-    near = shapely.buffer(to_metric(district), ROAD_MARGIN_M)
-    keep = (
-        cls.notna().to_numpy()
-        & shapely.intersects(to_metric(geoms), near)
-        & (shapely.length(geoms) > 0)
-    )
+    keep = cls.notna().to_numpy() & (shapely.length(geoms) > 0)
+    if margin_m is not None:
+        near = shapely.buffer(to_metric(district), margin_m)
+        keep &= shapely.intersects(to_metric(geoms), near)
     frame = pd.DataFrame(
         {
             "id": "W" + named["osm_id"].astype(str),
