@@ -60,7 +60,8 @@ def _id() -> Field:
 ROADS = LayerSpec(
     "roads",
     "line",
-    (_id(), Field("name", "str", required=False), Field("class", "str", choices=ROAD_CLASSES)),
+    # class: ROAD_CLASSES for roads, river|canal|stream for waterways; any other value is kept
+    (_id(), Field("name", "str", required=False), Field("class", "str")),
 )
 STREETS = LayerSpec(
     "streets",
@@ -94,8 +95,9 @@ PARKS = LayerSpec(
     (
         _id(),
         Field("name", "str"),
-        Field("grid_id", "str"),
-        Field("code", "str"),
+        # grid and micro-grid code: empty until `geo grids split` places the park in a grid
+        Field("grid_id", "str", required=False),
+        Field("code", "str", required=False),
         Field("address", "str", required=False),
     ),
 )
@@ -104,10 +106,10 @@ BUILDINGS = LayerSpec(
     "polygon",
     (
         _id(),
-        Field("name", "str"),
-        Field("address", "str"),
+        Field("name", "str", required=False),  # many real footprints have no name
+        Field("address", "str", required=False),
         Field("kind", "str", choices=BUILDING_KINDS),
-        Field("grid_id", "str"),
+        Field("grid_id", "str", required=False),  # empty until `geo grids split`
         Field(
             "park_id", "str", required=False
         ),  # set: the building belongs to that park's micro-grid
