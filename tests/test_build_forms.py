@@ -242,12 +242,12 @@ def test_osm_torch(osm) -> None:
 
 
 def test_osm_three_sides_closed_by_the_street(osm) -> None:
-    """信诚路 is the boundary between 浦沿 and 长河: the street closes Torch's east side."""
+    """信诚路 divides 浦沿 from 长河: 浦沿, which Torch lies in, closes its east side."""
     network, streets = osm
     torch = build_boundary("东至信诚路、南至南环路、西至东信大道、北至江南大道", network, streets)
-    changhe = streets.set_index("name").geometry["长河街道"]
+    puyan = streets.set_index("name").geometry["浦沿街道"]  # the street Torch lies in
     text = "火炬产业社区南至南环路，西至东信大道，北至江南大道。"
-    res = build_boundary(text, network, streets, within=changhe)
+    res = build_boundary(text, network, streets, within=puyan)
     assert res.within == ("east",)
     assert iou_wgs84(res.polygon, torch.polygon) > 0.99
     adjoining = build_boundary(

@@ -208,8 +208,25 @@ def build_boundary(
             raise
         done = "; ".join(f"{e.road} by {e.length_m:.1f} m to {e.reached}" for e in extensions)
         raise BuildError(f"{exc} (after extending {done})") from exc
+    if closing is not None:  # the area lies in ``within``: nothing of it may reach outside
+        result = _clip(result, closing)
     result = _apply_provisos(result, spec, area_polys, resolved)
     return dataclasses.replace(result, extensions=extensions) if extensions else result
+
+
+def _clip(result: BuildResult, within: BaseGeometry) -> BuildResult:
+    """``result`` cut to the metric ``within`` polygon: where a road side and the within
+    boundary run a little apart (a carriageway midline beside a street border), the sliver
+    outside is not the area's."""
+    poly = shapely.intersection(result.metric, within, grid_size=GRID)
+    parts = [g for g in shapely.get_parts(poly) if g.geom_type == "Polygon" and g.area > 0]
+    if not parts:
+        raise BuildError("the area the sides enclose lies outside the within polygon")
+    poly = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+    poly = shapely.orient_polygons(poly, exterior_cw=False)  # RFC 7946 winding
+    return dataclasses.replace(
+        result, polygon=to_lonlat(poly), area_m2=float(poly.area), metric=poly
+    )
 
 
 def _closing(spec: FourTo, within: BaseGeometry | None) -> BaseGeometry | None:
