@@ -34,8 +34,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # messages are never wrapped: paths stay whole, greppable
+err = Console(stderr=True, soft_wrap=True)
 
 _WARNINGS_SHOWN = 10
 DbOption = Annotated[str | None, typer.Option("--db", help="store: a .gpkg path (env GEO_DB)")]

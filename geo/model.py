@@ -65,6 +65,8 @@ def _id() -> Field:
 ROADS = LayerSpec(
     "roads",
     "line",
+    # class: ROAD_CLASSES for roads, river|canal|stream for waterways; any other value is kept,
+    # and a road without one keeps it empty
     (_id(), Field("name", "str", required=False), Field("class", "str", required=False)),
 )
 STREETS = LayerSpec(
@@ -99,8 +101,9 @@ PARKS = LayerSpec(
     (
         _id(),
         Field("name", "str"),
-        Field("grid_id", "str"),
-        Field("code", "str"),
+        # grid and micro-grid code: empty until `geo grids split` places the park in a grid
+        Field("grid_id", "str", required=False),
+        Field("code", "str", required=False),
         Field("address", "str", required=False),
     ),
 )
@@ -109,10 +112,10 @@ BUILDINGS = LayerSpec(
     "polygon",
     (
         _id(),
-        Field("name", "str"),
-        Field("address", "str"),
+        Field("name", "str", required=False),  # many real footprints have no name
+        Field("address", "str", required=False),
         Field("kind", "str", choices=BUILDING_KINDS),
-        Field("grid_id", "str"),
+        Field("grid_id", "str", required=False),  # empty until `geo grids split`
         Field(
             "park_id", "str", required=False
         ),  # set: the building belongs to that park's micro-grid

@@ -255,6 +255,9 @@ class Proposal:
     sides: dict | None = None  # build report per side (four-to only)
     snapped: SnapReport = field(default_factory=SnapReport)
     warnings: tuple[str, ...] = ()  # repairs to report (e.g. rings wound the wrong way)
+    # the four-to build's report beyond its sides, where not empty: extensions, exceptions
+    # (provisos applied or not), notes (text that is no side), within, resolved (names)
+    report: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def area_m2(self) -> float:
@@ -264,6 +267,7 @@ class Proposal:
         props: dict[str, Any] = {"area_m2": round(self.area_m2, 1)}
         if self.sides is not None:
             props["sides"] = self.sides
+        props.update(self.report)
         props.update(properties or {})
         return {
             "type": "Feature",
@@ -280,9 +284,13 @@ def propose(
     areas: pd.DataFrame | None = None,
     crs: str = "wgs84",
     snap_tolerance_m: float = SNAP_TOLERANCE_M,
+    extend_m: float = 0.0,
+    within: BaseGeometry | None = None,
 ) -> Proposal:
-    """The boundary from four-to text (built along ``roads``) or a drawn GeoJSON ``geometry``
-    (snapped to ``roads``). Raises `EditError`, `BuildError` or `FourToError` (all ValueError)."""
+    """The boundary from four-to text (built along ``roads``, extending roads that stop short
+    by up to ``extend_m`` metres, closing a side the text leaves open with ``within``'s
+    boundary) or a drawn GeoJSON ``geometry`` (snapped to ``roads``). Raises `EditError`,
+    `BuildError` or `FourToError` (all ValueError)."""
     if (four_to is None) == (geometry is None):
         raise EditError(
             "give either four_to (the four-to text) or geometry (a drawn GeoJSON polygon), "
@@ -296,9 +304,10 @@ def propose(
             raise FourToError("the four-to text is empty; write e.g. 东至…、南至…、西至…、北至…")
         if network is None:
             raise EditError("no roads to build the boundary along")
-        res = build_boundary(four_to, network, areas)
-        sides = res.to_feature()["properties"]["sides"]
-        return Proposal(res.metric, res.polygon, "four_to", four_to, sides)
+        res = build_boundary(four_to, network, areas, extend_m=extend_m, within=within)
+        props = res.to_feature()["properties"]
+        report = {k: v for k, v in props.items() if k not in ("area_m2", "sides")}
+        return Proposal(res.metric, res.polygon, "four_to", four_to, props["sides"], report=report)
     metric = read_geometry(geometry, crs)
     _check_valid(metric, "the drawn boundary")
     metric, warnings = orient_rfc7946(metric)  # wrong winding is repaired and reported
