@@ -430,6 +430,15 @@ GeometryOption = Annotated[
 SnapOption = Annotated[float, typer.Option(help="drawn vertices this close (m) snap to roads")]
 CrsOption = Annotated[str, typer.Option(help="CRS of the drawn geometry")]
 ReasonOption = Annotated[str, typer.Option(help="why (kept in the history)")]
+ExtendOption = Annotated[
+    float,
+    typer.Option(
+        "--extend-m",
+        min=0,
+        help="run a road that stops short of the next side on along its last direction, by at "
+        "most this many metres (the answer lists each extension)",
+    ),
+]
 AuthorOption = Annotated[str, typer.Option(help="who (kept in the history)")]
 IfVersionOption = Annotated[
     int | None,
@@ -463,23 +472,36 @@ def boundary_build(
         str | None, typer.Option(help="named areas: any source (default: the store's)")
     ] = None,
     layer: Annotated[str | None, typer.Option(help="layer of --roads (GeoPackage …)")] = None,
+    extend_m: ExtendOption = 0.0,
+    within: Annotated[
+        str | None,
+        typer.Option(
+            help="street id or name (or 'district') of the store whose boundary closes a side "
+            "the text leaves open"
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Print the polygon four-to text encloses as one GeoJSON Feature (area_m2, sides)."""
+    """Print the polygon four-to text encloses as one GeoJSON Feature (area_m2, sides; and
+    extensions, exceptions, notes, within, resolved names where the build has them)."""
     from geo.boundaries.build import BuildError, build_boundary
+    from geo.boundaries.edit import EditError, named_areas, within_polygon
     from geo.boundaries.fourto import FourToError
 
     store_db = _settings(db).db
     have_store = Path(store_db).exists()
     if roads is None and not have_store:
         raise _fail("give --roads ROADS (any source), or --db a store that holds the roads")
-    use_store = roads is None or (areas is None and have_store)
+    if within is not None and not have_store:
+        raise _fail(f"--within {within} names a street of the store: no store at {store_db}")
+    use_store = roads is None or (areas is None and have_store) or within is not None
     tables = _atlas(store_db).tables if use_store else {}
     road_frame = _read_layer(roads, "roads", layer) if roads is not None else tables["roads"]
-    area_frame = _read_layer(areas, "areas") if areas is not None else tables.get("areas")
+    area_frame = _read_layer(areas, "areas") if areas is not None else named_areas(tables)
     try:
-        result = build_boundary(four_to, road_frame, area_frame)
-    except (BuildError, FourToError) as exc:
+        closing = within_polygon(tables["streets"], within) if within is not None else None
+        result = build_boundary(four_to, road_frame, area_frame, extend_m=extend_m, within=closing)
+    except (BuildError, FourToError, EditError) as exc:
         raise _fail(str(exc)) from exc
     _print_json(result.to_feature())
 
@@ -500,7 +522,8 @@ def _edit_context(db: str, community_id: str):
     return store, current, rows.iloc[0]
 
 
-def _proposal(current, four_to, geometry, crs, snap):
+def _proposal(current, row, four_to, geometry, crs, snap, extend_m):
+    """The proposed boundary; a side the four-to text leaves open is closed by the street."""
     from geo.boundaries import edit
     from geo.boundaries.build import BuildError
     from geo.boundaries.fourto import FourToError
@@ -516,12 +539,20 @@ def _proposal(current, four_to, geometry, crs, snap):
             four_to=four_to,
             geometry=drawn,
             roads=current.tables["roads"],
-            areas=current.tables["areas"],
+            areas=edit.named_areas(current.tables),
             crs=crs,
             snap_tolerance_m=snap,
+            extend_m=extend_m,
+            within=_street_of(current, row) if four_to is not None else None,
         )
     except (edit.EditError, BuildError, FourToError) as exc:
         raise _fail(str(exc)) from exc
+
+
+def _street_of(current, row):
+    streets = current.tables["streets"]
+    hit = streets[streets["id"] == row["street_id"]]
+    return None if hit.empty else hit.geometry.iloc[0]
 
 
 @boundary_app.command("preview")
@@ -531,6 +562,7 @@ def boundary_preview(
     geometry: GeometryOption = None,
     crs: CrsOption = "wgs84",
     snap_tolerance_m: SnapOption = 15.0,
+    extend_m: ExtendOption = 0.0,
     db: DbOption = None,
 ) -> None:
     """Print (JSON) what a new boundary would change: parks, buildings, enterprises, areas."""
@@ -538,7 +570,7 @@ def boundary_preview(
 
     store, current, row = _edit_context(_settings(db).db, community_id)
     store.close()
-    prop = _proposal(current, four_to, geometry, crs, snap_tolerance_m)
+    prop = _proposal(current, row, four_to, geometry, crs, snap_tolerance_m, extend_m)
     check = edit.validate(current.tables, community_id, row["street_id"], prop.metric)
     out_ = edit.impact(current.tables, community_id, prop.polygon)
     out_["valid"] = check.ok
@@ -596,6 +628,7 @@ def boundary_set(
     geometry: GeometryOption = None,
     crs: CrsOption = "wgs84",
     snap_tolerance_m: SnapOption = 15.0,
+    extend_m: ExtendOption = 0.0,
     reason: ReasonOption = "",
     author: AuthorOption = "anonymous",
     if_version: IfVersionOption = None,
@@ -605,7 +638,7 @@ def boundary_set(
     store, current, row = _edit_context(_settings(db).db, community_id)
     try:
         expected = store.community_version(community_id) if if_version is None else if_version
-        prop = _proposal(current, four_to, geometry, crs, snap_tolerance_m)
+        prop = _proposal(current, row, four_to, geometry, crs, snap_tolerance_m, extend_m)
         fields = {"four_to": four_to} if four_to is not None else {}
         _commit_edit(
             store, current, row, prop, expected=expected, author=author, reason=reason,

@@ -14,6 +14,7 @@ whose message names the file and the fix.
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -216,22 +217,43 @@ def _read_vector(
     """A vector layer via pyogrio, attributes decoded, geometry in WGS84."""
     import pyogrio
 
-    layer = _pick_layer(file, suffix, layer)
-    encoding, notes = _shapefile_encoding(file) if suffix == ".shp" else (None, [])
     try:
-        frame = pyogrio.read_dataframe(file, layer=layer, encoding=_gdal_encoding(encoding))
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise SourceError(f"{file}: cannot be read ({_first_line(exc)}); re-export it") from exc
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise SourceError(
-            f"{file}: unreadable or corrupt ({_first_line(exc)}); re-export it"
-        ) from exc
+        layer = _pick_layer(file, suffix, layer)
+        encoding, notes = _shapefile_encoding(file) if suffix == ".shp" else (None, [])
+        try:
+            frame = pyogrio.read_dataframe(file, layer=layer, encoding=_gdal_encoding(encoding))
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            raise SourceError(f"{file}: cannot be read ({_first_line(exc)}); re-export it") from exc
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise SourceError(
+                f"{file}: unreadable or corrupt ({_first_line(exc)}); re-export it"
+            ) from exc
+    except SourceError:
+        if suffix in (".geojson", ".json"):
+            _check_json_syntax(file)  # GDAL's message hides where the syntax breaks
+        raise
     frame.columns = [c if c == "geometry" else str(c).strip() for c in frame.columns]
     where = f"layer {layer} of {file.name}" if layer and suffix in _MULTI_LAYER else file.name
     frame, found, crs_notes = to_wgs84(frame, file, crs, override)
     return Source(
         frame, file, layer, _DRIVERS[suffix], encoding, found, [f"read {where}", *notes, *crs_notes]
     )
+
+
+def _check_json_syntax(file: Path) -> None:
+    """Raise a `SourceError` naming the line and column where ``file`` stops being JSON."""
+    try:
+        json.loads(file.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "save the file as UTF-8 (RFC 7946)"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise SourceError(
+            f"{file}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
+            f"{exc.colno}); fix the syntax or re-export the layer"
+        ) from exc
 
 
 def _pick_layer(file: Path, suffix: str, layer: str | None) -> str | None:

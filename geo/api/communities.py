@@ -149,7 +149,7 @@ def _propose(request: Request, current: Atlas, body: BoundaryBody, street_id: st
             four_to=body.four_to,
             geometry=body.geometry,
             roads=_network(request, current),
-            areas=current.tables["areas"],
+            areas=edit.named_areas(current.tables),
             crs=body.crs,
             snap_tolerance_m=body.snap_tolerance_m,
             extend_m=body.extend_m,
@@ -168,16 +168,10 @@ def _street(current: Atlas, street_id: str):
 
 def _within(current: Atlas, key: str | None):
     """The polygon of street ``key`` (or of the whole district for 'district'); None for None."""
-    if key is None:
-        return None
-    streets = current.tables["streets"]
-    if key == "district":
-        return shapely.union_all(streets.geometry.values) if len(streets) else None
-    hit = streets[streets["id"] == key]
-    if hit.empty:
-        known = ", ".join(streets["id"].tolist()) or "none yet"
-        raise HTTPException(422, f"within: no street {key!r}; streets are {known}, or 'district'")
-    return hit.geometry.iloc[0]
+    try:
+        return edit.within_polygon(current.tables["streets"], key)
+    except edit.EditError as exc:
+        raise HTTPException(422, str(exc)) from exc
 
 
 def _http_words(message: str) -> str:
@@ -299,7 +293,7 @@ def build(
             areas, issues = geo_io.read_layer_doc(body.areas, "areas", "areas")
             warnings += [_issue("areas", i) for i in issues]
         else:
-            areas = current.tables["areas"]
+            areas = edit.named_areas(current.tables)
         prop = edit.propose(
             four_to=body.four_to,
             roads=network,

@@ -276,6 +276,37 @@ class Proposal:
         }
 
 
+def named_areas(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """What four-to text may cite as an area (``…地界``, ``与…交界``): the named areas and the
+    streets, as one frame of ``name`` and polygons."""
+    frames = [
+        tables[name][["name", "geometry"]]
+        for name in ("areas", "streets")
+        if name in tables and len(tables[name])
+    ]
+    if not frames:
+        return tables.get("areas")
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def within_polygon(streets: pd.DataFrame, key: str | None) -> BaseGeometry | None:
+    """The polygon a four-to text's open side is closed by: street ``key`` (id or name), or
+    the whole district for ``district``; None for None. Raises `EditError` for an unknown key."""
+    if key is None:
+        return None
+    if key == "district":
+        if not len(streets):
+            raise EditError("within district: the store has no streets yet")
+        return shapely.union_all(streets.geometry.values)
+    hit = streets[(streets["id"] == key) | (streets["name"] == key)]
+    if hit.empty:
+        known = ", ".join(f"{i} ({n})" for i, n in zip(streets["id"], streets["name"], strict=True))
+        raise EditError(
+            f"within: no street {key!r}; streets are {known or 'none yet'}, or district"
+        )
+    return hit.geometry.iloc[0]
+
+
 def propose(
     *,
     four_to: str | None = None,
