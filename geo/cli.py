@@ -933,6 +933,7 @@ def maps_build(
         opts = maps.MapOptions(
             basemap=basemap, tianditu_key=settings.tianditu_key, static_url="static",
             tiles_url=None, link="{kind}-{id}.html", district_link="index.html",
+            data_attribution=settings.data_attribution,
         )  # fmt: skip
     except maps.OptionError as exc:
         raise _fail(str(exc)) from exc

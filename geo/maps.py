@@ -19,6 +19,7 @@ Pure builders: an `Atlas` and `MapOptions` in, one HTML page (a string) out; no 
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import weakref
@@ -39,6 +40,7 @@ from pypinyin import lazy_pinyin
 from geo import crs as crs_mod
 from geo.atlas import Atlas
 from geo.ownership import NONE
+from geo.settings import DATA_ATTRIBUTION
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 BASEMAPS = ("osm", "tianditu", "amap", "none")
@@ -112,6 +114,7 @@ class MapOptions:
     # served maps fetch their search entries after the map is up (a smaller, faster page);
     # standalone files embed them
     search_url: str | None = None  # e.g. "/maps/search.json"; {scope} is the community id
+    data_attribution: str = DATA_ATTRIBUTION  # credit for the data, in the attribution control
 
     def __post_init__(self) -> None:
         if self.basemap not in BASEMAPS:
@@ -289,8 +292,25 @@ def _new_map(opts: MapOptions, title: str, bounds: list[list[float]]) -> folium.
     )
     root.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
     _basemap(m, opts)
+    if opts.data_attribution:
+        _Attribution(opts.data_attribution).add_to(m)
     m.fit_bounds(bounds)
     return m
+
+
+class _Attribution(MacroElement):
+    """Credit for the data in the map's attribution control (text, escaped: never markup)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.html|tojson }});"
+        "{% endmacro %}"
+    )
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "Attribution"
+        self.html = html.escape(text)
 
 
 def _basemap(m: folium.Map, opts: MapOptions) -> None:

@@ -469,3 +469,9 @@ def test_gdal_reads_in_cgcs2000(server, pyogrio, atlas) -> None:
     truth = atlas.tables["parks"].geometry.values[:5]
     assert shapely.equals_exact(df.geometry.values, truth, tolerance=1e-7).all()
     assert json.loads(df.crs.to_json())["id"]["code"] == 4490
+
+
+def test_landing_page_credits_the_data(api) -> None:
+    doc = api.get("/").json()
+    assert "OpenStreetMap contributors, ODbL 1.0" in doc["attribution"]
+    assert "ODbL 1.0" in api.get("/", params={"f": "html"}).text
