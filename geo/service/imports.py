@@ -96,7 +96,15 @@ def import_layer(
     for name, load in loads.items():
         tables[name] = _merge(tables[name], load.frame, mode)
     rejected = [issue for load in loads.values() for issue in load.rejected]
-    rejected += _drop_orphans(tables, loads)
+    try:
+        rejected += _drop_orphans(tables, loads)
+    except ImportRefused as exc:
+        if layer != "osm":
+            raise
+        raise ImportRefused(
+            f"{exc}; an OpenStreetMap extract starts a district afresh: import it into a new "
+            "store (--db NEW.gpkg), then build the communities there"
+        ) from exc
     changes = [
         _change(name, snapshot.tables[name], loads[name].frame, tables[name]) for name in loads
     ]
