@@ -22,8 +22,7 @@ from geo.crs import METRIC_CRS, from_wgs84, to_lonlat, to_metric
 
 X0, Y0 = (float(v[0]) for v in from_wgs84(120.15, 30.18, METRIC_CRS))
 ROOT = Path(__file__).resolve().parents[1]
-_IN_REPO = ROOT / "data" / "osm" / "binjiang.osm.pbf"
-OSM = _IN_REPO if _IN_REPO.exists() else Path("/work/shared/osm/binjiang.osm.pbf")
+OSM = ROOT / "data" / "osm" / "binjiang.osm.pbf"  # the real extract (ODbL), in the repository
 
 
 def local(geom):

@@ -31,9 +31,7 @@ X0, Y0 = (float(v[0]) for v in from_wgs84(120.15, 30.18, METRIC_CRS))
 RECT = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
 BOX = box(0, 0, 1000, 800)
 REPO = Path(__file__).resolve().parents[1]
-OSM = REPO / "data" / "osm" / "binjiang.osm.pbf"
-if not OSM.exists():  # until the extract is copied into the repository
-    OSM = Path("/work/shared/osm/binjiang.osm.pbf")
+OSM = REPO / "data" / "osm" / "binjiang.osm.pbf"  # the real extract (ODbL), in the repository
 
 
 def local(geom):
