@@ -1,9 +1,11 @@
-"""Assign the rows of a CSV of points (enterprises by address point) to their owners, streaming.
+"""Assign the rows of a table of points (enterprises by address point) to their owners.
 
-The file is read in chunks of rows, so files far larger than memory go through; each chunk is
-located in one vectorised call. A bad row never aborts the file: it is written with status
-``invalid`` and a reason. Status ``ok``: a community owns the point; ``outside``: the point is
-valid but no community owns it.
+A CSV written to a CSV is streamed in chunks of rows, so files far larger than memory go
+through; Excel ``.xlsx`` and Parquet (in, or out: the output's format follows its extension)
+are read whole. Each chunk is located in one vectorised call. The lon/lat columns are found by
+their usual names (经度/lon/lng/x, 纬度/lat/y: `geo.columns.find_coordinates`) unless named.
+A bad row never aborts the file: it is written with status ``invalid`` and a reason. Status
+``ok``: a community owns the point; ``outside``: the point is valid but no community owns it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ import pandas as pd
 
 from geo import crs as crs_mod
 from geo.atlas import LEVELS, Atlas
-from geo.io import defuse_formula
+from geo.columns import find_coordinates
+from geo.io import InputError, defuse_formula, write_csv
+from geo.sources import read_source, suffix_of
 
 OUTPUT_COLUMNS = [f"{name}_id" for name in LEVELS] + ["status", "reason"]
+OUTPUT_SUFFIXES = (".csv", ".xlsx", ".parquet")
+_WHOLE_TABLES = (".xlsx", ".parquet", ".geoparquet")  # read whole; any other input streams as CSV
 
 
 class BatchError(ValueError):
@@ -52,50 +58,142 @@ def assign_csv(
     dst: Path,
     *,
     crs: str | None = None,
-    lon_col: str = "lon",
-    lat_col: str = "lat",
+    lon_col: str | None = None,
+    lat_col: str | None = None,
     crs_col: str = "crs",
     chunk_rows: int = 100_000,
     progress: Callable[[int], None] | None = None,
 ) -> BatchSummary:
-    """Write ``dst``: every row of ``src`` plus `OUTPUT_COLUMNS`.
+    """Write ``dst`` (CSV): every row of ``src`` (CSV) plus `OUTPUT_COLUMNS`, streaming.
 
     The CRS is ``crs`` when given, else the row's ``crs_col`` when the file has one, else WGS84.
+    The coordinate columns are ``lon_col``/``lat_col``, found by name when not given.
     ``progress`` is called with the number of input bytes read so far.
     """
     if crs is not None:
         crs = crs_mod.normalize_crs(crs)
     summary = BatchSummary()
     tmp = dst.with_name(dst.name + ".part")
-    with src.open("rb") as raw, tmp.open("w", encoding="utf-8-sig", newline="") as out:
-        text = io.TextIOWrapper(raw, encoding=detect_encoding(src), newline="")
-        reader = csv.reader(text)
-        header = next(reader, None)
-        if not header:
-            raise BatchError(f"{src} is empty: expected a header row with {lon_col} and {lat_col}")
-        missing = [c for c in (lon_col, lat_col) if c not in header]
-        if missing:
-            raise BatchError(
-                f"{src} has no column {', '.join(missing)} (columns: {', '.join(header)}); "
-                "name the coordinate columns with --lon-col and --lat-col"
-            )
-        cols = _Columns(header, lon_col, lat_col, crs_col if crs is None else None)
-        writer = csv.writer(out)
-        writer.writerow(header + OUTPUT_COLUMNS)
-        for rows in _chunks(reader, chunk_rows):
-            result = _assign_rows(atlas, rows, cols, crs)
-            width = len(header)
-            writer.writerows(
-                [defuse_formula(c) for c in (r + [""] * (width - len(r)))[:width]] + extra
-                for r, extra in zip(rows, result, strict=True)
-            )
-            summary.rows += len(rows)
-            for row in result:
-                summary.status[row[4]] += 1
-            if progress:
-                progress(raw.tell())
+    try:
+        with src.open("rb") as raw, tmp.open("w", encoding="utf-8-sig", newline="") as out:
+            reader = csv.reader(io.TextIOWrapper(raw, encoding=detect_encoding(src), newline=""))
+            header = next(reader, None)
+            if not header:
+                raise BatchError(f"{src} is empty: expected a header row with lon/lat columns")
+            cols = _columns(src, header, lon_col, lat_col, crs_col if crs is None else None)
+            writer = csv.writer(out)
+            writer.writerow(header + OUTPUT_COLUMNS)
+            for rows in _chunks(reader, chunk_rows):
+                result = _assign_rows(atlas, rows, cols, crs)
+                writer.writerows(_padded(rows, len(header), result))
+                _count(summary, result)
+                if progress:
+                    progress(raw.tell())
+    except (UnicodeDecodeError, csv.Error) as exc:
+        tmp.unlink(missing_ok=True)
+        raise BatchError(f"{src}: not a readable CSV text file ({exc}); save it as CSV") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(dst)
     return summary
+
+
+def _padded(rows: list[list[str]], width: int, result: list[list[str]]) -> Iterator[list[str]]:
+    """Output rows: the input cells (formulas defused, padded to the header) + the owners."""
+    for r, extra in zip(rows, result, strict=True):
+        yield [defuse_formula(c) for c in (r + [""] * (width - len(r)))[:width]] + extra
+
+
+def _count(summary: BatchSummary, result: list[list[str]]) -> None:
+    summary.rows += len(result)
+    for row in result:
+        summary.status[row[4]] += 1
+
+
+def _columns(
+    src: Path, header: list[str], lon: str | None, lat: str | None, crs: str | None
+) -> _Columns:
+    """The coordinate (and crs) columns of ``header``; a BatchError naming them if absent."""
+    try:
+        lon_col, lat_col = find_coordinates(header, lon, lat)
+    except InputError as exc:
+        raise BatchError(f"{src}: {exc}") from exc
+    return _Columns(header, lon_col, lat_col, crs)
+
+
+def assign_file(
+    atlas: Atlas,
+    src: Path,
+    dst: Path,
+    *,
+    crs: str | None = None,
+    lon_col: str | None = None,
+    lat_col: str | None = None,
+    crs_col: str = "crs",
+    sheet: str | None = None,
+    chunk_rows: int = 100_000,
+    progress: Callable[[int], None] | None = None,
+) -> BatchSummary:
+    """`assign_csv` for any table: CSV, ``.xlsx`` (``sheet``) or Parquet in; CSV, ``.xlsx`` or
+    Parquet out, by ``dst``'s extension. CSV to CSV streams; the others are read whole."""
+    out_suffix = dst.suffix.lower()
+    if out_suffix not in OUTPUT_SUFFIXES:
+        raise BatchError(
+            f"{dst}: cannot write {out_suffix or 'that'}; use {', '.join(OUTPUT_SUFFIXES)}"
+        )
+    if suffix_of(src) not in _WHOLE_TABLES and out_suffix == ".csv" and sheet is None:
+        return assign_csv(
+            atlas,
+            src,
+            dst,
+            crs=crs,
+            lon_col=lon_col,
+            lat_col=lat_col,
+            crs_col=crs_col,
+            chunk_rows=chunk_rows,
+            progress=progress,
+        )
+    if crs is not None:
+        crs = crs_mod.normalize_crs(crs)
+    source = read_source(src, layer=sheet)
+    if source.is_vector:
+        raise BatchError(f"{src}: a vector layer, not a table; give a table with lon/lat columns")
+    table = source.frame.reset_index(drop=True)
+    header = [str(c) for c in table.columns]
+    cols = _columns(src, header, lon_col, lat_col, crs_col if crs is None else None)
+    cells = table.astype(object).where(table.notna(), "").astype(str).to_numpy().tolist()
+    summary = BatchSummary()
+    result: list[list[str]] = []
+    for start in range(0, len(cells), chunk_rows):
+        part = _assign_rows(atlas, cells[start : start + chunk_rows], cols, crs)
+        _count(summary, part)
+        result += part
+    _write_table(table, pd.DataFrame(result, columns=OUTPUT_COLUMNS, dtype=object), dst)
+    if progress:
+        progress(src.stat().st_size if src.is_file() else 0)
+    return summary
+
+
+def _write_table(table: pd.DataFrame, owners: pd.DataFrame, dst: Path) -> None:
+    """The input table + the owner columns, as CSV, .xlsx or Parquet (by ``dst``'s suffix)."""
+    if len(owners) == 0:
+        owners = pd.DataFrame(columns=OUTPUT_COLUMNS, dtype=object)
+    frame = pd.concat([table, owners.set_index(table.index)], axis=1)
+    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix}")
+    try:
+        if dst.suffix.lower() == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif dst.suffix.lower() == ".xlsx":
+            text = frame.select_dtypes(include=["object", "string"]).columns
+            frame[text] = frame[text].map(lambda v: defuse_formula(v) if isinstance(v, str) else v)
+            frame.to_excel(tmp, index=False, engine="openpyxl")
+        else:
+            write_csv(frame, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(dst)
 
 
 @dataclass(frozen=True)

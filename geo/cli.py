@@ -1,4 +1,4 @@
-"""The `geo` command line: load, serve, locate, assign, export, check, boundary.
+"""The `geo` command line: load, import, serve, locate, assign, export, check, boundary.
 
 Errors in the input end the command with exit code 2 and a message that says what to fix.
 """
@@ -34,8 +34,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # messages are never wrapped: paths stay whole, greppable
+err = Console(stderr=True, soft_wrap=True)
 
 _WARNINGS_SHOWN = 10
 DbOption = Annotated[str | None, typer.Option("--db", help="store: a .gpkg path (env GEO_DB)")]
@@ -89,20 +89,23 @@ def check_four_to(tables) -> list:
 
 
 def load_into(
-    db: str, data: Path, *, strict: bool = False, verbose: bool = False, author: str = "geo load"
+    db: str,
+    data: Path,
+    *,
+    strict: bool = False,
+    verbose: bool = False,
+    author: str = "geo load",
+    crs: str | None = None,
+    fields: dict[str, str] | None = None,
 ) -> int:
     """Validate every file in ``data`` and replace the store's contents in one transaction."""
     try:
-        result = geo_io.read_directory(data)
+        result = geo_io.read_directory(data, crs=crs, fields=fields)
     except geo_io.InputError as exc:
         raise _fail(str(exc)) from exc
-    shown = result.warnings if verbose else result.warnings[:_WARNINGS_SHOWN]
-    for issue in shown:
-        err.print(f"[yellow]warning[/yellow] {_issue(issue)}", highlight=False)
-    if len(shown) < len(result.warnings):
-        err.print(f"… and {len(result.warnings) - len(shown)} more warnings (--verbose lists all)")
-    for issue in result.rejected:
-        err.print(f"[red]rejected[/red] {_issue(issue)}", highlight=False)
+    for note in result.notes:
+        err.print(f"[cyan]detected[/cyan] {note}", highlight=False)
+    _report(result.warnings, result.rejected, verbose)
     if result.rejected and strict:
         raise _fail(f"{len(result.rejected)} rows rejected; nothing was loaded (--strict)")
     for built in check_four_to(result.tables):
@@ -124,15 +127,103 @@ def load_into(
     return version
 
 
+def _report(warnings: list, rejected: list, verbose: bool) -> None:
+    """The per-row report: warnings (the first few unless ``verbose``), then rejected rows."""
+    shown = warnings if verbose else warnings[:_WARNINGS_SHOWN]
+    for issue in shown:
+        err.print(f"[yellow]warning[/yellow] {_issue(issue)}", highlight=False)
+    if len(shown) < len(warnings):
+        err.print(f"… and {len(warnings) - len(shown)} more warnings (--verbose lists all)")
+    for issue in rejected:
+        err.print(f"[red]rejected[/red] {_issue(issue)}", highlight=False)
+
+
+def _fields(pairs: list[str] | None) -> dict[str, str] | None:
+    """``--field ours=theirs`` options as a mapping (exit 2 on a malformed one)."""
+    if not pairs:
+        return None
+    fields = {}
+    for pair in pairs:
+        ours, sep, theirs = pair.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise _fail(f"--field {pair!r}: write ours=theirs, e.g. --field name=道路名称")
+        fields[ours.strip()] = theirs.strip()
+    return fields
+
+
+FieldOption = Annotated[
+    list[str] | None,
+    typer.Option("--field", help="ours=theirs: read our field from their column (repeatable)"),
+]
+SourceCrsOption = Annotated[
+    str | None,
+    typer.Option("--crs", help="CRS of files that have none (or a wrong one): gcj02, EPSG:4549 …"),
+]
+SourceLayerOption = Annotated[
+    str | None, typer.Option("--layer", help="layer of a GeoPackage/FileGDB, or sheet of a .xlsx")
+]
+
+
 @app.command()
 def load(
-    data: Annotated[Path, typer.Argument(help="folder with the layers' GeoJSON and CSV files")],
+    data: Annotated[
+        Path, typer.Argument(help="folder with one file per layer: roads.shp, enterprises.xlsx …")
+    ],
     db: DbOption = None,
     strict: Annotated[bool, typer.Option(help="load nothing if any row is rejected")] = False,
     verbose: Annotated[bool, typer.Option(help="list every warning")] = False,
+    field: FieldOption = None,
+    crs: SourceCrsOption = None,
 ) -> None:
     """Replace the store's contents with a folder of layers, atomically."""
-    load_into(_settings(db).db, data, strict=strict, verbose=verbose)
+    load_into(
+        _settings(db).db, data, strict=strict, verbose=verbose, crs=crs, fields=_fields(field)
+    )
+
+
+@app.command("import")
+def import_cmd(
+    layer: Annotated[str, typer.Argument(help="roads, streets, …, enterprises, officers, or osm")],
+    source: Annotated[str, typer.Argument(help="any file: .shp .gpkg .geojson .xlsx .csv …")],
+    layer_name: SourceLayerOption = None,
+    crs: SourceCrsOption = None,
+    field: FieldOption = None,
+    mode: Annotated[str, typer.Option(help="replace the layer, or add (upsert by id)")] = "replace",
+    strict: Annotated[bool, typer.Option(help="import nothing if any row is rejected")] = False,
+    verbose: Annotated[bool, typer.Option(help="list every warning")] = False,
+    db: DbOption = None,
+) -> None:
+    """Replace (or add to) one layer of the store from any source, in one new version."""
+    from geo.service.imports import import_layer
+    from geo.store.sqlite import StaleVersionError
+
+    store_db = _settings(db).db
+    store = _open(store_db)
+    try:
+        try:
+            result = import_layer(
+                store, layer, source, source_layer=layer_name, crs=crs,
+                fields=_fields(field), mode=mode, strict=strict,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except (geo_io.InputError, StaleVersionError) as exc:
+            raise _fail(str(exc)) from exc
+        for note in result.notes:
+            err.print(f"[cyan]detected[/cyan] {note}", highlight=False)
+        _report(result.warnings, result.rejected, verbose)
+        if result.version is None:
+            raise _fail(f"{len(result.rejected)} rows rejected; nothing was imported (--strict)")
+        _wait_served(store, result.version)
+    finally:
+        store.close()
+    changes = "; ".join(
+        f"{c.layer}: {c.rows} rows ({c.added} added, {c.updated} updated, {c.removed} removed)"
+        for c in result.changes
+    )
+    out.print(
+        f"imported {changes} into {store_db} (version {result.version}); "
+        f"{len(result.rejected)} rejected, {len(result.warnings)} warnings",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -193,18 +284,25 @@ def locate(
 
 @app.command()
 def assign(
-    src: Annotated[Path, typer.Argument(help="CSV with a lon and a lat column")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write")],
+    src: Annotated[Path, typer.Argument(help="table of points: .csv, .xlsx or .parquet")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="file to write: .csv, .xlsx or .parquet")
+    ],
     crs: Annotated[
         str | None, typer.Option(help="CRS of all rows (default: the crs column, else wgs84)")
     ] = None,
-    lon_col: Annotated[str, typer.Option(help="longitude column")] = "lon",
-    lat_col: Annotated[str, typer.Option(help="latitude column")] = "lat",
+    lon_col: Annotated[
+        str | None, typer.Option(help="longitude column (default: found, e.g. 经度/lon/lng/x)")
+    ] = None,
+    lat_col: Annotated[
+        str | None, typer.Option(help="latitude column (default: found, e.g. 纬度/lat/y)")
+    ] = None,
+    sheet: Annotated[str | None, typer.Option("--layer", help="sheet of a .xlsx")] = None,
     chunk_rows: Annotated[int, typer.Option(help="rows per chunk")] = 100_000,
     db: DbOption = None,
 ) -> None:
     """Add street_id, community_id, grid_id, microgrid_id, status and reason to every row."""
-    from geo.batch import BatchError, assign_csv
+    from geo.batch import BatchError, assign_file
 
     if not src.is_file():
         raise _fail(f"{src} is not a file")
@@ -213,17 +311,11 @@ def assign(
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task("assign", total=src.stat().st_size)
         try:
-            summary = assign_csv(
-                atlas,
-                src,
-                output,
-                crs=crs,
-                lon_col=lon_col,
-                lat_col=lat_col,
-                chunk_rows=chunk_rows,
-                progress=lambda done: bar.update(task, completed=done),
-            )
-        except (BatchError, crs_mod.UnknownCRSError) as exc:
+            summary = assign_file(
+                atlas, src, output, crs=crs, lon_col=lon_col, lat_col=lat_col, sheet=sheet,
+                chunk_rows=chunk_rows, progress=lambda done: bar.update(task, completed=done),
+            )  # fmt: skip
+        except (BatchError, geo_io.InputError, crs_mod.UnknownCRSError, OSError) as exc:
             raise _fail(str(exc)) from exc
     counts = ", ".join(f"{v} {k}" for k, v in summary.status.items())
     out.print(f"{summary.rows} rows → {output}: {counts}", highlight=False)
@@ -338,6 +430,15 @@ GeometryOption = Annotated[
 SnapOption = Annotated[float, typer.Option(help="drawn vertices this close (m) snap to roads")]
 CrsOption = Annotated[str, typer.Option(help="CRS of the drawn geometry")]
 ReasonOption = Annotated[str, typer.Option(help="why (kept in the history)")]
+ExtendOption = Annotated[
+    float,
+    typer.Option(
+        "--extend-m",
+        min=0,
+        help="run a road that stops short of the next side on along its last direction, by at "
+        "most this many metres (the answer lists each extension)",
+    ),
+]
 AuthorOption = Annotated[str, typer.Option(help="who (kept in the history)")]
 IfVersionOption = Annotated[
     int | None,
@@ -345,9 +446,10 @@ IfVersionOption = Annotated[
 ]
 
 
-def _read_layer(path: Path, layer: str):
+def _read_layer(path: str, layer: str, source_layer: str | None = None):
+    """A layer from any source (columns found, ids derived); its issues printed as warnings."""
     try:
-        frame, issues = geo_io.read_layer_file(path, layer)
+        frame, issues, _ = geo_io.read_layer_source(path, layer, source_layer=source_layer)
     except geo_io.InputError as exc:
         raise _fail(str(exc)) from exc
     for issue in issues:
@@ -363,28 +465,43 @@ def _print_json(obj) -> None:
 def boundary_build(
     four_to: Annotated[str, typer.Argument(help="four-to (四至) text")],
     roads: Annotated[
-        Path | None, typer.Option(help="roads GeoJSON (default: the store's roads)")
+        str | None,
+        typer.Option(help="roads: any source, e.g. roads.shp or data.gpkg:roads (default: store)"),
     ] = None,
     areas: Annotated[
-        Path | None, typer.Option(help="named areas GeoJSON (default: the store's)")
+        str | None, typer.Option(help="named areas: any source (default: the store's)")
+    ] = None,
+    layer: Annotated[str | None, typer.Option(help="layer of --roads (GeoPackage …)")] = None,
+    extend_m: ExtendOption = 0.0,
+    within: Annotated[
+        str | None,
+        typer.Option(
+            help="street id or name (or 'district') of the store whose boundary closes a side "
+            "the text leaves open"
+        ),
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Print the polygon four-to text encloses as one GeoJSON Feature (area_m2, sides)."""
+    """Print the polygon four-to text encloses as one GeoJSON Feature (area_m2, sides; and
+    extensions, exceptions, notes, within, resolved names where the build has them)."""
     from geo.boundaries.build import BuildError, build_boundary
+    from geo.boundaries.edit import EditError, named_areas, within_polygon
     from geo.boundaries.fourto import FourToError
 
     store_db = _settings(db).db
     have_store = Path(store_db).exists()
     if roads is None and not have_store:
-        raise _fail("give --roads ROADS.geojson, or --db a store that holds the roads")
-    use_store = roads is None or (areas is None and have_store)
+        raise _fail("give --roads ROADS (any source), or --db a store that holds the roads")
+    if within is not None and not have_store:
+        raise _fail(f"--within {within} names a street of the store: no store at {store_db}")
+    use_store = roads is None or (areas is None and have_store) or within is not None
     tables = _atlas(store_db).tables if use_store else {}
-    road_frame = _read_layer(roads, "roads") if roads is not None else tables["roads"]
-    area_frame = _read_layer(areas, "areas") if areas is not None else tables.get("areas")
+    road_frame = _read_layer(roads, "roads", layer) if roads is not None else tables["roads"]
+    area_frame = _read_layer(areas, "areas") if areas is not None else named_areas(tables)
     try:
-        result = build_boundary(four_to, road_frame, area_frame)
-    except (BuildError, FourToError) as exc:
+        closing = within_polygon(tables["streets"], within) if within is not None else None
+        result = build_boundary(four_to, road_frame, area_frame, extend_m=extend_m, within=closing)
+    except (BuildError, FourToError, EditError) as exc:
         raise _fail(str(exc)) from exc
     _print_json(result.to_feature())
 
@@ -405,7 +522,8 @@ def _edit_context(db: str, community_id: str):
     return store, current, rows.iloc[0]
 
 
-def _proposal(current, four_to, geometry, crs, snap):
+def _proposal(current, row, four_to, geometry, crs, snap, extend_m):
+    """The proposed boundary; a side the four-to text leaves open is closed by the street."""
     from geo.boundaries import edit
     from geo.boundaries.build import BuildError
     from geo.boundaries.fourto import FourToError
@@ -421,12 +539,20 @@ def _proposal(current, four_to, geometry, crs, snap):
             four_to=four_to,
             geometry=drawn,
             roads=current.tables["roads"],
-            areas=current.tables["areas"],
+            areas=edit.named_areas(current.tables),
             crs=crs,
             snap_tolerance_m=snap,
+            extend_m=extend_m,
+            within=_street_of(current, row) if four_to is not None else None,
         )
     except (edit.EditError, BuildError, FourToError) as exc:
         raise _fail(str(exc)) from exc
+
+
+def _street_of(current, row):
+    streets = current.tables["streets"]
+    hit = streets[streets["id"] == row["street_id"]]
+    return None if hit.empty else hit.geometry.iloc[0]
 
 
 @boundary_app.command("preview")
@@ -436,6 +562,7 @@ def boundary_preview(
     geometry: GeometryOption = None,
     crs: CrsOption = "wgs84",
     snap_tolerance_m: SnapOption = 15.0,
+    extend_m: ExtendOption = 0.0,
     db: DbOption = None,
 ) -> None:
     """Print (JSON) what a new boundary would change: parks, buildings, enterprises, areas."""
@@ -443,7 +570,7 @@ def boundary_preview(
 
     store, current, row = _edit_context(_settings(db).db, community_id)
     store.close()
-    prop = _proposal(current, four_to, geometry, crs, snap_tolerance_m)
+    prop = _proposal(current, row, four_to, geometry, crs, snap_tolerance_m, extend_m)
     check = edit.validate(current.tables, community_id, row["street_id"], prop.metric)
     out_ = edit.impact(current.tables, community_id, prop.polygon)
     out_["valid"] = check.ok
@@ -501,6 +628,7 @@ def boundary_set(
     geometry: GeometryOption = None,
     crs: CrsOption = "wgs84",
     snap_tolerance_m: SnapOption = 15.0,
+    extend_m: ExtendOption = 0.0,
     reason: ReasonOption = "",
     author: AuthorOption = "anonymous",
     if_version: IfVersionOption = None,
@@ -510,7 +638,7 @@ def boundary_set(
     store, current, row = _edit_context(_settings(db).db, community_id)
     try:
         expected = store.community_version(community_id) if if_version is None else if_version
-        prop = _proposal(current, four_to, geometry, crs, snap_tolerance_m)
+        prop = _proposal(current, row, four_to, geometry, crs, snap_tolerance_m, extend_m)
         fields = {"four_to": four_to} if four_to is not None else {}
         _commit_edit(
             store, current, row, prop, expected=expected, author=author, reason=reason,
@@ -805,6 +933,7 @@ def maps_build(
         opts = maps.MapOptions(
             basemap=basemap, tianditu_key=settings.tianditu_key, static_url="static",
             tiles_url=None, link="{kind}-{id}.html", district_link="index.html",
+            data_attribution=settings.data_attribution,
         )  # fmt: skip
     except maps.OptionError as exc:
         raise _fail(str(exc)) from exc

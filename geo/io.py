@@ -9,11 +9,18 @@ GeoJSON file and 1-based line numbers in a CSV (the header is line 1); row 0 mea
 A bad row never stops a load: it is rejected with its reason and the rest loads. Problems with a
 whole file (missing, not JSON, not a FeatureCollection, missing CSV columns, an unknown ``crs``
 member) raise `InputError`.
+
+Any other source (Shapefile, GeoPackage, FileGDB, KML, GeoParquet, .osm.pbf, CSV in any usual
+encoding, .xlsx, Parquet) is read by `geo.sources`, its columns found and ids derived by
+`geo.columns`, then validated row by row exactly as above: `read_layer_source` for one layer,
+and `read_directory` for a folder's ``roads.shp``, ``enterprises.xlsx`` … (one file per layer).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import datetime
 import io
 import json
 import math
@@ -23,7 +30,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -33,7 +40,10 @@ from numpy.typing import NDArray
 
 from geo import crs as geo_crs
 from geo.creditcode import ALPHABET, check_char, valid_mask
-from geo.model import AREAS, ENTERPRISES, LAYERS, OFFICERS, PARENT, TABLES, Field, LayerSpec
+from geo.model import AREAS, ENTERPRISES, OFFICERS, PARENT, TABLES, Field, LayerSpec
+
+if TYPE_CHECKING:
+    from geo.sources import Source
 
 GEOJSON_LAYERS = ("roads", "streets", "communities", "grids", "parks", "buildings")
 OPTIONAL_FILES = {"areas": "areas.geojson"}  # named areas cited by four-to text (…地界)
@@ -108,6 +118,7 @@ class LoadResult:
     tables: dict[str, pd.DataFrame]
     rejected: list[Issue]
     warnings: list[Issue]
+    notes: list[str] = dataclasses.field(default_factory=list)  # what was detected, per file
 
 
 class InputError(ValueError):
@@ -117,24 +128,40 @@ class InputError(ValueError):
 # ---------------------------------------------------------------------------------------- read
 
 
-def read_directory(path: str | os.PathLike[str]) -> LoadResult:
-    """Read and validate every layer file in ``path`` (other files there are ignored)."""
+def read_directory(
+    path: str | os.PathLike[str],
+    *,
+    crs: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> LoadResult:
+    """Read and validate every layer file in ``path`` (other files there are ignored).
+
+    A layer is the file named after it: ``roads.geojson`` … ``enterprises.csv`` in our schema
+    are read strictly as before; the same stem with another supported extension (``roads.shp``,
+    ``enterprises.xlsx`` …) is read with `load_layer_source`, ``crs`` and ``fields`` applying.
+    """
     folder = Path(path)
-    missing = [file for file in FILES.values() if not (folder / file).is_file()]
+    found = {name: _layer_file(folder, name) for name in [*GEOJSON_LAYERS, "areas", *FILES]}
+    missing = [file for name, file in FILES.items() if found[name] is None]
     if missing:
         raise InputError(
             f"{folder}: missing {', '.join(missing)}; a data folder needs "
-            f"{', '.join(FILES.values())}"
+            f"{', '.join(FILES.values())} (or the same names with another supported "
+            "extension such as .shp, .gpkg, .xlsx)"
         )
     result = LoadResult({}, [], [])
-    for name in GEOJSON_LAYERS:
-        result.tables[name] = _read_geojson_layer(folder / FILES[name], LAYERS[name], result)
-    areas = folder / OPTIONAL_FILES["areas"]
-    result.tables["areas"] = (
-        _read_geojson_layer(areas, AREAS, result) if areas.is_file() else _empty(AREAS)
-    )
-    result.tables["enterprises"] = _read_enterprises(folder / FILES["enterprises"], result)
-    result.tables["officers"] = _read_officers(folder / FILES["officers"], result)
+    applied: set[str] = set()  # the --field overrides some file used
+    for name, file in found.items():
+        if file is None:
+            result.tables[name] = _empty(AREAS)
+            continue
+        ours = _read_ours(file, name, result)
+        result.tables[name] = (
+            ours
+            if ours is not None
+            else _read_source_into(file, TABLES[name], result, crs, fields, applied)
+        )
+    _check_unused_fields(folder, fields, applied)
     _check_references(result)
     _warn_codes(result)
     for name, frame in result.tables.items():
@@ -142,17 +169,335 @@ def read_directory(path: str | os.PathLike[str]) -> LoadResult:
     return result
 
 
+def _read_ours(file: Path, name: str, result: LoadResult) -> pd.DataFrame | None:
+    """A layer file in our schema read strictly (as ever), or None for a file that is not:
+    another format, a GeoJSON whose features carry no id, a CSV without an ``id`` column."""
+    if file.name != FILES.get(name, OPTIONAL_FILES.get(name)):
+        return None
+    if name == "enterprises":
+        return _read_enterprises(file, result) if _csv_has_id(file) else None
+    if name == "officers":
+        return _read_officers(file, result) if _csv_has_id(file) else None
+    doc = _load_json(file)
+    if doc["features"] and not any(_has_id(f) for f in doc["features"]):
+        return None
+    return _layer_from_doc(doc, file, TABLES[name], result)
+
+
+def _has_id(feature: Any) -> bool:
+    """Whether a GeoJSON feature carries an id (the member or an ``id`` property)."""
+    if not isinstance(feature, dict):
+        return False
+    props = feature.get("properties")
+    return feature.get("id") is not None or (isinstance(props, dict) and "id" in props)
+
+
+def _csv_has_id(path: Path) -> bool:
+    """Whether a CSV's header line names an ``id`` column."""
+    with path.open("rb") as handle:
+        head = handle.readline()
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = head.decode("gb18030", errors="replace")
+    header = next(csv.reader([text]), [])
+    return "id" in (c.strip().lower() for c in header)
+
+
+def _layer_file(folder: Path, layer: str) -> Path | None:
+    """The one file of ``folder`` named after ``layer`` with a supported extension, if any."""
+    from geo.sources import SUPPORTED_SUFFIXES, suffix_of
+
+    if not folder.is_dir():
+        return None
+    candidates = sorted(
+        p
+        for p in folder.iterdir()
+        if suffix_of(p) in SUPPORTED_SUFFIXES and p.name[: -len(suffix_of(p))] == layer
+    )
+    if len(candidates) > 1:
+        raise InputError(
+            f"{folder}: {len(candidates)} files for the {layer} layer "
+            f"({', '.join(p.name for p in candidates)}); keep one"
+        )
+    return candidates[0] if candidates else None
+
+
 def read_layer_file(
     path: str | os.PathLike[str], layer: str
 ) -> tuple[gpd.GeoDataFrame, list[Issue]]:
-    """One layer's GeoJSON file on its own: the valid features and the issues (rejected rows,
-    then warnings). Raises InputError when the file cannot be read at all."""
+    """One layer's file on its own: the valid features and the issues (rejected rows, then
+    warnings). GeoJSON in our schema is read strictly; any other format goes through
+    `read_layer_source`. Raises InputError when the file cannot be read at all."""
     file = Path(path)
+    if file.suffix.lower() not in (".geojson", ".json"):
+        frame, issues, _ = read_layer_source(file, layer)
+        return frame, issues
     if not file.is_file():
         raise InputError(f"{file}: no such file; give the path of a GeoJSON {layer} layer")
     result = LoadResult({}, [], [])
     frame = _read_geojson_layer(file, TABLES[layer], result)
     return _finish(frame, TABLES[layer]), result.rejected + result.warnings
+
+
+@dataclass
+class SourceLoad:
+    """One layer read from any source: valid rows (finished as the store expects), the rows
+    rejected, the warnings, and notes on what was detected and which columns were used."""
+
+    frame: pd.DataFrame
+    rejected: list[Issue]
+    warnings: list[Issue]
+    notes: list[str]
+    rows: dict[str, int] = dataclasses.field(default_factory=dict)  # id -> row in the source
+
+
+def read_layer_source(
+    path: str | os.PathLike[str],
+    layer: str,
+    *,
+    source_layer: str | None = None,
+    crs: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, list[Issue], list[str]]:
+    """One layer from any source (`geo.sources.read_source`), columns found by `geo.columns`,
+    every row validated as `read_directory` does: (frame, rejected + warnings, notes)."""
+    loaded = load_layer_source(path, layer, source_layer=source_layer, crs=crs, fields=fields)
+    return loaded.frame, loaded.rejected + loaded.warnings, loaded.notes
+
+
+def load_layer_source(
+    path: str | os.PathLike[str],
+    layer: str,
+    *,
+    source_layer: str | None = None,
+    crs: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> SourceLoad:
+    """`read_layer_source` with the rejected rows and the warnings apart."""
+    from geo.sources import read_source
+
+    spec = _spec(layer)
+    source = read_source(path, layer=source_layer, crs=crs)  # tables ignore crs here
+    result = LoadResult({}, [], [])
+    notes = list(source.notes)
+    frame = _conform_source(source, spec, result, crs, fields, notes)
+    return _source_load(frame, spec, result, notes)
+
+
+def load_layer_frame(
+    frame: pd.DataFrame,
+    layer: str,
+    *,
+    name: str = "frame",
+    fields: Mapping[str, str] | None = None,
+) -> SourceLoad:
+    """`load_layer_source` for a frame already in memory (a GeoDataFrame in any CRS)."""
+    from geo.sources import Source, to_wgs84
+
+    notes: list[str] = []
+    found = None
+    if isinstance(frame, gpd.GeoDataFrame):
+        frame, found, notes = to_wgs84(frame, Path(name), None)
+    source = Source(frame, Path(name), None, "memory", None, found, notes)
+    result = LoadResult({}, [], [])
+    spec = _spec(layer)
+    out = _conform_source(source, spec, result, None, fields, notes)
+    return _source_load(out, spec, result, notes)
+
+
+def _source_load(
+    frame: pd.DataFrame, spec: LayerSpec, result: LoadResult, notes: list[str]
+) -> SourceLoad:
+    rows = dict(zip(frame["id"], (int(r) for r in frame["_row"]), strict=True))
+    return SourceLoad(_finish(frame, spec), result.rejected, result.warnings, notes, rows)
+
+
+def dangling_references(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str, str, str]]:
+    """(table, id, field, missing id) for every reference to a row no table holds: the parent
+    keys of `geo.model.PARENT`, buildings' park_id and officers' building_ids."""
+    found = []
+    for table, key, parent in _REFERENCES:
+        frame, known = tables[table], set(tables[parent]["id"])
+        values = frame[key]
+        bad = (values.notna() & ~values.isin(known)).to_numpy()
+        found += [
+            (table, fid, key, ref) for fid, ref in zip(frame["id"][bad], values[bad], strict=True)
+        ]
+    known = set(tables["buildings"]["id"])
+    officers = tables["officers"]
+    for fid, ids in zip(officers["id"], officers["building_ids"], strict=True):
+        found += [("officers", fid, "building_ids", b) for b in ids.split(";") if b not in known]
+    return found
+
+
+def _spec(layer: str) -> LayerSpec:
+    if layer not in TABLES:
+        raise InputError(f"unknown layer {layer!r}; the layers are {', '.join(TABLES)}")
+    return TABLES[layer]
+
+
+def _read_source_into(
+    file: Path,
+    spec: LayerSpec,
+    result: LoadResult,
+    crs: str | None,
+    fields: Mapping[str, str] | None,
+    applied: set[str],
+) -> pd.DataFrame:
+    """A layer of a data folder in another format, its issues added to ``result``; of the
+    ``fields`` overrides, those this file has the field and the column for apply (and are
+    added to ``applied``)."""
+    from geo.columns import applicable
+    from geo.sources import read_source
+
+    source = read_source(file, crs=crs, override=False)
+    extra = ("lon", "lat", "crs") if spec.name == "enterprises" else ()
+    mine = applicable(fields or {}, list(source.frame.columns), spec, extra)
+    applied.update(mine)
+    notes = list(source.notes)
+    frame = _conform_source(source, spec, result, crs, mine, notes)
+    result.notes += [f"{file.name}: {note}" for note in notes]
+    return frame
+
+
+def _check_unused_fields(folder: Path, fields: Mapping[str, str] | None, applied: set[str]) -> None:
+    """An `InputError` for a ``--field`` override that no file of the folder could use."""
+    unused = [f"{ours}={theirs}" for ours, theirs in (fields or {}).items() if ours not in applied]
+    if unused:
+        raise InputError(
+            f"{folder}: --field {', '.join(unused)}: no file (other than our own GeoJSON/CSV) "
+            "has that field and column; check the column's spelling"
+        )
+
+
+def _conform_source(
+    source: Source,
+    spec: LayerSpec,
+    result: LoadResult,
+    crs: str | None,
+    fields: Mapping[str, str] | None,
+    notes: list[str],
+) -> pd.DataFrame:
+    """A `geo.sources.Source` conformed to ``spec`` and validated row by row (not finished)."""
+    from geo.columns import conform
+
+    table = source.frame
+    if spec.name == "enterprises":
+        return _enterprises_from_source(source, result, crs, fields, notes)
+    if spec.geometry is not None and not source.is_vector:
+        raise InputError(
+            f"{source.path}: a table without geometry cannot be the {spec.name} layer; "
+            "give a vector file (Shapefile, GeoPackage, GeoJSON …)"
+        )
+    conformed, match = conform(table, spec, fields)
+    notes.append(f"{spec.name}: {match.describe()}")
+    if spec.geometry is None:
+        rows = _table_rows(conformed, source)
+        return _officers_from_rows(rows, result)
+    return _layer_from_doc(_feature_doc(conformed), source.path, spec, result)
+
+
+def _enterprises_from_source(
+    source: Source,
+    result: LoadResult,
+    crs: str | None,
+    fields: Mapping[str, str] | None,
+    notes: list[str],
+) -> pd.DataFrame:
+    """Enterprises from a table with lon/lat columns (per-row ``crs`` column unless ``crs`` is
+    given) or from a point layer (already in WGS84; its CRS kept as ``source_crs``)."""
+    from geo.columns import conform
+
+    if source.is_vector:
+        conformed, match = conform(source.frame, ENTERPRISES, fields)
+        points = conformed.geometry.to_numpy()
+        table = pd.DataFrame(conformed.drop(columns=conformed.geometry.name))
+        kinds = shapely.get_type_id(points)
+        table["lon"] = np.where(kinds == 0, shapely.get_x(points), np.nan)
+        table["lat"] = np.where(kinds == 0, shapely.get_y(points), np.nan)
+        table["crs"] = "wgs84"
+    else:
+        conformed, match = conform(source.frame, ENTERPRISES, fields, extra=("lon", "lat", "crs"))
+        table = conformed
+        if crs is not None:
+            table["crs"] = crs
+            notes.append(f"coordinates converted from {crs} (--crs) to WGS84")
+        elif "crs" in table:
+            notes.append(f"coordinates converted per row from the {match.used['crs']} column")
+        else:
+            notes.append(
+                "coordinates taken as WGS84 (no crs column, no --crs); AMap/Tencent "
+                "coordinates are GCJ-02 and Baidu's BD-09: pass --crs gcj02 or --crs bd09"
+            )
+    notes.append(f"enterprises: {match.describe()}")
+    rows = _table_rows(table, source)
+    if source.is_vector:
+        for k in np.flatnonzero(kinds != 0):
+            kind = "no geometry" if kinds[k] < 0 else f"a {points[k].geom_type}"
+            rows[k][2].append(f"an enterprise is a point, this row has {kind}; give its point")
+    frame = _enterprises_from_rows(rows, result)
+    if source.is_vector:
+        frame["source_crs"] = _crs_name(source.crs)
+    return frame
+
+
+def _crs_name(found: str | None) -> str:
+    """A source's CRS as `geo.crs` names it (``EPSG:4549``), or as found when it has no code."""
+    if found is None:
+        return "wgs84"
+    try:
+        return geo_crs.normalize_crs(found)
+    except geo_crs.UnknownCRSError:
+        return found
+
+
+def _table_rows(table: pd.DataFrame, source: Source) -> list[tuple[int, dict[str, Any], list[str]]]:
+    """A conformed table as `_read_csv` rows: (row number, values, problems). Rows count as in
+    the file: a spreadsheet's header is row 1, Parquet and vector rows count from 1."""
+    first = 2 if source.driver in ("CSV", "XLSX") else 1
+    records = _plain_records(_dates_as_text(table))
+    positions = range(len(table)) if source.driver != "XLSX" else table.index
+    return [(int(k) + first, record, []) for k, record in zip(positions, records, strict=True)]
+
+
+def _dates_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates and times (Excel cells, GeoPackage DATE fields) as ISO text, as our fields hold
+    them: ``2024-01-05``, or with the time when it is not midnight."""
+    out = frame.copy()
+    for name in out.columns:
+        values = out[name]
+        if not (
+            pd.api.types.is_datetime64_any_dtype(values)
+            or (values.dtype == object and values.map(_is_date).any())
+        ):
+            continue
+        stamps = pd.to_datetime(values.where(values.map(_is_date)), errors="coerce")
+        midnight = (stamps.dropna() == stamps.dropna().dt.normalize()).all()
+        text = stamps.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S")
+        out[name] = text.where(stamps.notna(), values.where(~values.map(_is_date)))
+    return out
+
+
+def _is_date(value: Any) -> bool:
+    return isinstance(value, datetime.date | pd.Timestamp | np.datetime64)
+
+
+def _feature_doc(frame: gpd.GeoDataFrame) -> dict[str, Any]:
+    """A conformed GeoDataFrame as a GeoJSON FeatureCollection dict for `_layer_from_doc`."""
+    texts = shapely.to_geojson(frame.geometry.to_numpy())
+    props = _plain_records(_dates_as_text(pd.DataFrame(frame.drop(columns=frame.geometry.name))))
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": record,
+                "geometry": None if text is None else json.loads(text),
+            }
+            for record, text in zip(props, texts, strict=True)
+        ],
+    }
 
 
 def read_layer_doc(
@@ -470,11 +815,18 @@ def _read_enterprises(path: Path, result: LoadResult) -> gpd.GeoDataFrame:
     """enterprises.csv: fields checked, credit codes flagged, coordinates converted to WGS84."""
     fields = tuple(f for f in ENTERPRISES.fields if f.name not in _ENTERPRISE_COMPUTED)
     required = [f.name for f in fields if f.required] + ["lon", "lat"]
-    rows = _read_csv(path, required)
+    return _enterprises_from_rows(_read_csv(path, required), result)
+
+
+def _enterprises_from_rows(
+    rows: list[tuple[int, Mapping[str, Any], list[str]]], result: LoadResult
+) -> gpd.GeoDataFrame:
+    """Enterprise rows (line, values, problems) validated, in WGS84, credit codes flagged."""
+    fields = tuple(f for f in ENTERPRISES.fields if f.name not in _ENTERPRISE_COMPUTED)
     records, problems = [], []
     for line, values, found in rows:
         record, field_problems = _coerce_record(values, fields)
-        found += field_problems
+        found = found + field_problems
         record["lon"], lon_problem = _coerce(_LON, values.get("lon"))
         record["lat"], lat_problem = _coerce(_LAT, values.get("lat"))
         record["source_crs"], crs_problem = _source_crs(values.get("crs"))
@@ -567,11 +919,17 @@ def _credit_code_problem(code: str) -> str:
 
 def _read_officers(path: Path, result: LoadResult) -> pd.DataFrame:
     """officers.csv: fields checked; building_ids normalised to ';'-separated ids."""
-    rows = _read_csv(path, list(OFFICERS.required))
+    return _officers_from_rows(_read_csv(path, list(OFFICERS.required)), result)
+
+
+def _officers_from_rows(
+    rows: list[tuple[int, Mapping[str, Any], list[str]]], result: LoadResult
+) -> pd.DataFrame:
+    """Officer rows (line, values, problems) validated."""
     records, problems = [], []
     for line, values, found in rows:
         record, field_problems = _coerce_record(values, OFFICERS.fields)
-        found += field_problems
+        found = found + field_problems
         if record["building_ids"] is not None:
             ids = [s.strip() for s in re.split(r"[;；,，]", record["building_ids"]) if s.strip()]
             record["building_ids"] = ";".join(ids) or None

@@ -19,6 +19,7 @@ Pure builders: an `Atlas` and `MapOptions` in, one HTML page (a string) out; no 
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import weakref
@@ -39,6 +40,7 @@ from pypinyin import lazy_pinyin
 from geo import crs as crs_mod
 from geo.atlas import Atlas
 from geo.ownership import NONE
+from geo.settings import DATA_ATTRIBUTION
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 BASEMAPS = ("osm", "tianditu", "amap", "none")
@@ -112,6 +114,7 @@ class MapOptions:
     # served maps fetch their search entries after the map is up (a smaller, faster page);
     # standalone files embed them
     search_url: str | None = None  # e.g. "/maps/search.json"; {scope} is the community id
+    data_attribution: str = DATA_ATTRIBUTION  # credit for the data, in the attribution control
 
     def __post_init__(self) -> None:
         if self.basemap not in BASEMAPS:
@@ -289,8 +292,25 @@ def _new_map(opts: MapOptions, title: str, bounds: list[list[float]]) -> folium.
     )
     root.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
     _basemap(m, opts)
+    if opts.data_attribution:
+        _Attribution(opts.data_attribution).add_to(m)
     m.fit_bounds(bounds)
     return m
+
+
+class _Attribution(MacroElement):
+    """Credit for the data in the map's attribution control (text, escaped: never markup)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.html|tojson }});"
+        "{% endmacro %}"
+    )
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "Attribution"
+        self.html = html.escape(text)
 
 
 def _basemap(m: folium.Map, opts: MapOptions) -> None:
@@ -597,13 +617,16 @@ def _search_entries(
         c = shapely.point_on_surface(np.asarray(buildings.geometry, dtype=object))
         bx, by = _lonlat(shapely.get_x(c), shapely.get_y(c), opts)
         for i, r in enumerate(buildings.itertuples(index=False)):
-            py, ini = pinyin_keys(r.name)
-            out.append(["楼宇", r.name, r.address or "", py, ini, float(by[i]), float(bx[i]), r.id])
+            label = r.name or ""  # a footprint without a name is not searched for by name
+            if label:
+                py, ini = pinyin_keys(label)
+                out.append(
+                    ["楼宇", label, r.address or "", py, ini, float(by[i]), float(bx[i]), r.id]
+                )
             for _oid, name, role in d.officers_by_building.get(r.id, []):
                 py, ini = pinyin_keys(name)
-                out.append(
-                    ["人员", name, f"{role} · {r.name}", py, ini, float(by[i]), float(bx[i]), r.id]
-                )
+                where = f"{role} · {label or r.id}"
+                out.append(["人员", name, where, py, ini, float(by[i]), float(bx[i]), r.id])
     return out
 
 
@@ -624,6 +647,15 @@ def _search_config(
     return {"searchUrl": opts.search_url + ("?" + "&".join(query) if query else "")}
 
 
+def _no_community(community_id: str, comms: pd.DataFrame) -> str:
+    if len(comms) == 0:
+        return (
+            f"no community {community_id!r}: the store has none yet; build one from four-to "
+            "text with `geo boundary build` or POST /communities"
+        )
+    return f"no community {community_id!r}: known ids are {', '.join(comms['id'])}"
+
+
 def search_data(atlas: Atlas, community_id: str | None, opts: MapOptions) -> list[list[Any]]:
     """The search entries of the district (None) or of one community, as the maps use them."""
     d = _derived(atlas)
@@ -631,7 +663,7 @@ def search_data(atlas: Atlas, community_id: str | None, opts: MapOptions) -> lis
         return _search_entries(atlas, d.ent, atlas.tables["buildings"], d, opts)
     comms = atlas.tables["communities"]
     if not (comms["id"] == community_id).any():
-        raise MapError(f"no community {community_id!r}: known ids are {', '.join(comms['id'])}")
+        raise MapError(_no_community(community_id, comms))
     grids = atlas.tables["grids"]
     gids = set(grids.loc[grids["community_id"] == community_id, "id"])
     buildings = atlas.tables["buildings"][atlas.tables["buildings"]["grid_id"].isin(gids)]
@@ -676,7 +708,7 @@ def community_map(atlas: Atlas, community_id: str, opts: MapOptions | None = Non
     comms = atlas.tables["communities"]
     row = comms[comms["id"] == community_id]
     if row.empty:
-        raise MapError(f"no community {community_id!r}: known ids are {', '.join(comms['id'])}")
+        raise MapError(_no_community(community_id, comms))
     c = row.iloc[0]
     grids = atlas.tables["grids"][atlas.tables["grids"]["community_id"] == community_id]
     gids = set(grids["id"])
@@ -914,7 +946,7 @@ def editor_map(atlas: Atlas, community_id: str, opts: MapOptions | None = None) 
     comms = atlas.tables["communities"]
     row = comms[comms["id"] == community_id]
     if row.empty:
-        raise MapError(f"no community {community_id!r}: known ids are {', '.join(comms['id'])}")
+        raise MapError(_no_community(community_id, comms))
     c = row.iloc[0]
     geom = row.geometry.iloc[0]
     area = shapely.buffer(shapely.envelope(geom), 0.01)

@@ -20,7 +20,12 @@ COUNTY_CODE = "330108"  # 杭州市滨江区 (Binjiang), GB/T 2260
 COMMUNITY_TYPES = ("科技创新型", "文化创意型", "智能制造型", "商务楼宇型")
 MANAGEMENT_MODES = ("platform", "street")  # 平台+街道双重管理 (橄榄形) | 区-街道-社区
 BUILDING_KINDS = ("enterprise", "mixed-use")  # 企业楼宇 | 商住楼宇
-ROAD_CLASSES = ("expressway", "arterial", "secondary", "branch", "river", "canal")
+# The classes a road's ``class`` is mapped onto on import (geo.columns.road_class); waterways that
+# four-to text may name as sides are rows of the roads layer too. ``class`` is free text: any
+# other value (OSM ``busway``, ``footway`` …) is kept as given, and a road without one keeps it
+# empty (None) rather than being guessed: the boundary engine matches roads by name only.
+ROAD_CLASSES = ("expressway", "arterial", "secondary", "branch")
+WATERWAY_CLASSES = ("river", "canal", "stream")
 TEAM_ROLES = {
     "enterprise": ("楼宇管理长", "助企联络员", "平安宣传员"),
     "mixed-use": ("楼宇管理长", "协理服务员", "综合保障员"),
@@ -60,7 +65,9 @@ def _id() -> Field:
 ROADS = LayerSpec(
     "roads",
     "line",
-    (_id(), Field("name", "str", required=False), Field("class", "str", choices=ROAD_CLASSES)),
+    # class: ROAD_CLASSES for roads, river|canal|stream for waterways; any other value is kept,
+    # and a road without one keeps it empty
+    (_id(), Field("name", "str", required=False), Field("class", "str", required=False)),
 )
 STREETS = LayerSpec(
     "streets",
@@ -94,8 +101,9 @@ PARKS = LayerSpec(
     (
         _id(),
         Field("name", "str"),
-        Field("grid_id", "str"),
-        Field("code", "str"),
+        # grid and micro-grid code: empty until `geo grids split` places the park in a grid
+        Field("grid_id", "str", required=False),
+        Field("code", "str", required=False),
         Field("address", "str", required=False),
     ),
 )
@@ -104,10 +112,10 @@ BUILDINGS = LayerSpec(
     "polygon",
     (
         _id(),
-        Field("name", "str"),
-        Field("address", "str"),
+        Field("name", "str", required=False),  # many real footprints have no name
+        Field("address", "str", required=False),
         Field("kind", "str", choices=BUILDING_KINDS),
-        Field("grid_id", "str"),
+        Field("grid_id", "str", required=False),  # empty until `geo grids split`
         Field(
             "park_id", "str", required=False
         ),  # set: the building belongs to that park's micro-grid

@@ -480,8 +480,8 @@ def _effective(
         if parent is not None and index.parent is not None:
             up = effective[parent]
             value = np.where(up == NONE, NONE, value)
-            hit = value >= 0
-            mixed |= hit & (index.parent[np.where(hit, value, 0)] != up)
+            hit = np.flatnonzero(value >= 0)  # none when the level is empty
+            mixed[hit] |= index.parent[value[hit]] != up[hit]
         effective.append(np.where(value <= _EXACT, NONE, value))
     return effective, mixed
 

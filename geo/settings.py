@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "geojson"
+DATA_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (openstreetmap.org/copyright)"
 
 
 class Settings(BaseSettings):
@@ -37,3 +38,7 @@ class Settings(BaseSettings):
     # Origins allowed to call the API from a browser (GEO_CORS_ORIGINS, comma-separated, e.g.
     # "https://a.example,https://b.example"; "*" for any). Empty: CORS off (same origin only).
     cors_origins: str = ""
+    # Credit for the data, shown on every map and on the OGC landing page (GEO_DATA_ATTRIBUTION).
+    # The sample district and `geo import osm` derive from OpenStreetMap (ODbL 1.0); a district
+    # serving its own survey data names it here.
+    data_attribution: str = DATA_ATTRIBUTION

@@ -181,7 +181,7 @@ def test_assign_reads_gbk_and_takes_crs_flag(sample_db: str, tmp_path: Path, atl
 
 def test_assign_missing_columns_exit_2(sample_db: str, tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
-    write_rows(src, ["x", "y"], [["1", "2"]])
+    write_rows(src, ["east", "north"], [["1", "2"]])  # x/y would be found as lon/lat
     r = run("assign", str(src), "-o", str(tmp_path / "o.csv"), "--db", sample_db)
     assert r.exit_code == 2
     assert "--lon-col" in r.output

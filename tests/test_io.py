@@ -333,9 +333,9 @@ def test_multipolygon_and_z_coordinates_are_accepted_in_2d(tmp_path: Path) -> No
         ({"floors": "abc"}, "field 'floors' must be a whole number, got 'abc'"),
         ({"floors": 2.5}, "field 'floors' must be a whole number, got 2.5"),
         ({"floors": True}, "field 'floors' must be a whole number, got True"),
-        ({"name": ""}, "field 'name' is required; fill it in"),
-        ({"name": "   "}, "field 'name' is required"),
-        ({"name": None}, "field 'name' is required"),
+        ({"kind": ""}, "field 'kind' is required; fill it in"),
+        ({"kind": "   "}, "field 'kind' is required"),
+        ({"kind": None}, "field 'kind' is required"),
         ({"name": ["a"]}, "field 'name' must be text"),
     ],
 )
@@ -350,12 +350,27 @@ def test_bad_field_is_rejected(tmp_path: Path, props: dict[str, Any], reason: st
 
 def test_missing_field_and_all_problems_of_a_row_are_reported(tmp_path: Path) -> None:
     layers = base_layers()
-    del layers["buildings"][1]["properties"]["address"]
-    layers["buildings"][1]["properties"]["kind"] = "office"
+    del layers["buildings"][1]["properties"]["kind"]
+    layers["buildings"][1]["properties"]["floors"] = "abc"
     layers["buildings"][1]["geometry"] = None
     issue = only_issue(read_directory(write_dir(tmp_path, layers)).rejected, "buildings")
-    for part in ("field 'address' is required", "field 'kind'", "has no geometry"):
+    for part in ("field 'kind' is required", "field 'floors'", "has no geometry"):
         assert part in issue.reason
+
+
+def test_parks_and_buildings_before_any_grid_load_without_warnings(tmp_path: Path) -> None:
+    """An imported map (OpenStreetMap): no grid or code yet, footprints without name/address."""
+    layers = base_layers()
+    for f in layers["parks"] + layers["buildings"]:
+        for key in ("grid_id", "code"):
+            f["properties"].pop(key, None)
+    for key in ("name", "address"):
+        del layers["buildings"][1]["properties"][key]
+    result = read_directory(write_dir(tmp_path, layers))
+    assert result.rejected == []
+    assert [w for w in result.warnings if w.table in ("parks", "buildings")] == []
+    b = result.tables["buildings"]
+    assert b["grid_id"].isna().all() and pd.isna(b["name"].iloc[1])
 
 
 def test_fields_are_coerced_to_the_spec_type(tmp_path: Path) -> None:

@@ -193,3 +193,16 @@ def test_served_maps_fetch_their_search_entries_later(client, atlas) -> None:
     assert shifted.json()[0][6] > entries[0][6]  # GCJ-02 lies east of WGS84 here
     assert client.get("/maps/search.json", params={"community": "nope"}).status_code == 404
     assert client.get("/maps/search.json", params={"coords": "mars"}).status_code == 422
+
+
+def test_every_map_credits_the_data_escaped(atlas) -> None:
+    from geo import maps as maps_mod
+
+    hostile = "数据 © <script>alert(1)</script> ODbL"
+    opts = maps_mod.MapOptions(basemap="none", data_attribution=hostile)
+    page = maps_mod.district_map(atlas, opts)
+    assert "attributionControl.addAttribution(" in page
+    assert "<script>alert(1)" not in page  # text, not markup: escaped, then a JSON string
+    assert "&lt;script&gt;alert(1)" in page.replace("\\u0026", "&")
+    default = maps_mod.district_map(atlas, maps_mod.MapOptions(basemap="none"))
+    assert "OpenStreetMap contributors, ODbL 1.0" in default

@@ -41,6 +41,12 @@ IfMatchHeader = Annotated[
 ]
 
 
+_EXTEND_HELP = (
+    "four-to: run a road that stops short of the next side on along its last direction, by at "
+    "most this many metres (0: never); the answer lists each extension"
+)
+
+
 class BuildBody(BaseModel):
     four_to: str = Field(
         description="四至 text, e.g. 东至信诚路、南至南环路、西至东信大道、北至江南大道"
@@ -50,6 +56,12 @@ class BuildBody(BaseModel):
     )
     areas: dict[str, Any] | None = Field(
         None, description="GeoJSON FeatureCollection of named areas (default: the store's areas)"
+    )
+    extend_m: float = Field(0.0, ge=0, le=2000, description=_EXTEND_HELP)
+    within: str | None = Field(
+        None,
+        description="a street id, or 'district': its boundary closes a side the text leaves "
+        "open (三至 texts)",
     )
 
 
@@ -62,6 +74,7 @@ class BoundaryBody(BaseModel):
     snap_tolerance_m: float = Field(
         edit.SNAP_TOLERANCE_M, ge=0, le=100, description="drawn vertices this close snap to roads"
     )
+    extend_m: float = Field(0.0, ge=0, le=2000, description=_EXTEND_HELP)
     reason: str = Field("", description="why the boundary changes (kept in the history)")
 
 
@@ -127,7 +140,8 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-def _propose(request: Request, current: Atlas, body: BoundaryBody) -> edit.Proposal:
+def _propose(request: Request, current: Atlas, body: BoundaryBody, street_id: str) -> edit.Proposal:
+    """The proposed boundary; a side the four-to text leaves open is closed by the street."""
     settings = request.app.state.settings
     limits.check_geojson(body.geometry, settings, "the geometry", crs_member=False)
     try:
@@ -135,12 +149,34 @@ def _propose(request: Request, current: Atlas, body: BoundaryBody) -> edit.Propo
             four_to=body.four_to,
             geometry=body.geometry,
             roads=_network(request, current),
-            areas=current.tables["areas"],
+            areas=edit.named_areas(current.tables),
             crs=body.crs,
             snap_tolerance_m=body.snap_tolerance_m,
+            extend_m=body.extend_m,
+            within=_street(current, street_id) if body.four_to is not None else None,
         )
     except (edit.EditError, BuildError, FourToError) as exc:
+        raise HTTPException(422, _http_words(str(exc))) from exc
+
+
+def _street(current: Atlas, street_id: str):
+    """The polygon of the community's street (None if unknown: validation says so)."""
+    streets = current.tables["streets"]
+    hit = streets[streets["id"] == street_id]
+    return None if hit.empty else hit.geometry.iloc[0]
+
+
+def _within(current: Atlas, key: str | None):
+    """The polygon of street ``key`` (or of the whole district for 'district'); None for None."""
+    try:
+        return edit.within_polygon(current.tables["streets"], key)
+    except edit.EditError as exc:
         raise HTTPException(422, str(exc)) from exc
+
+
+def _http_words(message: str) -> str:
+    """A builder's hint in the API's terms: the body fields, not the CLI's options."""
+    return message.replace("--extend-m ", "extend_m=").replace("--within ", "within=")
 
 
 def _validate(current: Atlas, community_id: str, street_id: str, prop) -> edit.Validation:
@@ -257,10 +293,16 @@ def build(
             areas, issues = geo_io.read_layer_doc(body.areas, "areas", "areas")
             warnings += [_issue("areas", i) for i in issues]
         else:
-            areas = current.tables["areas"]
-        prop = edit.propose(four_to=body.four_to, roads=network, areas=areas)
+            areas = edit.named_areas(current.tables)
+        prop = edit.propose(
+            four_to=body.four_to,
+            roads=network,
+            areas=areas,
+            extend_m=body.extend_m,
+            within=_within(current, body.within),
+        )
     except (geo_io.InputError, edit.EditError, BuildError, FourToError) as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(422, _http_words(str(exc))) from exc
     return prop.feature({"warnings": warnings} if warnings else None)
 
 
@@ -295,7 +337,7 @@ def create_community(
     ):
         if value not in allowed:
             raise HTTPException(422, f"{name} {value!r} is not one of {', '.join(allowed)}")
-    prop = _propose(request, current, body)
+    prop = _propose(request, current, body, body.street_id)
     check = _validate(current, cid, body.street_id, prop)
     siblings = comm[comm["street_id"] == body.street_id]["code"].tolist()
     fields = {
@@ -330,7 +372,7 @@ def put_boundary(
     have = _store(request).community_version(community_id)
     if expected != have:  # early answer; the store checks again inside the write
         raise HTTPException(412, str(_stale(community_id, expected, have)))
-    prop = _propose(request, current, body)
+    prop = _propose(request, current, body, row["street_id"])
     check = _validate(current, community_id, row["street_id"], prop)
     fields = {"four_to": body.four_to} if body.four_to is not None else {}
     return _commit(
@@ -350,7 +392,7 @@ def preview(
     current: Annotated[Atlas, Depends(atlas)],
 ) -> dict[str, Any]:
     row = _row(current, community_id)
-    prop = _propose(request, current, body)
+    prop = _propose(request, current, body, row["street_id"])
     check = edit.validate(current.tables, community_id, row["street_id"], prop.metric)
     out = edit.impact(current.tables, community_id, prop.polygon)
     return {

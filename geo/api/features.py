@@ -648,10 +648,12 @@ def landing(request: Request) -> Response:
         "title": request.app.title,
         "description": "OGC API – Features: the layers of the industrial communities "
         "(产业社区) as GeoJSON: " + ", ".join(LAYERS) + ".",
+        "attribution": request.app.state.settings.data_attribution,
         "links": links,
     }
     if wants_html(request):
-        return _page(doc["title"], f"<p>{html.escape(doc['description'])}</p>{_links_html(links)}")
+        body = f"<p>{html.escape(doc['description'])}</p><p>{html.escape(doc['attribution'])}</p>"
+        return _page(doc["title"], body + _links_html(links))
     return JSONResponse(doc)
 
 

@@ -39,6 +39,7 @@ def _options(request: Request, cfg: Settings, basemap: str) -> maps.MapOptions:
             api_url=request.scope.get("root_path", ""),
             extra_query=query,
             search_url=f"{request.scope.get('root_path', '')}/maps/search.json",
+            data_attribution=cfg.data_attribution,
         )
     except maps.OptionError as exc:
         raise HTTPException(422, str(exc)) from exc

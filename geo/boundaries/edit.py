@@ -255,6 +255,9 @@ class Proposal:
     sides: dict | None = None  # build report per side (four-to only)
     snapped: SnapReport = field(default_factory=SnapReport)
     warnings: tuple[str, ...] = ()  # repairs to report (e.g. rings wound the wrong way)
+    # the four-to build's report beyond its sides, where not empty: extensions, exceptions
+    # (provisos applied or not), notes (text that is no side), within, resolved (names)
+    report: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def area_m2(self) -> float:
@@ -264,12 +267,44 @@ class Proposal:
         props: dict[str, Any] = {"area_m2": round(self.area_m2, 1)}
         if self.sides is not None:
             props["sides"] = self.sides
+        props.update(self.report)
         props.update(properties or {})
         return {
             "type": "Feature",
             "geometry": shapely.geometry.mapping(self.polygon),
             "properties": props,
         }
+
+
+def named_areas(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """What four-to text may cite as an area (``…地界``, ``与…交界``): the named areas and the
+    streets, as one frame of ``name`` and polygons."""
+    frames = [
+        tables[name][["name", "geometry"]]
+        for name in ("areas", "streets")
+        if name in tables and len(tables[name])
+    ]
+    if not frames:
+        return tables.get("areas")
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def within_polygon(streets: pd.DataFrame, key: str | None) -> BaseGeometry | None:
+    """The polygon a four-to text's open side is closed by: street ``key`` (id or name), or
+    the whole district for ``district``; None for None. Raises `EditError` for an unknown key."""
+    if key is None:
+        return None
+    if key == "district":
+        if not len(streets):
+            raise EditError("within district: the store has no streets yet")
+        return shapely.union_all(streets.geometry.values)
+    hit = streets[(streets["id"] == key) | (streets["name"] == key)]
+    if hit.empty:
+        known = ", ".join(f"{i} ({n})" for i, n in zip(streets["id"], streets["name"], strict=True))
+        raise EditError(
+            f"within: no street {key!r}; streets are {known or 'none yet'}, or district"
+        )
+    return hit.geometry.iloc[0]
 
 
 def propose(
@@ -280,9 +315,13 @@ def propose(
     areas: pd.DataFrame | None = None,
     crs: str = "wgs84",
     snap_tolerance_m: float = SNAP_TOLERANCE_M,
+    extend_m: float = 0.0,
+    within: BaseGeometry | None = None,
 ) -> Proposal:
-    """The boundary from four-to text (built along ``roads``) or a drawn GeoJSON ``geometry``
-    (snapped to ``roads``). Raises `EditError`, `BuildError` or `FourToError` (all ValueError)."""
+    """The boundary from four-to text (built along ``roads``, extending roads that stop short
+    by up to ``extend_m`` metres, closing a side the text leaves open with ``within``'s
+    boundary) or a drawn GeoJSON ``geometry`` (snapped to ``roads``). Raises `EditError`,
+    `BuildError` or `FourToError` (all ValueError)."""
     if (four_to is None) == (geometry is None):
         raise EditError(
             "give either four_to (the four-to text) or geometry (a drawn GeoJSON polygon), "
@@ -296,9 +335,10 @@ def propose(
             raise FourToError("the four-to text is empty; write e.g. 东至…、南至…、西至…、北至…")
         if network is None:
             raise EditError("no roads to build the boundary along")
-        res = build_boundary(four_to, network, areas)
-        sides = res.to_feature()["properties"]["sides"]
-        return Proposal(res.metric, res.polygon, "four_to", four_to, sides)
+        res = build_boundary(four_to, network, areas, extend_m=extend_m, within=within)
+        props = res.to_feature()["properties"]
+        report = {k: v for k, v in props.items() if k not in ("area_m2", "sides")}
+        return Proposal(res.metric, res.polygon, "four_to", four_to, props["sides"], report=report)
     metric = read_geometry(geometry, crs)
     _check_valid(metric, "the drawn boundary")
     metric, warnings = orient_rfc7946(metric)  # wrong winding is repaired and reported

@@ -13,6 +13,11 @@ unnamed roads. `RoadNetwork.from_frame` turns that into one geometry per name, i
 - unnamed roads ("", None or NaN) are dropped: they never bound an area; names are NFKC
   normalised like four-to text (full-width letters and digits become ASCII).
 
+A road that stops short of the junction a document names can be run on: `loose_ends` finds the
+ends that touch nothing, `end_ray` gives an end's direction (over its last metres, so a stray
+last node does not turn it), `extend_end` runs it on to the first line it meets and
+`meet_ends` runs two ends on to where their directions cross.
+
 `suggest` finds the names closest to a misspelt one, in characters and in pinyin (``jiangnan``
 → 江南大道, ``xincheng lu`` → 信诚路, 信成路 → 信诚路).
 """
@@ -310,3 +315,135 @@ class RoadNetwork:
     def suggest(self, name: str, n: int = 3) -> list[str]:
         """The names closest to ``name``, pinyin-aware, best first."""
         return suggest_names(name, self.lines, n)
+
+
+# --------------------------------------------------------------------------------------------
+# Extending a road that stops short
+# --------------------------------------------------------------------------------------------
+
+DIRECTION_M = 20.0  # m: a road's last direction is that of its last this many metres …
+TAIL_M = 2.0  # … leaving out the final few, where a stray last node may sit askew
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A road end extended along its last direction until it met another line."""
+
+    road: str
+    length_m: float
+    lon: float  # the new end, WGS84
+    lat: float
+    reached: str  # the line the new end lies on
+
+    def as_dict(self) -> dict:
+        return {
+            "road": self.road,
+            "length_m": round(self.length_m, 1),
+            "lon": self.lon,
+            "lat": self.lat,
+            "reached": self.reached,
+        }
+
+
+def end_ray(line: LineString, at_start: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The end of ``line`` and its unit direction outwards: that of the chord over the line's
+    last `DIRECTION_M` metres but the final `TAIL_M`, so a tiny or askew final segment does not
+    turn it. None if the line has no length."""
+    length = line.length
+    if length <= 0:
+        return None
+    back = min(DIRECTION_M, length)
+    skip = min(TAIL_M, back / 2)
+    at = np.array([back, skip]) if at_start else length - np.array([back, skip])
+    inner, outer = shapely.get_coordinates(shapely.line_interpolate_point(line, at))
+    vec = outer - inner
+    norm = float(np.hypot(*vec))
+    if norm <= 0:
+        return None
+    xy = shapely.get_coordinates(line)
+    return (xy[0] if at_start else xy[-1]), vec / norm
+
+
+def ray_hit(
+    origin: np.ndarray, direction: np.ndarray, max_m: float, geoms: Sequence[BaseGeometry]
+) -> tuple[float, int] | None:
+    """(distance, index) of the first of ``geoms`` the ray from ``origin`` meets within
+    ``max_m`` metres (a meeting at the origin itself does not count), or None."""
+    if max_m <= 0 or not geoms:
+        return None
+    ray = LineString([origin, origin + direction * max_m])
+    hits = shapely.intersection(ray, np.asarray(list(geoms), dtype=object))
+    xy, idx = shapely.get_coordinates(hits, return_index=True)
+    if not len(xy):
+        return None
+    t = (xy - origin) @ direction
+    ok = t > GRID
+    if not ok.any():
+        return None
+    k = int(np.flatnonzero(ok)[np.argmin(t[ok])])
+    return float(t[k]), int(idx[k])
+
+
+def extend_end(
+    line: LineString,
+    at_start: bool,
+    max_m: float,
+    targets: Sequence[tuple[str, BaseGeometry]],
+    *,
+    road: str = "",
+) -> tuple[LineString, Extension | None]:
+    """``line`` with one end (its start if ``at_start``) extended along its last direction to
+    the first of the named ``targets`` it meets within ``max_m`` metres; it never passes
+    through one target to reach a farther one. Returns the line unchanged and None when no
+    target is in reach."""
+    ray = end_ray(line, at_start)
+    hit = ray_hit(*ray, max_m, [g for _, g in targets]) if ray else None
+    if hit is None:
+        return line, None
+    end, direction = ray
+    dist, j = hit
+    new_end = end + direction * dist
+    xy = shapely.get_coordinates(line)
+    coords = np.vstack([new_end, xy]) if at_start else np.vstack([xy, new_end])
+    lon, lat = lonlat(*new_end)
+    return LineString(coords), Extension(road, dist, lon, lat, targets[j][0])
+
+
+def loose_ends(geom: BaseGeometry, others: BaseGeometry) -> list[tuple[LineString, bool]]:
+    """``(line, at_start)`` for each end of ``geom``'s (merged) lines that touches neither
+    ``others`` nor another of its own lines (within 1 cm)."""
+    parts = _lines_of([shapely.line_merge(geom)])
+    out = []
+    for i, part in enumerate(parts):
+        rest = shapely.union_all([others, *(p for j, p in enumerate(parts) if j != i)])
+        ends = shapely.points(shapely.get_coordinates(part)[[0, -1]])
+        free = rest.is_empty | (shapely.distance(ends, rest) > 10 * GRID)
+        out += [(part, at_start) for at_start, ok in zip((True, False), free, strict=True) if ok]
+    return out
+
+
+def meet_ends(
+    a: tuple[str, LineString, bool],
+    b: tuple[str, LineString, bool],
+    max_m: float,
+    blockers: Sequence[BaseGeometry],
+) -> tuple[list[LineString], list[Extension]] | None:
+    """Two loose ends, each ``(name, line, at_start)``, extended along their directions to the
+    point where those cross, each by at most ``max_m`` metres and neither meeting one of
+    ``blockers`` on the way: the two new stretches and their records, or None."""
+    ra, rb = end_ray(a[1], a[2]), end_ray(b[1], b[2])
+    if ra is None or rb is None:
+        return None
+    (pa, da), (pb, db) = ra, rb
+    system = np.column_stack([da, -db])
+    if abs(np.linalg.det(system)) < 1e-6:  # (nearly) parallel
+        return None
+    s, t = (float(v) for v in np.linalg.solve(system, pb - pa))
+    if not (GRID < s <= max_m and GRID < t <= max_m):
+        return None
+    if ray_hit(pa, da, s - GRID, blockers) or ray_hit(pb, db, t - GRID, blockers):
+        return None
+    meet = pa + da * s
+    lon, lat = lonlat(*meet)
+    lines = [LineString([pa, meet]), LineString([pb, meet])]
+    return lines, [Extension(a[0], s, lon, lat, b[0]), Extension(b[0], t, lon, lat, a[0])]

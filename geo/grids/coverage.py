@@ -157,7 +157,8 @@ def find_area(atlas: Atlas, level: str, area_id: str | None) -> Area:
     if not key or not len(hit):
         known = ", ".join(table["id"].head(8))
         raise UnknownAreaError(
-            f"no {level} with id or code {key!r}; known {level} ids include {known}"
+            f"no {level} with id or code {key!r}; "
+            + (f"known {level} ids include {known}" if known else f"the store has no {level} yet")
         )
     row = table.iloc[int(hit[0])]
     mask = (child_table[_PARENT_KEY[child_level]] == row["id"]).to_numpy()

@@ -170,7 +170,7 @@ def _union(polys: np.ndarray) -> BaseGeometry:
         return polys[0]
     out = shapely.coverage_union_all(polys)
     if not out.is_valid:
-        out = shapely.make_valid(shapely.union_all(polys))
+        out = shapely.make_valid(shapely.union_all(polys), method="structure", keep_collapsed=False)
     return out
 
 
@@ -661,7 +661,9 @@ def propose_split(
     short = str(comm["name"]).removesuffix("产业社区")
     # back to lon/lat, with the community's own vertices where the grids meet its boundary
     lonlat = shapely.snap(to_lonlat(geoms), comm.geometry, SNAP_DEG)
-    lonlat = np.where(shapely.is_valid(lonlat), lonlat, shapely.make_valid(lonlat))
+    # "structure" keeps polygons polygonal (linework would add collapsed slivers as lines)
+    fixed = shapely.make_valid(lonlat, method="structure", keep_collapsed=False)
+    lonlat = np.where(shapely.is_valid(lonlat), lonlat, fixed)
     proposed: list[ProposedGrid] = []
     for j in order:
         code = assignment.codes[j]
