@@ -43,8 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
-TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道沿联庄路至汇智地界北"
-NORTH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
+WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # the edit: the western edge on 伟业路
 KINDS = ("locate", "tile", "owner")
 PROBERS, PROBE_GAP_S = 4, 0.02  # four probers, each asking every 20 ms (about 200 req/s)
 
@@ -304,7 +304,7 @@ async def _planner_and_prober(
         conn = Conn("127.0.0.1", port)
         while every > 0 and time.perf_counter() + every < end:
             await asyncio.sleep(every)
-            text = NORTH if state["text"] == TORCH else TORCH
+            text = WEST if state["text"] == TORCH else TORCH
             state["sent"] = time.perf_counter()
             _, latency = await _edit(conn, token, text)
             state["text"], state["since"], state["sent"] = text, time.perf_counter(), None
@@ -320,7 +320,7 @@ async def _planner_and_prober(
             out["probes"] += 1
             await asyncio.sleep(PROBE_GAP_S)
             quiet = state["sent"] is None and state["text"] == text  # no newer edit meanwhile
-            if got not in (owners[TORCH], owners[NORTH]):
+            if got not in (owners[TORCH], owners[WEST]):
                 out["torn"].append((round(t0, 3), got))
             elif since and quiet and got != owners[text]:
                 out["stale"].append(round(t0 - since, 3))
@@ -373,7 +373,7 @@ def _targets(db: str, seed: int) -> tuple[dict, tuple[float, float]]:
             tiles |= {(layer, z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)}
     network = RoadNetwork.from_frame(tables["roads"])
     a = propose(four_to=TORCH, roads=network, areas=tables["areas"]).polygon
-    b = propose(four_to=NORTH, roads=network, areas=tables["areas"]).polygon
+    b = propose(four_to=WEST, roads=network, areas=tables["areas"]).polygon
     strip = shapely.get_parts(shapely.symmetric_difference(a, b))
     piece = max(strip, key=lambda g: g.area)
     probe = piece.point_on_surface()
@@ -440,7 +440,7 @@ def main() -> None:
         owners = asyncio.run(_owners(port, token, probe))
         print(
             f"geo serve --workers {args.workers} on 127.0.0.1:{port}; probe {probe}: "
-            f"owner {owners[TORCH]} (Torch edge north of 江南大道) / {owners[NORTH]} (on it)"
+            f"owner {owners[TORCH]} (Torch edge north of 江南大道) / {owners[WEST]} (on it)"
         )
         with mp.get_context("spawn").Pool(args.clients) as pool:
             jobs = pool.map_async(
@@ -500,7 +500,7 @@ async def _owners(port: int, token: str, probe) -> dict[str, str | None]:
     """The probe's owner under each four-to text (every worker agreeing), ending on Torch."""
     conn = Conn("127.0.0.1", port)
     first = await _locate_owner(conn, probe)
-    await _edit(conn, token, NORTH)
+    await _edit(conn, token, WEST)
     await asyncio.sleep(2.5)
     second = await _locate_owner(conn, probe)
     await _settle(port, probe, second)
@@ -509,7 +509,7 @@ async def _owners(port: int, token: str, probe) -> dict[str, str | None]:
     conn.close()
     if first == second:
         raise SystemExit(f"the probe {probe} does not change owner ({first}); pick another")
-    return {TORCH: first, NORTH: second}
+    return {TORCH: first, WEST: second}
 
 
 def _group_cpu_seconds(pgid: int) -> float:
