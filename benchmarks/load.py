@@ -10,7 +10,7 @@ district), then for ``--seconds``:
   request when the last is answered: the maximum throughput). The mix: 70 % ``GET /locate``
   (random enterprise positions), 20 % vector tiles (z 13-15 over the district) and 10 %
   ``GET /enterprises/{id}/owner``, over lean HTTP/1.1 keep-alive connections;
-* a planner (bearer token) toggles Torch's (C01) northern edge between two four-to texts every
+* a planner (bearer token) toggles Torch's (C01) western edge between two four-to texts every
   ``--edit-every`` seconds with ``PUT /communities/C01/boundary``;
 * four probers ask ``GET /locate`` for a point in the strip that edge moves across, every
   20 ms each (on top of ``--rate``). A *torn* answer is an owner that belongs to neither
@@ -440,7 +440,7 @@ def main() -> None:
         owners = asyncio.run(_owners(port, token, probe))
         print(
             f"geo serve --workers {args.workers} on 127.0.0.1:{port}; probe {probe}: "
-            f"owner {owners[TORCH]} (Torch edge north of 江南大道) / {owners[WEST]} (on it)"
+            f"owner {owners[TORCH]} (Torch west to 东信大道) / {owners[WEST]} (west to 伟业路)"
         )
         with mp.get_context("spawn").Pool(args.clients) as pool:
             jobs = pool.map_async(
