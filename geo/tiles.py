@@ -6,9 +6,12 @@ No HTTP here: `TileSource` turns one atlas into tiles, `write_pmtiles` writes an
   A tile has `EXTENT` units a side; geometry is clipped to the tile grown by `BUFFER` units.
 * **Simplification**: per (layer, zoom), cached for the atlas. The coverages (streets,
   communities, grids) are simplified as a whole with `shapely.coverage_simplify`, so
-  neighbours keep sharing their edges: no gaps, no overlaps at any zoom. Other polygons and
-  roads are simplified one by one. The tolerance is one 256-px pixel at that zoom; above
-  `SIMPLIFY_MAXZOOM` the geometry is served as stored.
+  neighbours keep sharing their edges: no gaps, no overlaps at any zoom. Roads and the other
+  polygons are simplified per tile, after clipping: simplifying first and clipping after
+  moves the point where a line crosses the clip rectangle along that edge by the offset
+  divided by the sine of the crossing angle — metres for a road nearly parallel to the edge —
+  whereas a clipped piece keeps its exact ends. The tolerance is one 256-px pixel at that
+  zoom; above `SIMPLIFY_MAXZOOM` the geometry is served as stored.
 * **Points** are thinned below `THIN_BELOW`: the first point (smallest id) of every
   4×4-pixel cell of the world at that zoom is kept, so thinning is deterministic and the same
   on both sides of a tile edge. From `THIN_BELOW` up every point is served.
@@ -166,8 +169,9 @@ class ZoomLayer:
     name: str
     kind: str  # point | line | polygon
     rows: NDArray[np.int64]  # positions in the layer (sorted by id) of the features kept
-    geoms: NDArray[np.object_]  # Web Mercator, simplified for the zoom
+    geoms: NDArray[np.object_]  # Web Mercator; coverages simplified for the zoom
     tree: shapely.STRtree
+    tolerance: float = 0.0  # simplify each tile's clipped pieces by this much (0: not at all)
 
 
 def _counts(owners: NDArray[np.int64], n: int) -> NDArray[np.int64]:
@@ -320,13 +324,9 @@ def attributes_in_steps(
     yield Attributes(keys, types, codes, values, columns)
 
 
-def _simplify(name: str, geoms: NDArray[np.object_], z: int) -> NDArray[np.object_]:
-    if z > SIMPLIFY_MAXZOOM or len(geoms) == 0:
-        return geoms
-    tol = pixel_size(z)
-    if name in COVERAGES:
-        return shapely.coverage_simplify(geoms, tol, simplify_boundary=True)
-    return shapely.simplify(geoms, tol, preserve_topology=True)
+def _tolerance(z: int) -> float:
+    """Simplification tolerance at zoom z, metres: a pixel, or 0 above `SIMPLIFY_MAXZOOM`."""
+    return pixel_size(z) if z <= SIMPLIFY_MAXZOOM else 0.0
 
 
 def _thin(geoms: NDArray[np.object_], z: int) -> NDArray[np.int64]:
@@ -779,14 +779,20 @@ class TileSource:
 
     def _build_layer(self, name: str, kind: str, z: int) -> ZoomLayer:
         base = self.projected(name)
+        tol = 0.0  # points are thinned, never simplified
         if kind == "point":
             rows = _thin(base, z)
             geoms = base[rows]
         else:
-            geoms = _simplify(name, base, z)
+            # coverages are simplified whole (shared edges); the others per tile, after clipping
+            tol, geoms = _tolerance(z), base
+            if name in COVERAGES:
+                if tol and len(base):
+                    geoms = shapely.coverage_simplify(base, tol, simplify_boundary=True)
+                tol = 0.0
             rows = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
             geoms = geoms[rows]
-        return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms))
+        return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms), tol)
 
     # -- tiles -------------------------------------------------------------------------------
     def clip_box(self, z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -804,6 +810,8 @@ class TileSource:
         geoms = zl.geoms[hit]
         if zl.kind != "point":
             geoms = shapely.clip_by_rect(geoms, *box)
+        if zl.tolerance:
+            geoms = shapely.simplify(geoms, zl.tolerance, preserve_topology=True)
         rows = zl.rows[hit]
         return encode_layer(
             name,

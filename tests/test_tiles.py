@@ -209,6 +209,33 @@ def test_geometry_matches_the_source_within_a_pixel(
     assert checked > 0
 
 
+def test_a_road_along_a_tile_edge_keeps_its_piece_in_the_tile(atlas: Atlas) -> None:
+    """A 3-vertex road that runs 1 m inside the clip edge and leaves it at a shallow angle
+    (like 时代高架路 in the sample): simplifying the whole road drops the middle vertex (2 m
+    off the chord, under a pixel) and the chord lies outside the tile, so clipping after
+    simplifying lost a 100 m piece; clipped first, then simplified, every piece stays."""
+    from geo.store.base import Snapshot
+
+    z, x, y = 16, 54646, 27016
+    src = tiles.source_for(atlas)
+    edge = src.clip_box(z, x, y)[2]  # the east side of the buffered tile
+    mid = sum(tiles.tile_bounds(z, x, y)[1::2]) / 2
+    merc = np.array([[edge + 1, mid - 100], [edge - 1, mid], [edge + 1, mid + 100]])
+    line = shapely.linestrings(np.column_stack(tiles.to_lonlat(merc[:, 0], merc[:, 1])))
+    roads = atlas.tables["roads"].iloc[:1].copy()
+    roads["geometry"] = [line]
+    new = Atlas(Snapshot(atlas.version + 1, {**atlas.tables, "roads": roads}), previous=atlas)
+    source = tiles.source_for(new)
+    px = tiles.pixel_size(z)
+    for t in ((z, x, y), (z, x + 1, y)):  # the road is in x + 1, and in x's buffer
+        want = shapely.clip_by_rect(shapely.linestrings(merc), *source.clip_box(*t))
+        feats = decode(source.tile(*t, ["roads"])).get("roads", {}).get("features", [])
+        assert len(feats) == (want.length > px), t
+        for f in feats:
+            got = _merc(_to_lonlat_geom(f["geometry"], *t))
+            assert shapely.hausdorff_distance(got, want) < 1.5 * px, t
+
+
 def _coverage_checks(simplified: np.ndarray, original: np.ndarray, tol: float) -> None:
     area = shapely.area(simplified).sum()
     union = shapely.union_all(simplified)
