@@ -21,11 +21,12 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from geo.errors import InvalidInput
 from geo.model import TABLES
 from geo.store.sqlite import BUSY_TIMEOUT_S, GPKG_APPLICATION_ID, SCHEMA_VERSION
 
 
-class BackupError(RuntimeError):
+class BackupError(InvalidInput):
     """A file that is not a geo GeoPackage, or a copy that failed (the message says why)."""
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from geo import crs as crs_mod
 from geo.atlas import LEVELS, Atlas
 from geo.columns import find_coordinates
+from geo.errors import InvalidInput
 from geo.io import InputError, defuse_formula, write_csv
 from geo.sources import read_source, suffix_of
 
@@ -31,7 +32,7 @@ OUTPUT_SUFFIXES = (".csv", ".xlsx", ".parquet")
 _WHOLE_TABLES = (".xlsx", ".parquet", ".geoparquet")  # read whole; any other input streams as CSV
 
 
-class BatchError(ValueError):
+class BatchError(InvalidInput):
     """The file as a whole cannot be processed (missing columns, unreadable)."""
 
 

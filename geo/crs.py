@@ -22,6 +22,8 @@ from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
+from geo.errors import InvalidInput
+
 METRIC_CRS = "EPSG:4549"
 NAMED_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 
@@ -54,7 +56,7 @@ Coords = tuple[NDArray[np.float64], NDArray[np.float64]]
 _MATH = SimpleNamespace(sqrt=math.sqrt, sin=math.sin, cos=math.cos, arctan2=math.atan2, pi=math.pi)
 
 
-class UnknownCRSError(ValueError):
+class UnknownCRSError(InvalidInput):
     """A CRS name that is neither one of `NAMED_CRS` nor a valid EPSG code."""
 
 

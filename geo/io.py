@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from geo import crs as geo_crs
 from geo.creditcode import ALPHABET, check_char, valid_mask
+from geo.errors import InvalidInput
 from geo.model import AREAS, ENTERPRISES, OFFICERS, PARENT, TABLES, Field, LayerSpec
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class LoadResult:
     notes: list[str] = dataclasses.field(default_factory=list)  # what was detected, per file
 
 
-class InputError(ValueError):
+class InputError(InvalidInput):
     """A whole file cannot be read: the message names the file and the fix."""
 
 

@@ -39,6 +39,7 @@ from pypinyin import lazy_pinyin
 
 from geo import crs as crs_mod
 from geo.atlas import Atlas
+from geo.errors import InvalidInput, NotFound
 from geo.ownership import NONE
 from geo.settings import DATA_ATTRIBUTION
 
@@ -92,11 +93,11 @@ _AMAP = (
 )
 
 
-class MapError(LookupError):
+class MapError(NotFound):
     """No such community or officer (the message names what is missing)."""
 
 
-class OptionError(ValueError):
+class OptionError(InvalidInput):
     """A map option that cannot be served (unknown base map, missing key); says how to fix."""
 
 

@@ -44,6 +44,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import to_metric
+from geo.errors import InvalidInput
 from geo.model import TABLES
 
 WGS84 = "EPSG:4326"
@@ -88,7 +89,7 @@ _POLY_COLUMNS = (
 )
 
 
-class OSMError(ValueError):
+class OSMError(InvalidInput):
     """An OpenStreetMap file that cannot be read or holds no usable district."""
 
 

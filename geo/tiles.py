@@ -42,6 +42,7 @@ import shapely
 from numpy.typing import NDArray
 
 from geo.atlas import Atlas
+from geo.errors import NotFound
 from geo.model import LAYERS
 from geo.ownership import NONE
 
@@ -67,7 +68,7 @@ _CLOSE_PATH = (1 << 3) | 7
 _LINE_TO = 2
 
 
-class TileError(ValueError):
+class TileError(NotFound):
     """A tile address or layer that does not exist; the message says why."""
 
 

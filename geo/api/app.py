@@ -16,6 +16,7 @@ from geo.api import (
     auth,
     communities,
     enterprises,
+    errors,
     features,
     health,
     limits,
@@ -78,6 +79,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
             expose_headers=["ETag", "X-Request-ID", "WWW-Authenticate"],
         )
+    errors.install(app)  # GeoError → {"detail": …} with its status (geo.errors)
     limits.install(app, settings)  # body size → 413, slow requests → 503
     auth.document_security(app)  # bearer scheme and each operation's role in /openapi.json
     # added last, so outermost: every response (a 413 or 503 too) has X-Request-ID

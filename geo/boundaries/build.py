@@ -78,6 +78,7 @@ from geo.boundaries.roads import (
     suggest_names,
 )
 from geo.crs import to_lonlat, to_metric
+from geo.errors import InvalidInput
 
 LABEL_EPS = 0.01  # m: an edge lies on a ref when its midpoint is this close to it
 MIN_STRETCH_M = 1.0  # m of ring a ref must contribute
@@ -90,7 +91,7 @@ WITHIN = "within"  # the label of a side closed by the ``within`` polygon
 _STEM_RE = re.compile("(大道|大街|路|街|道)$")
 
 
-class BuildError(ValueError):
+class BuildError(InvalidInput):
     """A four-to spec that cannot be turned into a polygon; the message says what and where."""
 
 

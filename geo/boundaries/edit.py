@@ -40,13 +40,14 @@ from geo.boundaries.fourto import FourToError
 from geo.boundaries.roads import RoadNetwork, lonlat
 from geo.boundaries.topology import Problem, check_member, invalid_location
 from geo.crs import to_lonlat, to_metric
+from geo.errors import InvalidInput
 
 SNAP_TOLERANCE_M = 15.0
 MOVED_M = 0.05  # vertices moved less than this were on the road already (not reported)
 MIN_IOU = 0.99
 
 
-class EditError(ValueError):
+class EditError(InvalidInput):
     """A boundary edit that cannot be applied; the message says what and where."""
 
 

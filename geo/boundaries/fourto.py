@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
 
+from geo.errors import InvalidInput
+
 Direction = Literal["east", "south", "west", "north"]
 RefKind = Literal["road", "area", "name"]
 ProvisoKind = Literal["include", "exclude", "remark"]
@@ -176,7 +178,7 @@ class FourTo:
     missing: tuple[Direction, ...] = field(default=())
 
 
-class FourToError(ValueError):
+class FourToError(InvalidInput):
     """A four-to text that cannot be read; the message quotes the part and says how to fix it."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.errors import InvalidInput
 from geo.model import COUNTY_CODE
 
 SEQ_DIGITS = 3
@@ -37,7 +38,7 @@ GRID_CODE_LEN = len(COUNTY_CODE) + 3 * SEQ_DIGITS  # 15
 MICRO_CODE_LEN = GRID_CODE_LEN + SEQ_DIGITS  # 18
 
 
-class CodeError(ValueError):
+class CodeError(InvalidInput):
     """A code cannot be issued (a sequence ran out, a street or community code is malformed)."""
 
 

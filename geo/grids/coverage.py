@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from geo.atlas import Atlas
 from geo.crs import to_lonlat, to_metric
+from geo.errors import NotFound
 from geo.grids.split import straddling
 from geo.model import COUNTY_CODE, TEAM_ROLES
 
@@ -35,7 +36,7 @@ CHILD = {"district": "street", "street": "community", "community": "grid", "grid
 _PARENT_KEY = {"community": "street_id", "grid": "community_id", "microgrid": "grid_id"}
 
 
-class UnknownAreaError(LookupError):
+class UnknownAreaError(NotFound):
     """No area of that level has that id; the message says what exists."""
 
 

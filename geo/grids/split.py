@@ -43,6 +43,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.boundaries.roads import RoadNetwork, bridge_gaps, node
 from geo.crs import to_lonlat, to_metric
+from geo.errors import InvalidInput
 from geo.grids import codes as codes_mod
 
 Weight = Literal["enterprises", "employees", "floor_area"]
@@ -58,7 +59,7 @@ SNAP_DEG = 1e-7  # ~1 cm: grid vertices this close to a community vertex become 
 SEED = 20240524
 
 
-class SplitError(ValueError):
+class SplitError(InvalidInput):
     """A split that cannot be made; the message says why and what to change."""
 
 

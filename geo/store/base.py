@@ -13,6 +13,61 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from geo.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    Unavailable,
+)
+
+# ------------------------------------------------------------------ errors of every store
+
+
+class StoreSchemaError(Unavailable):
+    """The file is not a store this version of geo can open (newer schema, not a GeoPackage)."""
+
+
+class StaleVersionError(PreconditionFailed):
+    """`replace_all(expected_version=...)` found another version committed in between."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(
+            f"the store is at version {current}, not {expected}: reload and apply the change again"
+        )
+        self.expected = expected
+        self.current = current
+
+
+class StaleCommunityError(StaleVersionError):
+    """`edit_community(expected_version=...)`: the community has another version by now."""
+
+    def __init__(self, community_id: str, expected: int, current: int) -> None:
+        PreconditionFailed.__init__(
+            self,
+            f"community {community_id} is at version {current}, not {expected}: someone else "
+            "changed it; GET it again, check the change and resend with If-Match: "
+            f"{current}",
+        )
+        self.community_id = community_id
+        self.expected = expected
+        self.current = current
+
+
+class InvalidRecord(InvalidInput):
+    """A row the store's schema refuses: a missing required value, a wrong type, a duplicate id."""
+
+
+class UnknownCommunity(NotFound, KeyError):
+    """`edit_community` of an id the store does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class CommunityExists(Conflict):
+    """`edit_community(create=True)` of an id the store holds already."""
+
 
 @dataclass(frozen=True)
 class VersionInfo:

@@ -78,7 +78,17 @@ import shapely
 
 from geo.model import COMMUNITIES, TABLES, Field, LayerSpec
 from geo.store import serving, users
-from geo.store.base import CommunityVersion, Snapshot, VersionInfo
+from geo.store.base import (
+    CommunityExists,
+    CommunityVersion,
+    InvalidRecord,
+    Snapshot,
+    StaleCommunityError,
+    StaleVersionError,
+    StoreSchemaError,
+    UnknownCommunity,
+    VersionInfo,
+)
 
 SCHEMA_VERSION = 1
 SRS_ID = 4326
@@ -182,36 +192,6 @@ _SRS_ROWS = (
         "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid",
     ),
 )
-
-
-class StoreSchemaError(RuntimeError):
-    """The file is not a store this version of geo can open (newer schema, not a GeoPackage)."""
-
-
-class StaleVersionError(RuntimeError):
-    """`replace_all(expected_version=...)` found another version committed in between."""
-
-    def __init__(self, expected: int, current: int) -> None:
-        super().__init__(
-            f"the store is at version {current}, not {expected}: reload and apply the change again"
-        )
-        self.expected = expected
-        self.current = current
-
-
-class StaleCommunityError(StaleVersionError):
-    """`edit_community(expected_version=...)`: the community has another version by now."""
-
-    def __init__(self, community_id: str, expected: int, current: int) -> None:
-        RuntimeError.__init__(
-            self,
-            f"community {community_id} is at version {current}, not {expected}: someone else "
-            "changed it; GET it again, check the change and resend with If-Match: "
-            f"{current}",
-        )
-        self.community_id = community_id
-        self.expected = expected
-        self.current = current
 
 
 HISTORY_TABLE = "community_history"
@@ -353,7 +333,9 @@ def _column_values(name: str, field: Field, s: pd.Series, ids: pd.Series) -> lis
     where = f"table {name!r}, column {field.name!r}"
     missing = s.isna().to_numpy()
     if field.required and missing.any():
-        raise ValueError(f"{where}: required value missing in rows with id {_ids_at(ids, missing)}")
+        raise InvalidRecord(
+            f"{where}: required value missing in rows with id {_ids_at(ids, missing)}"
+        )
     if field.type == "str":
         values = s.astype(object).to_numpy()
         kind = pd.api.types.infer_dtype(values[~missing], skipna=True)
@@ -364,7 +346,7 @@ def _column_values(name: str, field: Field, s: pd.Series, ids: pd.Series) -> lis
                 if not isinstance(v, str | int | np.integer) or isinstance(v, bool | np.bool_)
             ]
             if bad:
-                raise ValueError(
+                raise InvalidRecord(
                     f"{where}: expected text, got {type(bad[0]).__name__} value {bad[0]!r}"
                 )
             values = np.array([v if isinstance(v, str) else str(v) for v in values], dtype=object)
@@ -373,7 +355,7 @@ def _column_values(name: str, field: Field, s: pd.Series, ids: pd.Series) -> lis
             bad_choice = ~missing & ~np.isin(values.astype(str), np.array(field.choices))
             if bad_choice.any():
                 got = sorted(set(values[bad_choice].tolist()))[:5]
-                raise ValueError(
+                raise InvalidRecord(
                     f"{where}: values {got} are not among the allowed {list(field.choices)}"
                 )
         return out.tolist()
@@ -381,14 +363,14 @@ def _column_values(name: str, field: Field, s: pd.Series, ids: pd.Series) -> lis
         try:
             arr = pd.array(s.to_numpy(dtype=object, na_value=None), dtype="Int64")
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{where}: expected whole numbers ({e})") from None
+            raise InvalidRecord(f"{where}: expected whole numbers ({e})") from None
         nums = arr.to_numpy(dtype="int64", na_value=0)
         return np.where(missing, None, nums.astype(object)).tolist()
     if field.type == "float":
         try:
             nums = pd.to_numeric(s, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{where}: expected numbers ({e})") from None
+            raise InvalidRecord(f"{where}: expected numbers ({e})") from None
         return np.where(np.isnan(nums), None, nums.astype(object)).tolist()
     if field.type == "bool":
         values = s.to_numpy(dtype=object, na_value=None)
@@ -398,9 +380,9 @@ def _column_values(name: str, field: Field, s: pd.Series, ids: pd.Series) -> lis
             dtype=bool,
         )
         if not ok.all():
-            raise ValueError(f"{where}: expected true/false, got {present[~ok][0]!r}")
+            raise InvalidRecord(f"{where}: expected true/false, got {present[~ok][0]!r}")
         return [None if m else int(bool(v)) for v, m in zip(values, missing, strict=True)]
-    raise ValueError(f"{where}: unknown field type {field.type!r}")  # pragma: no cover
+    raise InvalidRecord(f"{where}: unknown field type {field.type!r}")  # pragma: no cover
 
 
 def _geometry_values(name: str, frame: pd.DataFrame, ids: pd.Series) -> np.ndarray:
@@ -413,7 +395,7 @@ def _geometry_values(name: str, frame: pd.DataFrame, ids: pd.Series) -> np.ndarr
     if geo is None and "geometry" in frame.columns:
         geo = frame["geometry"]
     if geo is None:
-        raise ValueError(f"table {name!r}: no geometry column (expected 'geometry')")
+        raise InvalidRecord(f"table {name!r}: no geometry column (expected 'geometry')")
     crs = getattr(geo, "crs", None)
     if crs is not None and crs.to_epsg() not in (4326, 4490) and not crs.equals("OGC:CRS84"):
         geo = geo.to_crs(SRS_ID)
@@ -424,11 +406,11 @@ def _geometry_values(name: str, frame: pd.DataFrame, ids: pd.Series) -> np.ndarr
         bad = ~is_geom & ~none
         if bad.any():
             first = values[bad][0]
-            raise ValueError(
+            raise InvalidRecord(
                 f"table {name!r}: geometry values must be shapely geometries; got "
                 f"{type(first).__name__} {first!r:.60} in rows with id {_ids_at(ids, bad)}"
             )
-        raise ValueError(
+        raise InvalidRecord(
             f"table {name!r}: rows with id {_ids_at(ids, none)} have no geometry; "
             "every feature needs one"
         )
@@ -439,17 +421,18 @@ def prepare_table(name: str, frame: pd.DataFrame | None) -> _Prepared:
     """Validate one input frame against its spec and turn it into rows (geom first).
 
     Missing required columns, missing required values, bad types, values outside `choices`,
-    duplicate or empty ids and wrong geometry kinds raise ValueError naming the table.
+    duplicate or empty ids and wrong geometry kinds raise `InvalidRecord` (a ValueError) naming
+    the table.
     Columns not in the spec are dropped.
     """
     spec = TABLES[name]
     if frame is None:
         return _Prepared([], np.empty((0, 4)) if spec.geometry else None, set())
     if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"table {name!r}: expected a DataFrame, got {type(frame).__name__}")
+        raise InvalidRecord(f"table {name!r}: expected a DataFrame, got {type(frame).__name__}")
     absent = [f for f in spec.required if f not in frame.columns]
     if absent:
-        raise ValueError(f"table {name!r}: missing required columns {absent}")
+        raise InvalidRecord(f"table {name!r}: missing required columns {absent}")
     frame = frame.reset_index(drop=True)
     ids = frame["id"]
     columns = []
@@ -461,10 +444,10 @@ def prepare_table(name: str, frame: pd.DataFrame | None) -> _Prepared:
     id_values = pd.Series(columns[0], dtype=object)
     empty_id = (id_values == "").to_numpy()
     if empty_id.any():
-        raise ValueError(f"table {name!r}: empty id in {int(empty_id.sum())} rows")
+        raise InvalidRecord(f"table {name!r}: empty id in {int(empty_id.sum())} rows")
     dup = id_values.duplicated(keep=False).to_numpy()
     if dup.any():
-        raise ValueError(f"table {name!r}: duplicate ids {_ids_at(ids, dup)}")
+        raise InvalidRecord(f"table {name!r}: duplicate ids {_ids_at(ids, dup)}")
     # rows go in sorted by id, so that fid order is id order: snapshots then read the table
     # sequentially instead of through the id index, and QGIS lists features by id
     order = np.argsort(np.asarray(columns[0], dtype=object), kind="stable")
@@ -479,7 +462,7 @@ def prepare_table(name: str, frame: pd.DataFrame | None) -> _Prepared:
     wrong = ~np.isin(type_ids, allowed)
     if wrong.any():
         got = sorted({shapely.get_type_id(g) for g in geoms[wrong]})
-        raise ValueError(
+        raise InvalidRecord(
             f"table {name!r} holds {spec.geometry} features; rows with id "
             f"{_ids_at(ids, wrong)} have {[_TYPE_NAMES.get(t, str(t)) for t in got]}"
         )
@@ -714,7 +697,7 @@ class SQLiteStore:
     ) -> int:
         """Replace every table in one transaction; tables absent from `tables` are emptied.
 
-        Raises ValueError (nothing written) when a frame does not fit its spec, and
+        Raises `InvalidRecord` (nothing written) when a frame does not fit its spec, and
         `StaleVersionError` when `expected_version` is given and another version was committed.
         The community history is kept; ``record_history`` appends a "load" version (this
         author and reason) for every community written. An audit row (``audit``: the API's
@@ -722,7 +705,7 @@ class SQLiteStore:
         """
         unknown = sorted(set(tables) - set(TABLES))
         if unknown:
-            raise ValueError(f"unknown tables {unknown}; the store holds {list(TABLES)}")
+            raise InvalidRecord(f"unknown tables {unknown}; the store holds {list(TABLES)}")
         prepared = {name: prepare_table(name, tables.get(name)) for name in TABLES}
         now = _now()
         with self._write() as cur:
@@ -863,7 +846,8 @@ class SQLiteStore:
         In one transaction: the community's current version must equal ``expected_version``
         (else `StaleCommunityError`; None skips the check), the communities table is rewritten
         with the new row, a history row and a new store version are appended. ``create`` adds a
-        new community (ValueError if the id exists); otherwise KeyError if it does not. A
+        new community (`CommunityExists` if the id exists); otherwise `UnknownCommunity` if it
+        does not. A
         community without history first gets its current row recorded as a "baseline" version.
         Returns ``(community version, store version)``.
         """
@@ -875,9 +859,9 @@ class SQLiteStore:
             table = self._read_table(cur.connection, "communities", COMMUNITIES)
             hit = np.flatnonzero(table["id"].to_numpy() == community_id)
             if create and len(hit):
-                raise ValueError(f"community {community_id} exists already; choose another id")
+                raise CommunityExists(f"community {community_id} exists already; choose another id")
             if not create and not len(hit):
-                raise KeyError(community_id)
+                raise UnknownCommunity(f"no community {community_id!r}")
             (store_current,) = cur.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM geo_versions"
             ).fetchone()

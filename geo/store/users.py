@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from geo.errors import InvalidInput
+
 ROLES = ("anonymous", "officer", "planner", "admin")  # in increasing order of trust
 USER_ROLES = ROLES[1:]
 PBKDF2_ITERATIONS = 100_000
@@ -54,8 +56,20 @@ class User:
     role: str
 
 
-class UserError(ValueError):
-    """A user change that cannot be made (unknown role, existing or unknown name)."""
+class UserError(InvalidInput):
+    """A user change that cannot be made (an unknown role, a name too long)."""
+
+
+class UserExists(UserError):
+    """A new user whose name is taken (409)."""
+
+    status = 409
+
+
+class NoSuchUser(UserError):
+    """A token or revocation for a name that is not an active user (404)."""
+
+    status = 404
 
 
 def ensure_schema(cur: sqlite3.Cursor) -> None:
@@ -140,7 +154,7 @@ def add_user(store, name: str, role: str, *, audit: Mapping[str, Any] | None = N
     with store._write() as cur:
         row = cur.execute("SELECT revoked FROM geo_users WHERE name=?", (name,)).fetchone()
         if row is not None and row[0] is None:
-            raise UserError(f"user {name!r} exists; revoke it first or choose another name")
+            raise UserExists(f"user {name!r} exists; revoke it first or choose another name")
         if row is not None:  # a revoked user comes back with a new role and a new token
             cur.execute(
                 "UPDATE geo_users SET role=?, created=?, revoked=NULL WHERE name=?",
@@ -164,7 +178,7 @@ def issue_token(store, name: str, *, audit: Mapping[str, Any] | None = None) -> 
     with store._write() as cur:
         row = cur.execute("SELECT revoked FROM geo_users WHERE name=?", (name,)).fetchone()
         if row is None or row[0] is not None:
-            raise UserError(f"no active user {name!r}")
+            raise NoSuchUser(f"no active user {name!r}")
         token = _issue(cur, name, _now())
         v = _version(cur)
         append_audit(
@@ -179,7 +193,7 @@ def revoke_user(store, name: str, *, audit: Mapping[str, Any] | None = None) -> 
     with store._write() as cur:
         row = cur.execute("SELECT revoked FROM geo_users WHERE name=?", (name,)).fetchone()
         if row is None or row[0] is not None:
-            raise UserError(f"no active user {name!r}")
+            raise NoSuchUser(f"no active user {name!r}")
         cur.execute("UPDATE geo_users SET revoked=? WHERE name=?", (now, name))
         cur.execute(
             "UPDATE geo_tokens SET revoked=? WHERE user_name=? AND revoked IS NULL", (now, name)

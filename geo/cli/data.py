@@ -1,0 +1,244 @@
+"""Data in and out: `geo load`, `geo import`, `geo export`, `geo backup`, `geo restore`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeRemainingColumn,
+)
+
+from geo import io as geo_io
+from geo.cli.common import (
+    DbOption,
+    FieldOption,
+    SourceCrsOption,
+    SourceLayerOption,
+    atlas_at,
+    err,
+    fail,
+    open_store_at,
+    out,
+    parse_fields,
+    report,
+    settings_for,
+    wait_served,
+)
+from geo.cli.root import app
+from geo.model import LAYERS, TABLES
+
+
+def check_four_to(tables) -> list:
+    """The communities whose four-to text does not build (IoU ≥ 0.99) their digitised polygon."""
+    from geo.boundaries.edit import rebuild_check
+
+    return [
+        r
+        for r in rebuild_check(tables["communities"], tables["roads"], tables["areas"])
+        if not r.ok
+    ]
+
+
+def load_into(
+    db: str,
+    data: Path,
+    *,
+    strict: bool = False,
+    verbose: bool = False,
+    author: str = "geo load",
+    crs: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> int:
+    """Validate every file in ``data`` and replace the store's contents in one transaction."""
+    try:
+        result = geo_io.read_directory(data, crs=crs, fields=fields)
+    except geo_io.InputError as exc:
+        raise fail(str(exc)) from exc
+    for note in result.notes:
+        err.print(f"[cyan]detected[/cyan] {note}", highlight=False)
+    report(result.warnings, result.rejected, verbose)
+    if result.rejected and strict:
+        raise fail(f"{len(result.rejected)} rows rejected; nothing was loaded (--strict)")
+    for built in check_four_to(result.tables):
+        err.print(f"[yellow]warning[/yellow] communities: {built.message()}", highlight=False)
+    store = open_store_at(db)
+    try:
+        version = store.replace_all(
+            result.tables, author=author, reason=f"load {data}", record_history=True
+        )
+        wait_served(store, version)
+    finally:
+        store.close()
+    counts = ", ".join(f"{len(result.tables[name])} {name}" for name in TABLES)
+    out.print(
+        f"loaded {counts} into {db} (version {version}); "
+        f"{len(result.rejected)} rejected, {len(result.warnings)} warnings",
+        highlight=False,
+    )
+    return version
+
+
+@app.command()
+def load(
+    data: Annotated[
+        Path, typer.Argument(help="folder with one file per layer: roads.shp, enterprises.xlsx …")
+    ],
+    db: DbOption = None,
+    strict: Annotated[bool, typer.Option(help="load nothing if any row is rejected")] = False,
+    verbose: Annotated[bool, typer.Option(help="list every warning")] = False,
+    field: FieldOption = None,
+    crs: SourceCrsOption = None,
+) -> None:
+    """Replace the store's contents with a folder of layers, atomically."""
+    load_into(
+        settings_for(db).db,
+        data,
+        strict=strict,
+        verbose=verbose,
+        crs=crs,
+        fields=parse_fields(field),
+    )
+
+
+@app.command("import")
+def import_cmd(
+    layer: Annotated[str, typer.Argument(help="roads, streets, …, enterprises, officers, or osm")],
+    source: Annotated[str, typer.Argument(help="any file: .shp .gpkg .geojson .xlsx .csv …")],
+    layer_name: SourceLayerOption = None,
+    crs: SourceCrsOption = None,
+    field: FieldOption = None,
+    mode: Annotated[str, typer.Option(help="replace the layer, or add (upsert by id)")] = "replace",
+    strict: Annotated[bool, typer.Option(help="import nothing if any row is rejected")] = False,
+    verbose: Annotated[bool, typer.Option(help="list every warning")] = False,
+    db: DbOption = None,
+) -> None:
+    """Replace (or add to) one layer of the store from any source, in one new version."""
+    from geo.service.imports import import_layer
+    from geo.store.sqlite import StaleVersionError
+
+    store_db = settings_for(db).db
+    store = open_store_at(store_db)
+    try:
+        try:
+            result = import_layer(
+                store, layer, source, source_layer=layer_name, crs=crs,
+                fields=parse_fields(field), mode=mode, strict=strict,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except (geo_io.InputError, StaleVersionError) as exc:
+            raise fail(str(exc)) from exc
+        for note in result.notes:
+            err.print(f"[cyan]detected[/cyan] {note}", highlight=False)
+        report(result.warnings, result.rejected, verbose)
+        if result.version is None:
+            raise fail(f"{len(result.rejected)} rows rejected; nothing was imported (--strict)")
+        wait_served(store, result.version)
+    finally:
+        store.close()
+    changes = "; ".join(
+        f"{c.layer}: {c.rows} rows ({c.added} added, {c.updated} updated, {c.removed} removed)"
+        for c in result.changes
+    )
+    out.print(
+        f"imported {changes} into {store_db} (version {result.version}); "
+        f"{len(result.rejected)} rejected, {len(result.warnings)} warnings",
+        highlight=False,
+    )
+
+
+def _export_tiles(db: str, output: Path, minzoom: int, maxzoom: int, layers: str | None) -> None:
+    """Write the vector tiles of ``layers`` (default all) as a PMTiles archive."""
+    from geo import tiles
+
+    atlas = atlas_at(db)
+    names = [n.strip() for n in layers.split(",")] if layers else None
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("tiles")
+        try:
+            summary = tiles.write_pmtiles(
+                atlas,
+                output,
+                minzoom,
+                maxzoom,
+                names,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except tiles.TileError as exc:
+            raise fail(str(exc)) from exc
+    out.print(f"{summary['tiles']} tiles ({summary['bytes']:,} bytes) → {output}", highlight=False)
+
+
+@app.command()
+def export(
+    layer: Annotated[str, typer.Argument(help=f"one of: {', '.join(TABLES)}, or tiles")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=".geojson, .csv or .pmtiles")],
+    minzoom: Annotated[int, typer.Option(help="tiles: lowest zoom")] = 10,
+    maxzoom: Annotated[int, typer.Option(help="tiles: highest zoom")] = 16,
+    layers: Annotated[str | None, typer.Option(help="tiles: comma-separated layers")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write one layer as GeoJSON (RFC 7946) or CSV, or every layer's tiles as PMTiles."""
+    if layer == "tiles":
+        _export_tiles(settings_for(db).db, output, minzoom, maxzoom, layers)
+        return
+    if layer not in TABLES:
+        raise fail(f"unknown layer {layer!r}: use one of {', '.join(TABLES)}")
+    store = open_store_at(settings_for(db).db)
+    try:
+        frame = store.snapshot().tables[layer]
+    finally:
+        store.close()
+    if output.suffix.lower() == ".csv":
+        geo_io.write_csv(frame, output)
+    elif layer in LAYERS and output.suffix.lower() in (".geojson", ".json"):
+        geo_io.write_geojson(frame, output)
+    else:
+        raise fail(
+            f"cannot write {layer} as {output.suffix or 'a file without suffix'}: "
+            "use .geojson for layers or .csv"
+        )
+    out.print(f"{len(frame)} {layer} → {output}", highlight=False)
+
+
+@app.command()
+def backup(
+    output: Annotated[Path, typer.Argument(help="the backup GeoPackage to write (replaced)")],
+    db: DbOption = None,
+) -> None:
+    """Copy the store to OUTPUT while it serves: one committed version, one file."""
+    from geo import backup as backup_mod
+
+    try:
+        done = backup_mod.backup(settings_for(db).db, output)
+    except backup_mod.BackupError as exc:
+        raise fail(str(exc)) from exc
+    out.print(
+        f"backed up {settings_for(db).db} (version {done.version}, {done.communities} "
+        f"communities) → {output}",
+        highlight=False,
+    )
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="a GeoPackage written by `geo backup`")],
+    db: DbOption = None,
+) -> None:
+    """Replace the store with a backup, atomically (checked first: a geo GeoPackage only)."""
+    from geo import backup as backup_mod
+
+    target = settings_for(db).db
+    try:
+        done = backup_mod.restore(source, target)
+    except backup_mod.BackupError as exc:
+        raise fail(str(exc)) from exc
+    out.print(
+        f"restored {source} into {target} (version {done.version}, {done.communities} "
+        "communities); running servers pick it up within GEO_REFRESH_SECONDS",
+        highlight=False,
+    )

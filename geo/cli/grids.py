@@ -1,0 +1,95 @@
+"""`geo grids split`: propose grids for a community and, with --commit, store them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geo.cli.common import DbOption, fail, open_store_at, out, settings_for, wait_served
+from geo.cli.root import app
+
+grids_app = typer.Typer(help="Grids (网格): split a community into grids.", no_args_is_help=True)
+app.add_typer(grids_app, name="grids")
+
+
+@grids_app.command("split")
+def grids_split(
+    community: Annotated[str, typer.Argument(help="community id, name or short name (火炬)")],
+    count: Annotated[int | None, typer.Option("--count", help="number of grids")] = None,
+    per_grid: Annotated[
+        float | None,
+        typer.Option("--enterprises-per-grid", help="about this much weight per grid"),
+    ] = None,
+    weight: Annotated[
+        str, typer.Option(help="enterprises, employees or floor_area (footprint × floors)")
+    ] = "enterprises",
+    commit: Annotated[bool, typer.Option("--commit", help="store the split")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the proposal as JSON")] = False,
+    author: Annotated[str, typer.Option(help="who commits (history)")] = "geo grids split",
+    db: DbOption = None,
+) -> None:
+    """Propose grids for a community (street blocks, parks whole, balanced); --commit stores."""
+    from geo.grids import split as split_mod
+    from geo.store import StaleVersionError
+
+    if (count is None) == (per_grid is None):
+        raise fail("give exactly one of --count K or --enterprises-per-grid N")
+    path = settings_for(db).db
+    if not Path(path).exists():
+        raise fail(f"no store at {path}: run `geo load DIR --db {path}` (or `geo serve`) first")
+    store = open_store_at(path)
+    try:
+        snapshot = store.snapshot()
+        try:
+            cid = split_mod.find_community(snapshot.tables, community)
+            proposal = split_mod.propose_split(
+                snapshot.tables, cid, count=count, per_grid=per_grid, weight=weight
+            )
+        except split_mod.SplitError as exc:
+            raise fail(str(exc)) from exc
+        version = snapshot.version
+        if commit:
+            tables = split_mod.apply_split(snapshot.tables, proposal)
+            reason = f"split {cid} into {proposal.count} grids by {proposal.weight}"
+            try:
+                version = store.replace_all(
+                    tables, author=author, reason=reason, expected_version=snapshot.version
+                )
+            except StaleVersionError as exc:
+                raise fail(str(exc)) from exc
+            wait_served(store, version)
+    finally:
+        store.close()
+    summary = {**proposal.summary(), "version": version, "committed": commit}
+    if as_json:
+        out.print_json(json.dumps(summary, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    def ratio(b: dict) -> str:
+        return "∞ (a grid has none)" if b["ratio"] is None else f"{b['ratio']:.3f}"
+
+    table = Table(title=f"{cid}: {proposal.count} grids from {proposal.blocks} street blocks")
+    for column in ("code", "id", "name", "status", weight, "blocks", "area m²"):
+        table.add_column(column, no_wrap=column in ("code", "id"))
+    for g in summary["grids"]:
+        status = g["status"] + (f" ({g['replaces']})" if g["replaces"] else "")
+        table.add_row(
+            g["code"], g["id"], g["name"], status, f"{g['weight']:g}", str(g["blocks"]),
+            f"{g['area_m2']:,.0f}",
+        )  # fmt: skip
+    out.print(table)
+    cur = summary["current"]
+    out.print(
+        f"balance (max/min {weight}): {ratio(summary['balance'])}; current "
+        f"{cur['count']} grids: {ratio(cur['balance'])}; "
+        f"retired codes: {', '.join(summary['retired']) or 'none'}; {proposal.seconds:.2f} s",
+        highlight=False,
+    )
+    if commit:
+        out.print(f"committed as version {version}", highlight=False)
+    else:
+        out.print("not stored: add --commit to store this split", highlight=False)
