@@ -1,0 +1,1 @@
+"""Community boundaries, pure geometry: named roads, four-to text, build, edit, topology."""

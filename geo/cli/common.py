@@ -47,6 +47,7 @@ def fail(message: str) -> typer.Exit:
 
 
 def settings_for(db: str | None) -> Settings:
+    """The settings from ``GEO_`` variables, with ``--db`` over ``GEO_DB`` when given."""
     settings = Settings()
     return settings.model_copy(update={"db": db}) if db else settings
 
@@ -59,6 +60,7 @@ def open_store_at(db: str):
 
 
 def atlas_at(db: str):
+    """The atlas of the store's latest version (exit 2 when there is no store)."""
     from geo.atlas import Atlas
 
     if not Path(db).exists():
@@ -71,6 +73,7 @@ def atlas_at(db: str):
 
 
 def issue_line(issue: geo_io.Issue) -> str:
+    """One reader's issue as a line: table, row, id and reason."""
     where = f"row {issue.row}" if issue.row else "file"
     return f"{issue.table} {where}" + (f" ({issue.id})" if issue.id else "") + f": {issue.reason}"
 
@@ -124,6 +127,7 @@ def read_layer(path: str, layer: str, source_layer: str | None = None):
 
 
 def print_json(obj) -> None:
+    """Write ``obj`` as one line of JSON to stdout (CJK as is)."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 

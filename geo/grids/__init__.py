@@ -1,0 +1,1 @@
+"""Grids and micro-grids, pure geometry: split, codes, coverage."""
