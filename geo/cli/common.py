@@ -29,6 +29,7 @@ class GeoGroup(TyperGroup):
     """The `geo` command group: a `GeoError` from any command is its message and exit code."""
 
     def invoke(self, ctx: click.Context):
+        """Run the command; a `GeoError` becomes ``error: message`` and its exit code."""
         try:
             return super().invoke(ctx)
         except GeoError as exc:
