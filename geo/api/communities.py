@@ -10,12 +10,10 @@ the history and the audit log is the token's user.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
-import numpy as np
 import shapely
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from geo import io as geo_io
@@ -23,18 +21,18 @@ from geo.api import limits
 from geo.api.audit import context as audit_context
 from geo.api.auth import Planner
 from geo.api.deps import atlas
+from geo.api.versions import Publisher, if_match
 from geo.atlas import Atlas
 from geo.boundaries import edit
-from geo.boundaries.build import BuildError
-from geo.boundaries.fourto import FourToError
 from geo.boundaries.roads import RoadNetwork
 from geo.crs import to_metric
+from geo.errors import NotFound
 from geo.model import COMMUNITIES, COMMUNITY_TYPES, MANAGEMENT_MODES
-from geo.store import StaleVersionError
+from geo.service import boundaries
+from geo.store.base import CommunityVersion
 
 router = APIRouter(tags=["boundaries"])
 
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 IfMatchHeader = Annotated[
     str | None,
     Header(alias="If-Match", description="the community's current version (its ETag)"),
@@ -48,6 +46,8 @@ _EXTEND_HELP = (
 
 
 class BuildBody(BaseModel):
+    """Four-to text to build a polygon from, along the store's roads or posted ones."""
+
     four_to: str = Field(
         description="四至 text, e.g. 东至信诚路、南至南环路、西至东信大道、北至江南大道"
     )
@@ -66,6 +66,8 @@ class BuildBody(BaseModel):
 
 
 class BoundaryBody(BaseModel):
+    """A new boundary: four-to text or a drawn geometry, and why."""
+
     four_to: str | None = Field(None, description="new four-to text (built along the roads)")
     geometry: dict[str, Any] | None = Field(
         None, description="a drawn GeoJSON Polygon/MultiPolygon (or a Feature holding one)"
@@ -79,6 +81,8 @@ class BoundaryBody(BaseModel):
 
 
 class CreateBody(BoundaryBody):
+    """A new community: its attributes and its boundary."""
+
     id: str | None = Field(None, description="new community id (default: the next Cnn)")
     name: str
     street_id: str
@@ -89,15 +93,13 @@ class CreateBody(BoundaryBody):
 
 
 class RevertBody(BaseModel):
+    """The history version to go back to, and why."""
+
     version: int = Field(ge=1, description="the history version to go back to")
     reason: str = ""
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _store(request: Request):
-    return request.app.state.atlas.store
 
 
 def _network(request: Request, current: Atlas) -> RoadNetwork:
@@ -112,81 +114,31 @@ def _network(request: Request, current: Atlas) -> RoadNetwork:
     return network
 
 
-def _row(current: Atlas, community_id: str):
-    comm = current.tables["communities"]
-    hit = np.flatnonzero(comm["id"].to_numpy() == community_id)
-    if not len(hit):
-        known = ", ".join(comm["id"].tolist())
-        raise HTTPException(404, f"no community {community_id!r}; communities are {known}")
-    return comm.iloc[int(hit[0])]
+def _draft(request: Request, body: BoundaryBody) -> boundaries.BoundaryDraft:
+    """The body's boundary, its geometry checked against the configured limits first."""
+    settings = request.app.state.settings
+    limits.check_geojson(body.geometry, settings, "the geometry", crs_member=False)
+    return boundaries.BoundaryDraft(
+        four_to=body.four_to,
+        geometry=body.geometry,
+        crs=body.crs,
+        snap_tolerance_m=body.snap_tolerance_m,
+        extend_m=body.extend_m,
+    )
 
 
-def _if_match(value: str | None, community_id: str) -> int:
-    if value is None:
-        raise HTTPException(
-            428,
-            f"If-Match header required: send the version of community {community_id} you "
-            f"edited (GET /communities/{community_id} returns it as ETag), e.g. If-Match: 3",
-        )
-    m = _IF_MATCH.match(value)
-    if not m:
-        raise HTTPException(
-            400, f"If-Match {value!r} is not a version number; send e.g. If-Match: 3"
-        )
-    return int(m[1])
+def _version_of(current: Atlas, community_id: str, header: str | None) -> int:
+    """The community version ``If-Match`` names (an unknown community is a 404 first)."""
+    boundaries.community(current.tables, community_id)
+    return if_match(
+        header,
+        f"the version of community {community_id} you edited "
+        f"(GET /communities/{community_id} returns it as ETag)",
+    )
 
 
 def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
-
-
-def _propose(request: Request, current: Atlas, body: BoundaryBody, street_id: str) -> edit.Proposal:
-    """The proposed boundary; a side the four-to text leaves open is closed by the street."""
-    settings = request.app.state.settings
-    limits.check_geojson(body.geometry, settings, "the geometry", crs_member=False)
-    try:
-        return edit.propose(
-            four_to=body.four_to,
-            geometry=body.geometry,
-            roads=_network(request, current),
-            areas=edit.named_areas(current.tables),
-            crs=body.crs,
-            snap_tolerance_m=body.snap_tolerance_m,
-            extend_m=body.extend_m,
-            within=_street(current, street_id) if body.four_to is not None else None,
-        )
-    except (edit.EditError, BuildError, FourToError) as exc:
-        raise HTTPException(422, _http_words(str(exc))) from exc
-
-
-def _street(current: Atlas, street_id: str):
-    """The polygon of the community's street (None if unknown: validation says so)."""
-    streets = current.tables["streets"]
-    hit = streets[streets["id"] == street_id]
-    return None if hit.empty else hit.geometry.iloc[0]
-
-
-def _within(current: Atlas, key: str | None):
-    """The polygon of street ``key`` (or of the whole district for 'district'); None for None."""
-    try:
-        return edit.within_polygon(current.tables["streets"], key)
-    except edit.EditError as exc:
-        raise HTTPException(422, str(exc)) from exc
-
-
-def _http_words(message: str) -> str:
-    """A builder's hint in the API's terms: the body fields, not the CLI's options."""
-    return message.replace("--extend-m ", "extend_m=").replace("--within ", "within=")
-
-
-def _validate(current: Atlas, community_id: str, street_id: str, prop) -> edit.Validation:
-    try:
-        check = edit.validate(current.tables, community_id, street_id, prop.metric)
-    except edit.EditError as exc:
-        raise HTTPException(422, str(exc)) from exc
-    if not check.ok:
-        raise HTTPException(422, check.message())
-    return check
 
 
 def _feature(row, version: int) -> dict[str, Any]:
@@ -201,74 +153,40 @@ def _feature(row, version: int) -> dict[str, Any]:
     }
 
 
-def _warnings(current: Atlas, community_id: str, prop) -> list[str]:
-    out = list(prop.warnings)  # repairs of the drawn geometry (rings wound the wrong way)
-    if prop.source == "geometry":
-        out.append(
-            "the boundary was drawn: the community's four-to text was kept and no longer "
-            "describes it; send four_to to replace the text"
-        )
-    if (current.tables["grids"]["community_id"] == community_id).any():
-        out.append(
-            f"the grids of {community_id} were drawn for the old boundary: re-split them "
-            "(`geo check` lists the gaps and overlaps)"
-        )
-    return out
-
-
-def _commit(
-    request: Request,
-    response: Response,
-    current: Atlas,
-    community_id: str,
-    prop,
-    check: edit.Validation,
-    *,
-    expected: int,
-    author: str,
-    reason: str,
-    action: str,
-    fields: dict[str, Any],
-    create: bool = False,
+def _written(
+    response: Response, done: boundaries.BoundaryCommit, publisher: Publisher
 ) -> dict[str, Any]:
-    store = _store(request)
-    try:
-        version, store_version = store.edit_community(
-            community_id,
-            prop.polygon,
-            author=author,
-            reason=reason or action,
-            expected_version=expected,
-            fields=fields,
-            action=action,
-            create=create,
-            audit=audit_context(request, target=community_id),
-        )
-    except StaleVersionError as exc:
-        raise HTTPException(412, str(exc)) from exc
-    except KeyError as exc:
-        raise HTTPException(404, f"no community {community_id!r}") from exc
-    except ValueError as exc:  # a field that does not fit the schema, an existing id
-        raise HTTPException(409 if create else 422, str(exc)) from exc
-    holder = request.app.state.atlas
-    published = holder.publish(store_version)  # every server answers from it before our 2xx
-    fresh = published.atlas
-    _etag(response, version)
+    """A write's answer, read from the atlas it was published in; its ETag is the version."""
+    row = boundaries.community(publisher.published().tables, done.community_id)
+    _etag(response, done.version)
     return {
-        "id": community_id,
-        "version": version,
-        "store_version": store_version,
-        "feature": _feature(_row(fresh, community_id), version),
-        "snapped": {"vertices": prop.snapped.vertices, "edges": prop.snapped.edges},
-        "gaps": [p.to_dict() for p in check.gaps],
-        "warnings": _warnings(fresh, community_id, prop)
-        + published.warnings(holder.publish_timeout),
+        "id": done.community_id,
+        "version": done.version,
+        "store_version": done.store_version,
+        "feature": _feature(row, done.version),
+        "snapped": boundaries.snapped(done.prop),
+        "gaps": [p.to_dict() for p in done.check.gaps],
+        "warnings": done.warnings,
     }
 
 
 def _issue(layer: str, issue: geo_io.Issue) -> str:
     """A reader's issue as a warning; row 0 is the whole layer (e.g. re-oriented rings)."""
     return f"{layer}: {issue.reason}" + (f" (feature {issue.row})" if issue.row else "")
+
+
+def _version(v: CommunityVersion) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "store_version": v.store_version,
+        "author": v.author,
+        "time": v.time,
+        "reason": v.reason,
+        "action": v.action,
+        "four_to": v.four_to,
+        "area_m2": round(float(to_metric(v.geometry).area), 1),
+        "geometry": shapely.geometry.mapping(v.geometry),
+    }
 
 
 # ------------------------------------------------------------------------------------- routes
@@ -278,31 +196,28 @@ def _issue(layer: str, issue: geo_io.Issue) -> str:
 def build(
     request: Request, body: BuildBody, current: Annotated[Atlas, Depends(atlas)]
 ) -> dict[str, Any]:
+    """The polygon the four-to text encloses, with its sides and the build's report."""
     warnings: list[str] = []
     settings = request.app.state.settings
     limits.check_geojson(body.roads, settings, "roads")
     limits.check_geojson(body.areas, settings, "areas")
-    try:
-        if body.roads is not None:
-            roads, issues = geo_io.read_layer_doc(body.roads, "roads", "roads")
-            warnings += [_issue("roads", i) for i in issues]
-            network = RoadNetwork.from_frame(roads)
-        else:
-            network = _network(request, current)
-        if body.areas is not None:
-            areas, issues = geo_io.read_layer_doc(body.areas, "areas", "areas")
-            warnings += [_issue("areas", i) for i in issues]
-        else:
-            areas = edit.named_areas(current.tables)
-        prop = edit.propose(
-            four_to=body.four_to,
-            roads=network,
-            areas=areas,
-            extend_m=body.extend_m,
-            within=_within(current, body.within),
-        )
-    except (geo_io.InputError, edit.EditError, BuildError, FourToError) as exc:
-        raise HTTPException(422, _http_words(str(exc))) from exc
+    if body.roads is not None:
+        roads, issues = geo_io.read_layer_doc(body.roads, "roads", "roads")
+        warnings += [_issue("roads", i) for i in issues]
+    else:
+        roads = _network(request, current)
+    areas = None
+    if body.areas is not None:
+        areas, issues = geo_io.read_layer_doc(body.areas, "areas", "areas")
+        warnings += [_issue("areas", i) for i in issues]
+    prop = boundaries.build(
+        body.four_to,
+        current.tables,
+        roads=roads,
+        areas=areas,
+        extend_m=body.extend_m,
+        within=body.within,
+    )
     return prop.feature({"warnings": warnings} if warnings else None)
 
 
@@ -313,8 +228,9 @@ def get_community(
     community_id: str,
     current: Annotated[Atlas, Depends(atlas)],
 ) -> dict[str, Any]:
-    row = _row(current, community_id)
-    version = _store(request).community_version(community_id)
+    """The community as a GeoJSON Feature; its version is also the ``ETag``."""
+    row = boundaries.community(current.tables, community_id)
+    version = request.app.state.atlas.store.community_version(community_id)
     _etag(response, version)
     return _feature(row, version)
 
@@ -327,34 +243,24 @@ def create_community(
     current: Annotated[Atlas, Depends(atlas)],
     user: Planner,
 ) -> dict[str, Any]:
-    comm = current.tables["communities"]
-    cid = body.id or _next_id(comm["id"].tolist())
-    if cid in set(comm["id"]):
-        raise HTTPException(409, f"community {cid} exists already; choose another id")
-    for name, value, allowed in (
-        ("type", body.type, COMMUNITY_TYPES),
-        ("mode", body.mode, MANAGEMENT_MODES),
-    ):
-        if value not in allowed:
-            raise HTTPException(422, f"{name} {value!r} is not one of {', '.join(allowed)}")
-    prop = _propose(request, current, body, body.street_id)
-    check = _validate(current, cid, body.street_id, prop)
-    siblings = comm[comm["street_id"] == body.street_id]["code"].tolist()
-    fields = {
-        "name": body.name,
-        "street_id": body.street_id,
-        "type": body.type,
-        "mode": body.mode,
-        "code": body.code or _next_code(siblings),
-        "four_to": body.four_to or "",
-        "founded": body.founded,
-    }
-    out = _commit(
-        request, response, current, cid, prop, check, expected=0, author=user.name,
-        reason=body.reason or "created", action="create", fields=fields, create=True,
+    """Add a community (version 1); ``Location`` names it."""
+    new = boundaries.NewCommunity(
+        name=body.name,
+        street_id=body.street_id,
+        type=body.type,
+        mode=body.mode,
+        id=body.id,
+        code=body.code,
+        founded=body.founded,
+    )
+    publisher = Publisher(request)
+    done = boundaries.create_community(
+        request.app.state.atlas.store, current.tables, new, _draft(request, body),
+        author=user.name, reason=body.reason, roads=_network(request, current),
+        audit=audit_context(request), publish=publisher,  # the store names the new id
     )  # fmt: skip
-    response.headers["Location"] = f"/communities/{cid}"
-    return out
+    response.headers["Location"] = f"/communities/{done.community_id}"
+    return _written(response, done, publisher)
 
 
 @router.put("/communities/{community_id}/boundary", summary="Set a community's boundary")
@@ -365,20 +271,18 @@ def put_boundary(
     body: BoundaryBody,
     current: Annotated[Atlas, Depends(atlas)],
     user: Planner,
-    if_match: IfMatchHeader = None,
+    if_match_header: IfMatchHeader = None,
 ) -> dict[str, Any]:
-    row = _row(current, community_id)
-    expected = _if_match(if_match, community_id)
-    have = _store(request).community_version(community_id)
-    if expected != have:  # early answer; the store checks again inside the write
-        raise HTTPException(412, str(_stale(community_id, expected, have)))
-    prop = _propose(request, current, body, row["street_id"])
-    check = _validate(current, community_id, row["street_id"], prop)
-    fields = {"four_to": body.four_to} if body.four_to is not None else {}
-    return _commit(
-        request, response, current, community_id, prop, check, expected=expected,
-        author=user.name, reason=body.reason, action="edit", fields=fields,
+    """Write a new boundary (a new version) if ``If-Match`` is the community's version."""
+    expected = _version_of(current, community_id, if_match_header)
+    publisher = Publisher(request)
+    done = boundaries.set_boundary(
+        request.app.state.atlas.store, current.tables, community_id, _draft(request, body),
+        expected_version=expected, author=user.name, reason=body.reason,
+        roads=_network(request, current), audit=audit_context(request, target=community_id),
+        publish=publisher,
     )  # fmt: skip
+    return _written(response, done, publisher)
 
 
 @router.post(
@@ -391,30 +295,19 @@ def preview(
     body: BoundaryBody,
     current: Annotated[Atlas, Depends(atlas)],
 ) -> dict[str, Any]:
-    row = _row(current, community_id)
-    prop = _propose(request, current, body, row["street_id"])
-    check = edit.validate(current.tables, community_id, row["street_id"], prop.metric)
-    out = edit.impact(current.tables, community_id, prop.polygon)
-    return {
-        **out,
-        "feature": prop.feature(),
-        "valid": check.ok,
-        "errors": [p.to_dict() for p in check.errors],
-        "overlaps": [p.to_dict() for p in check.errors if "overlap" in (p.kind + p.detail)],
-        "outside_street": [p.to_dict() for p in check.errors if p.kind == "outside"],
-        "gaps": [p.to_dict() for p in check.gaps],
-        "snapped": {"vertices": prop.snapped.vertices, "edges": prop.snapped.edges},
-        "warnings": list(prop.warnings),
-    }
+    """The parks, buildings and enterprises that would change community, the area gained and
+    lost, and what validation finds."""
+    draft = _draft(request, body)
+    roads = _network(request, current)
+    return boundaries.preview(current.tables, community_id, draft, roads=roads).to_dict()
 
 
 @router.get("/communities/{community_id}/history", summary="Every version of a boundary")
 def history(
     request: Request, community_id: str, current: Annotated[Atlas, Depends(atlas)]
 ) -> dict[str, Any]:
-    versions = _store(request).community_history(community_id)
-    if not versions:
-        _row(current, community_id)  # 404 for unknown ids
+    """The community's versions, newest first."""
+    versions = boundaries.history(request.app.state.atlas.store, current.tables, community_id)
     return {
         "id": community_id,
         "version": versions[0].version if versions else 0,
@@ -433,55 +326,20 @@ def revert(
     body: RevertBody,
     current: Annotated[Atlas, Depends(atlas)],
     user: Planner,
-    if_match: IfMatchHeader = None,
+    if_match_header: IfMatchHeader = None,
 ) -> dict[str, Any]:
-    row = _row(current, community_id)
-    expected = _if_match(if_match, community_id)
-    versions = {v.version: v for v in _store(request).community_history(community_id)}
-    if expected != (max(versions) if versions else 0):
-        raise HTTPException(412, str(_stale(community_id, expected, max(versions, default=0))))
-    target = versions.get(body.version)
-    if target is None:
-        raise HTTPException(
-            404,
+    """Write an earlier version's boundary and four-to text again, as a new version."""
+    expected = _version_of(current, community_id, if_match_header)
+    publisher = Publisher(request)
+    try:
+        done = boundaries.revert(
+            request.app.state.atlas.store, current.tables, community_id, body.version,
+            expected_version=expected, author=user.name, reason=body.reason,
+            audit=audit_context(request, target=community_id), publish=publisher,
+        )  # fmt: skip
+    except boundaries.UnknownVersion as exc:  # worded with where to find the versions
+        raise NotFound(
             f"community {community_id} has no version {body.version}; versions are "
-            f"{sorted(versions) or 'none'} (GET /communities/{community_id}/history)",
-        )
-    prop = edit.Proposal(to_metric(target.geometry), target.geometry, "revert", target.four_to)
-    check = _validate(current, community_id, row["street_id"], prop)
-    fields = {"four_to": target.four_to} if target.four_to is not None else {}
-    reason = body.reason or f"revert to version {body.version}"
-    return _commit(
-        request, response, current, community_id, prop, check, expected=expected,
-        author=user.name, reason=reason, action="revert", fields=fields,
-    )  # fmt: skip
-
-
-def _stale(community_id: str, expected: int, current: int) -> Exception:
-    from geo.store import StaleCommunityError
-
-    return StaleCommunityError(community_id, expected, current)
-
-
-def _version(v) -> dict[str, Any]:
-    return {
-        "version": v.version,
-        "store_version": v.store_version,
-        "author": v.author,
-        "time": v.time,
-        "reason": v.reason,
-        "action": v.action,
-        "four_to": v.four_to,
-        "area_m2": round(float(to_metric(v.geometry).area), 1),
-        "geometry": shapely.geometry.mapping(v.geometry),
-    }
-
-
-def _next_id(ids: list[str]) -> str:
-    nums = [int(m[1]) for i in ids if (m := re.fullmatch(r"C(\d+)", str(i)))]
-    return f"C{max(nums, default=0) + 1:02d}"
-
-
-def _next_code(codes: list[str]) -> str:
-    nums = [int(c) for c in codes if isinstance(c, str) and c.isdigit()]
-    return f"{max(nums, default=0) + 1:03d}"
+            f"{exc.versions or 'none'} (GET /communities/{community_id}/history)"
+        ) from exc
+    return _written(response, done, publisher)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,11 @@ from geo.cli.common import (
     wait_served,
 )
 from geo.cli.root import app
+from geo.errors import BadRequest
+
+if TYPE_CHECKING:  # the actions import the geometry stack: loaded when a command runs
+    from geo.service.boundaries import BoundaryCommit, BoundaryDraft, Publish
+    from geo.store.base import Store
 
 boundary_app = typer.Typer(
     help="Community boundaries: build from four-to text, set, preview, history, revert.",
@@ -74,9 +79,7 @@ def boundary_build(
 ) -> None:
     """Print the polygon four-to text encloses as one GeoJSON Feature (area_m2, sides; and
     extensions, exceptions, notes, within, resolved names where the build has them)."""
-    from geo.boundaries.build import BuildError, build_boundary
-    from geo.boundaries.edit import EditError, named_areas, within_polygon
-    from geo.boundaries.fourto import FourToError
+    from geo.service import boundaries
 
     store_db = settings_for(db).db
     have_store = Path(store_db).exists()
@@ -86,63 +89,64 @@ def boundary_build(
         raise fail(f"--within {within} names a street of the store: no store at {store_db}")
     use_store = roads is None or (areas is None and have_store) or within is not None
     tables = atlas_at(store_db).tables if use_store else {}
-    road_frame = read_layer(roads, "roads", layer) if roads is not None else tables["roads"]
-    area_frame = read_layer(areas, "areas") if areas is not None else named_areas(tables)
-    try:
-        closing = within_polygon(tables["streets"], within) if within is not None else None
-        result = build_boundary(four_to, road_frame, area_frame, extend_m=extend_m, within=closing)
-    except (BuildError, FourToError, EditError) as exc:
-        raise fail(str(exc)) from exc
-    print_json(result.to_feature())
+    prop = boundaries.build(
+        four_to,
+        tables,
+        roads=read_layer(roads, "roads", layer) if roads is not None else None,
+        areas=read_layer(areas, "areas") if areas is not None else None,
+        extend_m=extend_m,
+        within=within,
+    )
+    print_json(prop.feature())
 
 
-def _edit_context(db: str, community_id: str):
-    """The store, its atlas and the community's row (exit 2 if unknown)."""
-    from geo.atlas import Atlas
-
-    if not Path(db).exists():
-        raise fail(f"no store at {db}: run `geo load DIR --db {db}` first")
-    store = open_store_at(db)
-    current = Atlas(store.snapshot())
-    comm = current.tables["communities"]
-    rows = comm[comm["id"] == community_id]
-    if not len(rows):
-        store.close()
-        raise fail(f"no community {community_id!r}; communities are {', '.join(comm['id'])}")
-    return store, current, rows.iloc[0]
+def _open(db: str | None) -> tuple[Store, dict]:
+    """The store at ``--db`` and the tables of its latest version (exit 2 if there is none)."""
+    path = settings_for(db).db
+    if not Path(path).exists():
+        raise fail(f"no store at {path}: run `geo load DIR --db {path}` first")
+    store = open_store_at(path)
+    return store, store.snapshot().tables
 
 
-def _proposal(current, row, four_to, geometry, crs, snap, extend_m):
-    """The proposed boundary; a side the four-to text leaves open is closed by the street."""
-    from geo.boundaries import edit
-    from geo.boundaries.build import BuildError
-    from geo.boundaries.fourto import FourToError
+def _draft(
+    four_to: str | None, geometry: Path | None, crs: str, snap: float, extend_m: float
+) -> BoundaryDraft:
+    """The boundary the options ask for; ``--geometry`` is a GeoJSON file."""
+    from geo.service.boundaries import BoundaryDraft
 
     drawn = None
     if geometry is not None:
         try:
             drawn = json.loads(geometry.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise fail(f"cannot read {geometry}: {exc}") from exc
-    try:
-        return edit.propose(
-            four_to=four_to,
-            geometry=drawn,
-            roads=current.tables["roads"],
-            areas=edit.named_areas(current.tables),
-            crs=crs,
-            snap_tolerance_m=snap,
-            extend_m=extend_m,
-            within=_street_of(current, row) if four_to is not None else None,
-        )
-    except (edit.EditError, BuildError, FourToError) as exc:
-        raise fail(str(exc)) from exc
+            raise BadRequest(f"cannot read {geometry}: {exc}") from exc
+    return BoundaryDraft(four_to, drawn, crs, snap, extend_m)
 
 
-def _street_of(current, row):
-    streets = current.tables["streets"]
-    hit = streets[streets["id"] == row["street_id"]]
-    return None if hit.empty else hit.geometry.iloc[0]
+def _served(store: Store) -> Publish:
+    """Publishing for the command line: wait until every running `geo serve` answers from the
+    new version (it says so if some do not)."""
+
+    def publish(store_version: int) -> list[str]:
+        wait_served(store, store_version)
+        return []
+
+    return publish
+
+
+def _report(done: BoundaryCommit) -> None:
+    """What a boundary write did: repairs and gaps, snapped edges, the new version."""
+    prop = done.prop
+    for message in [*prop.warnings, *(gap.message for gap in done.check.gaps)]:
+        err.print(f"[yellow]warning[/yellow] {message}", highlight=False)
+    for v in prop.snapped.edges:
+        err.print(f"snapped edge {v['edge']} onto {v['road']} ({v['length_m']} m)")
+    out.print(
+        f"{done.community_id} is at version {done.version} (store version "
+        f"{done.store_version}); area {prop.area_m2:,.0f} m²",
+        highlight=False,
+    )
 
 
 @boundary_app.command("preview")
@@ -156,46 +160,12 @@ def boundary_preview(
     db: DbOption = None,
 ) -> None:
     """Print (JSON) what a new boundary would change: parks, buildings, enterprises, areas."""
-    from geo.boundaries import edit
+    from geo.service import boundaries
 
-    store, current, row = _edit_context(settings_for(db).db, community_id)
+    store, tables = _open(db)
     store.close()
-    prop = _proposal(current, row, four_to, geometry, crs, snap_tolerance_m, extend_m)
-    check = edit.validate(current.tables, community_id, row["street_id"], prop.metric)
-    out_ = edit.impact(current.tables, community_id, prop.polygon)
-    out_["valid"] = check.ok
-    out_["errors"] = [p.to_dict() for p in check.errors]
-    out_["gaps"] = [p.to_dict() for p in check.gaps]
-    out_["snapped"] = {"vertices": prop.snapped.vertices, "edges": prop.snapped.edges}
-    out_["warnings"] = list(prop.warnings)
-    print_json(out_)
-
-
-def _commit_edit(store, current, row, prop, *, expected, author, reason, action, fields) -> None:
-    from geo.boundaries import edit
-    from geo.store import StaleVersionError
-
-    cid = row["id"]
-    check = edit.validate(current.tables, cid, row["street_id"], prop.metric)
-    if not check.ok:
-        raise fail(check.message())
-    try:
-        version, store_version = store.edit_community(
-            cid, prop.polygon, author=author, reason=reason or action,
-            expected_version=expected, fields=fields, action=action,
-        )  # fmt: skip
-    except StaleVersionError as exc:
-        raise fail(str(exc)) from exc
-    for message in [*prop.warnings, *(gap.message for gap in check.gaps)]:
-        err.print(f"[yellow]warning[/yellow] {message}", highlight=False)
-    for v in prop.snapped.edges:
-        err.print(f"snapped edge {v['edge']} onto {v['road']} ({v['length_m']} m)")
-    out.print(
-        f"{cid} is at version {version} (store version {store_version}); "
-        f"area {prop.area_m2:,.0f} m²",
-        highlight=False,
-    )
-    wait_served(store, store_version)
+    draft = _draft(four_to, geometry, crs, snap_tolerance_m, extend_m)
+    print_json(boundaries.preview(tables, community_id, draft).to_dict())
 
 
 @boundary_app.command("set")
@@ -212,17 +182,18 @@ def boundary_set(
     db: DbOption = None,
 ) -> None:
     """Set a community's boundary from four-to text or a drawn polygon (a new version)."""
-    store, current, row = _edit_context(settings_for(db).db, community_id)
+    from geo.service import boundaries
+
+    store, tables = _open(db)
     try:
-        expected = store.community_version(community_id) if if_version is None else if_version
-        prop = _proposal(current, row, four_to, geometry, crs, snap_tolerance_m, extend_m)
-        fields = {"four_to": four_to} if four_to is not None else {}
-        _commit_edit(
-            store, current, row, prop, expected=expected, author=author, reason=reason,
-            action="edit", fields=fields,
+        draft = _draft(four_to, geometry, crs, snap_tolerance_m, extend_m)
+        done = boundaries.set_boundary(
+            store, tables, community_id, draft, expected_version=if_version, author=author,
+            reason=reason, publish=_served(store),
         )  # fmt: skip
     finally:
         store.close()
+    _report(done)
 
 
 @boundary_app.command("history")
@@ -232,10 +203,11 @@ def boundary_history(
 ) -> None:
     """List a community's versions, newest first."""
     from geo.crs import to_metric
+    from geo.service import boundaries
 
-    store, _, _ = _edit_context(settings_for(db).db, community_id)
+    store, tables = _open(db)
     try:
-        versions = store.community_history(community_id)
+        versions = boundaries.history(store, tables, community_id)
     finally:
         store.close()
     for v in versions:
@@ -256,21 +228,14 @@ def boundary_revert(
     db: DbOption = None,
 ) -> None:
     """Go back to an earlier version of a boundary (recorded as a new version)."""
-    from geo.boundaries.edit import Proposal
-    from geo.crs import to_metric
+    from geo.service import boundaries
 
-    store, current, row = _edit_context(settings_for(db).db, community_id)
+    store, tables = _open(db)
     try:
-        versions = {v.version: v for v in store.community_history(community_id)}
-        target = versions.get(version)
-        if target is None:
-            raise fail(f"{community_id} has no version {version}; versions: {sorted(versions)}")
-        expected = max(versions) if if_version is None else if_version
-        prop = Proposal(to_metric(target.geometry), target.geometry, "revert", target.four_to)
-        fields = {"four_to": target.four_to} if target.four_to is not None else {}
-        _commit_edit(
-            store, current, row, prop, expected=expected, author=author,
-            reason=reason or f"revert to version {version}", action="revert", fields=fields,
+        done = boundaries.revert(
+            store, tables, community_id, version, expected_version=if_version, author=author,
+            reason=reason, publish=_served(store),
         )  # fmt: skip
     finally:
         store.close()
+    _report(done)

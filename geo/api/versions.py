@@ -1,0 +1,57 @@
+"""Versions over HTTP: the ``If-Match`` header a write is based on, and publishing the store
+version a write committed before its 2xx."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import Request
+
+from geo.atlas import Atlas
+from geo.errors import BadRequest, PreconditionRequired
+
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+class IfMatchRequired(PreconditionRequired):
+    """A write that does not say which version it was based on (428)."""
+
+
+def if_match(value: str | None, what: str) -> int:
+    """The version an ``If-Match`` header names: ``3``, ``"3"`` or ``W/"3"``.
+
+    ``what`` says which version to send and where to read it, for the 428 a missing header
+    gets; a header that is no version number is a 400.
+
+    >>> if_match('W/"7"', "the version you edited")
+    7
+    >>> if_match(None, "the version you edited")
+    Traceback (most recent call last):
+    geo.api.versions.IfMatchRequired: If-Match header required: send the version you edited, e.g. If-Match: 3
+    """  # noqa: E501 - a doctest's exception line is one line
+    if value is None:
+        raise IfMatchRequired(f"If-Match header required: send {what}, e.g. If-Match: 3")
+    m = _IF_MATCH.match(value)
+    if not m:
+        raise BadRequest(f"If-Match {value!r} is not a version number; send e.g. If-Match: 3")
+    return int(m[1])
+
+
+class Publisher:
+    """A service action's ``publish``: swaps the committed store version in here, waits until
+    every server answers from it, keeps the atlas for the answer and returns the warnings."""
+
+    def __init__(self, request: Request) -> None:
+        self.holder = request.app.state.atlas
+        self.atlas: Atlas | None = None
+
+    def __call__(self, store_version: int) -> list[str]:
+        """Publish ``store_version``; the warnings name the servers that did not catch up."""
+        published = self.holder.publish(store_version)
+        self.atlas = published.atlas
+        return published.warnings(self.holder.publish_timeout)
+
+    def published(self) -> Atlas:
+        """The atlas the write was published in (the write's answer is read from it)."""
+        assert self.atlas is not None, "the action did not publish"
+        return self.atlas

@@ -1,0 +1,402 @@
+"""Community boundaries: build from four-to text, preview, set, create, revert, history.
+
+One implementation of each action, for `geo boundary …` and the ``/communities`` routes alike.
+``tables`` are the atlas tables the caller reads from (the request's atlas, the command's
+snapshot). A write goes through `Store.edit_community`, which checks the community's version
+and writes the boundary, its history row and a new store version in one transaction; then
+``publish`` (the adapter's: swap the atlas in and wait for every server, or wait for the running
+servers) makes the new store version served and returns its warnings.
+
+``roads`` may be the adapter's cached `RoadNetwork` of ``tables["roads"]``; by default the
+network is built from that table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+from geo.boundaries import edit
+from geo.boundaries.roads import RoadNetwork
+from geo.crs import to_metric
+from geo.errors import InvalidInput, NotFound
+from geo.model import COMMUNITY_TYPES, MANAGEMENT_MODES
+from geo.store.base import CommunityExists, CommunityVersion, StaleCommunityError, Store
+
+Tables: TypeAlias = Mapping[str, pd.DataFrame]
+Roads: TypeAlias = RoadNetwork | pd.DataFrame | None
+# makes a committed store version served; returns warnings (servers that did not catch up)
+Publish: TypeAlias = Callable[[int], list[str]]
+
+
+# ------------------------------------------------------------------------------------- errors
+
+
+class UnknownCommunityId(NotFound):
+    """A community id the atlas does not hold; the message lists the ids it does."""
+
+
+class UnknownVersion(NotFound):
+    """A history version the community does not have; the adapters word it with the versions."""
+
+    def __init__(self, community_id: str, version: int, versions: list[int]) -> None:
+        super().__init__(f"{community_id} has no version {version}; versions: {versions}")
+        self.community_id = community_id
+        self.version = version
+        self.versions = versions
+
+
+class BoundaryRefused(edit.EditError):
+    """A boundary its validation forbids: overlaps, parts outside the street, invalid rings."""
+
+
+class InvalidCommunity(InvalidInput):
+    """A new community whose type or management mode is not one of the model's."""
+
+
+# ------------------------------------------------------------------------------ what goes in
+
+
+@dataclass(frozen=True)
+class BoundaryDraft:
+    """A boundary as asked for: four-to text, or a drawn GeoJSON geometry in ``crs`` whose
+    vertices within ``snap_tolerance_m`` snap to roads; ``extend_m`` lets a four-to road that
+    stops short run on by that many metres."""
+
+    four_to: str | None = None
+    geometry: Any = None
+    crs: str = "wgs84"
+    snap_tolerance_m: float = edit.SNAP_TOLERANCE_M
+    extend_m: float = 0.0
+
+
+@dataclass(frozen=True)
+class NewCommunity:
+    """A new community's attributes; ``id`` and ``code`` default to the next free ones."""
+
+    name: str
+    street_id: str
+    type: str
+    mode: str
+    id: str | None = None
+    code: str | None = None
+    founded: str | None = None
+
+
+# ----------------------------------------------------------------------------- what comes out
+
+
+@dataclass(frozen=True)
+class BoundaryPreview:
+    """What a new boundary would change: its proposal, validation and impact (nothing written)."""
+
+    prop: edit.Proposal
+    check: edit.Validation
+    impact: dict[str, Any]  # `geo.boundaries.edit.impact`: community, area, counts, moves
+
+    def to_dict(self) -> dict[str, Any]:
+        """The preview as JSON: the impact, the feature, the problems, the snaps, the warnings."""
+        errors = self.check.errors
+        return {
+            **self.impact,
+            "feature": self.prop.feature(),
+            "valid": self.check.ok,
+            "errors": [p.to_dict() for p in errors],
+            "overlaps": [p.to_dict() for p in errors if "overlap" in (p.kind + p.detail)],
+            "outside_street": [p.to_dict() for p in errors if p.kind == "outside"],
+            "gaps": [p.to_dict() for p in self.check.gaps],
+            "snapped": snapped(self.prop),
+            "warnings": list(self.prop.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class BoundaryCommit:
+    """A written boundary: the community's new version, the store version that holds it, the
+    proposal and validation it was written from, and the warnings (edit, then publish)."""
+
+    community_id: str
+    version: int
+    store_version: int
+    prop: edit.Proposal
+    check: edit.Validation
+    warnings: list[str]
+
+
+def snapped(prop: edit.Proposal) -> dict[str, list[dict]]:
+    """The drawn vertices that moved onto roads and the edges that now follow one."""
+    return {"vertices": prop.snapped.vertices, "edges": prop.snapped.edges}
+
+
+# ------------------------------------------------------------------------------------ actions
+
+
+def build(
+    four_to: str,
+    tables: Tables,
+    *,
+    roads: Roads = None,
+    areas: pd.DataFrame | None = None,
+    extend_m: float = 0.0,
+    within: str | None = None,
+) -> edit.Proposal:
+    """The polygon ``four_to`` encloses along ``roads`` (default: the atlas's) citing ``areas``
+    (default: its named areas and streets); a side the text leaves open is closed by street
+    ``within`` (id, name or ``district``) of the atlas. Raises `BuildError`, `FourToError`,
+    `EditError`."""
+    closing = None if within is None else edit.within_polygon(tables["streets"], within)
+    return edit.propose(
+        four_to=four_to,
+        roads=tables["roads"] if roads is None else roads,
+        areas=edit.named_areas(tables) if areas is None else areas,
+        extend_m=extend_m,
+        within=closing,
+    )
+
+
+def community(tables: Tables, community_id: str) -> pd.Series:
+    """The community's row; `UnknownCommunityId` (listing the communities) if there is none."""
+    comm = tables["communities"]
+    hit = np.flatnonzero(comm["id"].to_numpy() == community_id)
+    if not len(hit):
+        known = ", ".join(comm["id"].tolist())
+        raise UnknownCommunityId(f"no community {community_id!r}; communities are {known}")
+    return comm.iloc[int(hit[0])]
+
+
+def preview(
+    tables: Tables, community_id: str, draft: BoundaryDraft, *, roads: Roads = None
+) -> BoundaryPreview:
+    """What ``draft`` as the boundary of ``community_id`` would change; nothing is written."""
+    row = community(tables, community_id)
+    prop = _propose(tables, draft, row["street_id"], roads)
+    check = edit.validate(tables, community_id, row["street_id"], prop.metric)
+    return BoundaryPreview(prop, check, edit.impact(tables, community_id, prop.polygon))
+
+
+def set_boundary(
+    store: Store,
+    tables: Tables,
+    community_id: str,
+    draft: BoundaryDraft,
+    *,
+    expected_version: int | None,
+    author: str,
+    reason: str = "",
+    roads: Roads = None,
+    audit: Mapping[str, Any] | None = None,
+    publish: Publish | None = None,
+) -> BoundaryCommit:
+    """Write ``draft`` as the boundary of ``community_id`` (a new version), if the community is
+    still at ``expected_version`` (None: whatever it is now; else `StaleCommunityError`) and the
+    boundary validates (else `BoundaryRefused`). Four-to text replaces the community's text."""
+    row = community(tables, community_id)
+    have = store.community_version(community_id)
+    expected = have if expected_version is None else expected_version
+    if expected != have:  # an early answer; the store checks again inside the write
+        raise StaleCommunityError(community_id, expected, have)
+    prop = _propose(tables, draft, row["street_id"], roads)
+    check = _validate(tables, community_id, row["street_id"], prop)
+    return _commit(
+        store, tables, community_id, prop, check, expected=expected, author=author,
+        reason=reason, action="edit", fields=_four_to_field(draft.four_to), audit=audit,
+        publish=publish,
+    )  # fmt: skip
+
+
+def create_community(
+    store: Store,
+    tables: Tables,
+    new: NewCommunity,
+    draft: BoundaryDraft,
+    *,
+    author: str,
+    reason: str = "",
+    roads: Roads = None,
+    audit: Mapping[str, Any] | None = None,
+    publish: Publish | None = None,
+) -> BoundaryCommit:
+    """Add a community with boundary ``draft``: `CommunityExists` for a taken id,
+    `InvalidCommunity` for an unknown type or mode, `BoundaryRefused` if it does not validate."""
+    comm = tables["communities"]
+    cid = new.id or _next_id(comm["id"].tolist())
+    if cid in set(comm["id"]):
+        raise CommunityExists(f"community {cid} exists already; choose another id")
+    for name, value, allowed in (
+        ("type", new.type, COMMUNITY_TYPES),
+        ("mode", new.mode, MANAGEMENT_MODES),
+    ):
+        if value not in allowed:
+            raise InvalidCommunity(f"{name} {value!r} is not one of {', '.join(allowed)}")
+    prop = _propose(tables, draft, new.street_id, roads)
+    check = _validate(tables, cid, new.street_id, prop)
+    siblings = comm[comm["street_id"] == new.street_id]["code"].tolist()
+    fields = {
+        "name": new.name,
+        "street_id": new.street_id,
+        "type": new.type,
+        "mode": new.mode,
+        "code": new.code or _next_code(siblings),
+        "four_to": draft.four_to or "",
+        "founded": new.founded,
+    }
+    return _commit(
+        store, tables, cid, prop, check, expected=0, author=author, reason=reason or "created",
+        action="create", fields=fields, create=True, audit=audit, publish=publish,
+    )  # fmt: skip
+
+
+def revert(
+    store: Store,
+    tables: Tables,
+    community_id: str,
+    version: int,
+    *,
+    expected_version: int | None,
+    author: str,
+    reason: str = "",
+    audit: Mapping[str, Any] | None = None,
+    publish: Publish | None = None,
+) -> BoundaryCommit:
+    """Go back to history ``version`` of ``community_id``'s boundary and four-to text, recorded
+    as a new version: `StaleCommunityError` unless the latest version is ``expected_version``
+    (None: any), `UnknownVersion` for a version the history does not hold."""
+    row = community(tables, community_id)
+    versions = {v.version: v for v in store.community_history(community_id)}
+    latest = max(versions, default=0)
+    expected = latest if expected_version is None else expected_version
+    if expected != latest:
+        raise StaleCommunityError(community_id, expected, latest)
+    target = versions.get(version)
+    if target is None:
+        raise UnknownVersion(community_id, version, sorted(versions))
+    prop = edit.Proposal(to_metric(target.geometry), target.geometry, "revert", target.four_to)
+    check = _validate(tables, community_id, row["street_id"], prop)
+    return _commit(
+        store, tables, community_id, prop, check, expected=expected, author=author,
+        reason=reason or f"revert to version {version}", action="revert",
+        fields=_four_to_field(target.four_to), audit=audit, publish=publish,
+    )  # fmt: skip
+
+
+def history(store: Store, tables: Tables, community_id: str) -> list[CommunityVersion]:
+    """Every version of the community's boundary, newest first (`UnknownCommunityId` for an id
+    that has no history and is not in the atlas)."""
+    versions = store.community_history(community_id)
+    if not versions:
+        community(tables, community_id)
+    return versions
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _propose(tables: Tables, draft: BoundaryDraft, street_id: str, roads: Roads) -> edit.Proposal:
+    """The proposed boundary; a side the four-to text leaves open is closed by the street."""
+    return edit.propose(
+        four_to=draft.four_to,
+        geometry=draft.geometry,
+        roads=tables["roads"] if roads is None else roads,
+        areas=edit.named_areas(tables),
+        crs=draft.crs,
+        snap_tolerance_m=draft.snap_tolerance_m,
+        extend_m=draft.extend_m,
+        within=_street(tables, street_id) if draft.four_to is not None else None,
+    )
+
+
+def _street(tables: Tables, street_id: str) -> Any:
+    """The polygon of the community's street (None if unknown: validation says so)."""
+    streets = tables["streets"]
+    hit = streets[streets["id"] == street_id]
+    return None if hit.empty else hit.geometry.iloc[0]
+
+
+def _validate(
+    tables: Tables, community_id: str, street_id: str, prop: edit.Proposal
+) -> edit.Validation:
+    """The validation of a boundary to write; `BoundaryRefused` when it forbids the write."""
+    check = edit.validate(tables, community_id, street_id, prop.metric)
+    if not check.ok:
+        raise BoundaryRefused(check.message())
+    return check
+
+
+def _four_to_field(four_to: str | None) -> dict[str, Any]:
+    """The four-to text to store with a boundary (none: the community keeps its text)."""
+    return {"four_to": four_to} if four_to is not None else {}
+
+
+def _commit(
+    store: Store,
+    tables: Tables,
+    community_id: str,
+    prop: edit.Proposal,
+    check: edit.Validation,
+    *,
+    expected: int,
+    author: str,
+    reason: str,
+    action: str,
+    fields: dict[str, Any],
+    create: bool = False,
+    audit: Mapping[str, Any] | None = None,
+    publish: Publish | None = None,
+) -> BoundaryCommit:
+    """Write the boundary as the community's next version, then publish the store version."""
+    version, store_version = store.edit_community(
+        community_id,
+        prop.polygon,
+        author=author,
+        reason=reason or action,
+        expected_version=expected,
+        fields=fields,
+        action=action,
+        create=create,
+        audit=audit,
+    )
+    warnings = _warnings(tables, community_id, prop)
+    if publish is not None:
+        warnings += publish(store_version)
+    return BoundaryCommit(community_id, version, store_version, prop, check, warnings)
+
+
+def _warnings(tables: Tables, community_id: str, prop: edit.Proposal) -> list[str]:
+    """What the written boundary leaves to do: repairs made, a kept four-to text, old grids."""
+    out = list(prop.warnings)  # repairs of the drawn geometry (rings wound the wrong way)
+    if prop.source == "geometry":
+        out.append(
+            "the boundary was drawn: the community's four-to text was kept and no longer "
+            "describes it; send four_to to replace the text"
+        )
+    if (tables["grids"]["community_id"] == community_id).any():
+        out.append(
+            f"the grids of {community_id} were drawn for the old boundary: re-split them "
+            "(`geo check` lists the gaps and overlaps)"
+        )
+    return out
+
+
+def _next_id(ids: list[str]) -> str:
+    """The id after the highest ``Cnn``.
+
+    >>> _next_id(["C01", "C07", "X9"]), _next_id([])
+    ('C08', 'C01')
+    """
+    nums = [int(m[1]) for i in ids if (m := re.fullmatch(r"C(\d+)", str(i)))]
+    return f"C{max(nums, default=0) + 1:02d}"
+
+
+def _next_code(codes: list[str]) -> str:
+    """The 3-digit code after the highest of a street's communities.
+
+    >>> _next_code(["001", "002", None]), _next_code([])
+    ('003', '001')
+    """
+    nums = [int(c) for c in codes if isinstance(c, str) and c.isdigit()]
+    return f"{max(nums, default=0) + 1:03d}"
