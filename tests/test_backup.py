@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from geo.backup import BackupError, backup, restore, validate
+from geo.service.backup import BackupError, backup, restore, validate
 from geo.cli import app as cli
 from geo.settings import Settings
 

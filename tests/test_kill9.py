@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from geo.backup import backup
+from geo.service.backup import backup
 from geo.settings import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -211,12 +211,9 @@ def backup(
     db: DbOption = None,
 ) -> None:
     """Copy the store to OUTPUT while it serves: one committed version, one file."""
-    from geo import backup as backup_mod
+    from geo.service.backup import backup as backup_store
 
-    try:
-        done = backup_mod.backup(settings_for(db).db, output)
-    except backup_mod.BackupError as exc:
-        raise fail(str(exc)) from exc
+    done = backup_store(settings_for(db).db, output)
     out.print(
         f"backed up {settings_for(db).db} (version {done.version}, {done.communities} "
         f"communities) → {output}",
@@ -230,13 +227,10 @@ def restore(
     db: DbOption = None,
 ) -> None:
     """Replace the store with a backup, atomically (checked first: a geo GeoPackage only)."""
-    from geo import backup as backup_mod
+    from geo.service.backup import restore as restore_store
 
     target = settings_for(db).db
-    try:
-        done = backup_mod.restore(source, target)
-    except backup_mod.BackupError as exc:
-        raise fail(str(exc)) from exc
+    done = restore_store(source, target)
     out.print(
         f"restored {source} into {target} (version {done.version}, {done.communities} "
         "communities); running servers pick it up within GEO_REFRESH_SECONDS",
