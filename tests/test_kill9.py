@@ -168,7 +168,7 @@ def test_kill_9_during_geo_load(store_copy: Path, tmp_path: Path) -> None:
     assert _state(store_copy) == before
     _intact(store_copy)
     # and the store takes the next write normally
-    from geo.cli import load_into
+    from geo.service.load import load_into
 
     assert load_into(str(store_copy), SAMPLE_DIR) == before[0] + 1
 

@@ -18,7 +18,7 @@ from rich.progress import (
 from geo import crs as crs_mod
 from geo import io as geo_io
 from geo.cli.common import DbOption, atlas_at, err, fail, out, settings_for
-from geo.cli.data import load_into
+from geo.cli.data import load_reported
 from geo.cli.root import app
 
 
@@ -43,7 +43,7 @@ def serve(
     if not Path(settings.db).exists():
         source = data or settings.data
         out.print(f"{settings.db} does not exist: loading {source}", highlight=False)
-        load_into(settings.db, source)
+        load_reported(settings.db, source)
     os.environ["GEO_DB"] = settings.db  # the workers build their app from the environment
     uvicorn.run(
         "geo.api.app:app_from_env",
