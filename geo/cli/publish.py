@@ -15,8 +15,7 @@ def served(store: Store, version: int) -> list[str]:
     if not behind:
         return []
     return [
-        f"{len(behind)} server process(es) still answer from an older version; "
-        "they will catch up"
+        f"{len(behind)} server process(es) still answer from an older version; they will catch up"
     ]
 
 
