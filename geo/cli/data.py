@@ -139,17 +139,14 @@ def _export_tiles(db: str, output: Path, minzoom: int, maxzoom: int, layers: str
     columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as bar:
         task = bar.add_task("tiles")
-        try:
-            summary = tiles.write_pmtiles(
-                atlas,
-                output,
-                minzoom,
-                maxzoom,
-                names,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        except tiles.TileError as exc:
-            raise fail(str(exc)) from exc
+        summary = tiles.write_pmtiles(
+            atlas,
+            output,
+            minzoom,
+            maxzoom,
+            names,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     out.print(f"{summary['tiles']} tiles ({summary['bytes']:,} bytes) → {output}", highlight=False)
 
 
