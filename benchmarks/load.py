@@ -414,7 +414,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="geo-load-"))
     db = str(tmp / "store.gpkg")
-    from geo.cli import load_into
+    from geo.service.load import load_into
     from geo.settings import SAMPLE_DIR
     from geo.store import open_store, users
 

@@ -13,7 +13,7 @@ from geo.settings import SAMPLE_DIR, Settings
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A GeoPackage store holding the sample district, loaded the way `geo load` does."""
-    from geo.cli import load_into
+    from geo.service.load import load_into
 
     db = str(tmp_path_factory.mktemp("store") / "sample.gpkg")
     load_into(db, SAMPLE_DIR)

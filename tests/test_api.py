@@ -167,7 +167,7 @@ def test_a_new_store_version_is_served_without_restart(tmp_path, sample_dir) -> 
     from fastapi.testclient import TestClient
 
     from geo.api.app import create_app
-    from geo.cli import load_into
+    from geo.service.load import load_into
     from geo.settings import Settings
     from geo.store import open_store
 

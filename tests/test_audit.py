@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from geo.api.app import create_app
 from geo.cli import app as cli_app
-from geo.cli import load_into
+from geo.service.load import load_into
 from geo.settings import SAMPLE_DIR, Settings
 from geo.store import open_store
 

@@ -246,7 +246,7 @@ def test_cors_is_off_by_default_and_configurable(sample_db: str) -> None:
 
 
 def test_cli_users_add_list_revoke(tmp_path) -> None:
-    from geo.cli import load_into
+    from geo.service.load import load_into
     from geo.settings import SAMPLE_DIR
 
     db = str(tmp_path / "users.gpkg")

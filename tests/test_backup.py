@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from geo.backup import BackupError, backup, restore, validate
 from geo.cli import app as cli
+from geo.service.backup import BackupError, backup, restore, validate
 from geo.settings import Settings
 
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"

@@ -8,7 +8,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from geo.api.app import create_app
-from geo.cli import load_into
+from geo.service.load import load_into
 from geo.settings import SAMPLE_DIR, Settings
 from geo.store import open_store
 

@@ -11,9 +11,9 @@ from shapely.geometry import Polygon, box, mapping
 
 from geo.boundaries import edit
 from geo.boundaries.roads import RoadNetwork
-from geo.cli import check_four_to
 from geo.crs import to_lonlat, to_metric
 from geo.io import read_directory
+from geo.service.load import check_four_to
 from geo.store import SQLiteStore, StaleCommunityError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "geojson"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from geo.backup import backup
+from geo.service.backup import backup
 from geo.settings import Settings
 
 RING = [[120.17, 30.18], [120.18, 30.18], [120.18, 30.19], [120.17, 30.19], [120.17, 30.18]]

@@ -20,9 +20,10 @@ from test_sources import (
 from typer.testing import CliRunner
 
 from geo.atlas import Atlas
-from geo.cli import app, load_into
+from geo.cli import app
 from geo.io import InputError
 from geo.service.imports import ImportRefused, import_layer
+from geo.service.load import load_into
 from geo.settings import SAMPLE_DIR
 from geo.store import open_store
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from geo.backup import backup
+from geo.service.backup import backup
 from geo.settings import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def test_kill_9_during_geo_load(store_copy: Path, tmp_path: Path) -> None:
     assert _state(store_copy) == before
     _intact(store_copy)
     # and the store takes the next write normally
-    from geo.cli import load_into
+    from geo.service.load import load_into
 
     assert load_into(str(store_copy), SAMPLE_DIR) == before[0] + 1
 

@@ -77,7 +77,7 @@ def test_the_osm_store_answers_locate_with_the_street(osm_db: str) -> None:
 
 
 def test_osm_into_a_store_with_communities_is_refused_and_says_how(tmp_path: Path) -> None:
-    from geo.cli import load_into
+    from geo.service.load import load_into
     from geo.settings import SAMPLE_DIR
 
     db = str(tmp_path / "sample.gpkg")

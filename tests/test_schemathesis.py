@@ -29,7 +29,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 @pytest.fixture(scope="module")
 def _api(sample_db: str, tmp_path_factory: pytest.TempPathFactory):
     from geo.api.app import create_app
-    from geo.backup import backup
+    from geo.service.backup import backup
     from geo.store import open_store, users
 
     db = str(tmp_path_factory.mktemp("schemathesis") / "store.gpkg")

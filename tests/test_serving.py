@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box
 
 from geo.api.app import create_app
-from geo.cli import load_into
+from geo.service.load import load_into
 from geo.settings import SAMPLE_DIR, Settings
 from geo.store import open_store, serving, users
 

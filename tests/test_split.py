@@ -334,7 +334,7 @@ def test_find_community(tables: dict[str, pd.DataFrame]) -> None:
 
 @pytest.fixture(scope="module")
 def split_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from geo.cli import load_into
+    from geo.service.load import load_into
 
     db = str(tmp_path_factory.mktemp("split") / "split.gpkg")
     load_into(db, SAMPLE_DIR)

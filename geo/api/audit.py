@@ -3,7 +3,9 @@
 Every write appends one row to the store's append-only ``geo_audit`` table *in the same
 transaction as the write* (`geo.store.users`): who (the authenticated user and role), when,
 what (method, path, target id), the store version before and after, and the request id. The
-routes hand the store `context(request, target=...)`; the CLI's writes are recorded with
+routes hand the store `context(request, target=...)` (`geo.api.auth.audit_context`: the
+caller and the request, kept beside the authentication that resolves the caller, so this
+module depends on `geo.api.auth` and not the other way round); the CLI's writes are recorded with
 method ``cli``. There is no API to change or delete audit rows, and the store refuses
 UPDATE/DELETE on the table (SQLite triggers).
 
@@ -21,10 +23,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geo.api.auth import audit_context as context
 from geo.api.auth import require
 from geo.store import users as users_store
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+__all__ = ["RequestIdMiddleware", "audit_log", "context", "router"]
 
 router = APIRouter(tags=["audit"], dependencies=[Depends(require("admin"))])
 
@@ -36,6 +41,7 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on with its id in ``scope["state"]``; add the id to the answer."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -53,24 +59,12 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def context(request: Request, *, target: str | None = None) -> dict[str, Any]:
-    """What the store writes into the audit row of this request's write."""
-    user = getattr(request.state, "user", None)
-    return {
-        "actor": user.name if user else "anonymous",
-        "role": user.role if user else "anonymous",
-        "method": request.method,
-        "path": request.url.path,
-        "target": target,
-        "request_id": getattr(request.state, "request_id", None),
-    }
-
-
 @router.get("/audit", summary="The audit log of every write, newest first (admin)")
 def audit_log(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
+    """A page of the audit log: ``total`` rows, ``items`` from ``offset``, newest first."""
     total, rows = users_store.audit_rows(request.app.state.atlas.store, limit, offset)
     return {"total": total, "offset": offset, "limit": limit, "items": rows}

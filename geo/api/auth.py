@@ -39,13 +39,14 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
 import fastapi.routing
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from geo.errors import BadRequest, Forbidden, Unauthorized
 from geo.store import users as users_store
-from geo.store.users import ROLES, USER_ROLES, User, UserError
+from geo.store.users import ROLES, USER_ROLES, User
 
 RANK = {role: i for i, role in enumerate(ROLES)}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -87,10 +88,6 @@ class _Verified:
 _verified = _Verified()
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
-
-
 def _store(request: Request):
     return request.app.state.atlas.store
 
@@ -101,8 +98,7 @@ async def authenticate(request: Request) -> User | None:
     if cached is not _ANONYMOUS:
         return cached
     if any(p in request.query_params for p in _URL_TOKEN_PARAMS):
-        raise HTTPException(
-            400,
+        raise BadRequest(
             "tokens are not accepted in URLs (they end up in logs and browser history): "
             "send them as the header Authorization: Bearer <token>",
         )
@@ -111,10 +107,10 @@ async def authenticate(request: Request) -> User | None:
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("send the token as Authorization: Bearer <token>")
+            raise Unauthorized("send the token as Authorization: Bearer <token>")
         user = await run_in_threadpool(_verified.check, _store(request), token.strip())
         if user is None:
-            raise _unauthorized(
+            raise Unauthorized(
                 "the bearer token is not valid (unknown, mistyped or revoked): ask an admin "
                 "for a token (`geo users add NAME --role ROLE`)"
             )
@@ -123,6 +119,7 @@ async def authenticate(request: Request) -> User | None:
 
 
 def at_least(user: User | None, role: str) -> bool:
+    """Whether ``user`` (None: anonymous) has ``role`` or a more trusted one."""
     return RANK[user.role if user else "anonymous"] >= RANK[role]
 
 
@@ -130,8 +127,8 @@ def _enforce(user: User | None, role: str) -> None:
     if at_least(user, role):
         return
     if user is None:
-        raise _unauthorized(f"this needs a {role} token: send Authorization: Bearer <token>")
-    raise HTTPException(403, f"this needs the role {role}; {user.name} is {user.role}")
+        raise Unauthorized(f"this needs a {role} token: send Authorization: Bearer <token>")
+    raise Forbidden(f"this needs the role {role}; {user.name} is {user.role}")
 
 
 def require(role: str) -> Callable[[Request], Coroutine[Any, Any, User | None]]:
@@ -193,6 +190,22 @@ async def personal(request: Request) -> bool:
 Personal = Annotated[bool, Depends(personal)]
 Planner = Annotated[User, Depends(require("planner"))]
 
+
+def audit_context(request: Request, *, target: str | None = None) -> dict[str, Any]:
+    """What the store writes into the audit row of this request's write: the caller (as
+    `authenticate` resolved it), the method and path, the target id and the request id
+    (`geo.api.audit.RequestIdMiddleware`)."""
+    user = getattr(request.state, "user", None)
+    return {
+        "actor": user.name if user else "anonymous",
+        "role": user.role if user else "anonymous",
+        "method": request.method,
+        "path": request.url.path,
+        "target": target,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+
+
 # ------------------------------------------------------------------------ OpenAPI (/docs)
 
 SECURITY_SCHEME = "bearerAuth"
@@ -250,12 +263,15 @@ router = APIRouter(tags=["users"], dependencies=[Depends(require("admin"))])
 
 
 class NewUser(BaseModel):
+    """A user to create: its name (the author of its edits) and its role."""
+
     name: str = Field(min_length=1, max_length=100)
     role: str = Field(description=f"one of {', '.join(USER_ROLES)}")
 
 
 @router.get("/users", summary="Users, their roles and active token counts (admin)")
 def list_users(request: Request) -> dict[str, Any]:
+    """Every user, active or revoked, with its role and number of active tokens."""
     return {"users": users_store.list_users(_store(request))}
 
 
@@ -265,23 +281,15 @@ def list_users(request: Request) -> dict[str, Any]:
     summary="Create a user and its first token (admin); the token is shown only in this answer",
 )
 def add_user(request: Request, body: NewUser) -> dict[str, Any]:
-    from geo.api.audit import context
-
-    try:
-        token = users_store.add_user(
-            _store(request), body.name, body.role, audit=context(request, target=body.name)
-        )
-    except UserError as exc:
-        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
+    """Create a user (409 if the name is taken by an active user) and return its first token."""
+    token = users_store.add_user(
+        _store(request), body.name, body.role, audit=audit_context(request, target=body.name)
+    )
     return {"name": body.name.strip(), "role": body.role, "token": token}
 
 
 @router.delete("/users/{name}", summary="Revoke a user and all its tokens (admin)")
 def revoke_user(request: Request, name: str) -> dict[str, Any]:
-    from geo.api.audit import context
-
-    try:
-        users_store.revoke_user(_store(request), name, audit=context(request, target=name))
-    except UserError as exc:
-        raise HTTPException(404, str(exc)) from exc
+    """Revoke an active user (404 if there is none by that name) and every token of theirs."""
+    users_store.revoke_user(_store(request), name, audit=audit_context(request, target=name))
     return {"name": name, "revoked": True}

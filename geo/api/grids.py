@@ -13,22 +13,23 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from geo.api.audit import context as audit_context
-from geo.api.auth import Planner, require
+from geo.api.auth import Planner, audit_context, require
 from geo.api.deps import atlas
 from geo.atlas import Atlas
-from geo.grids import split as split_mod
-from geo.store import StaleVersionError
+from geo.errors import BadRequest
+from geo.service import grids as grid_actions
 
 router = APIRouter(tags=["grids"], dependencies=[Depends(require("planner"))])
 _IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
 class SplitBody(BaseModel):
+    """How to split: a grid count or a weight per grid, and what to balance."""
+
     count: int | None = Field(None, ge=1, le=999, description="number of grids")
     enterprises_per_grid: float | None = Field(
         None, gt=0, description="about this much weight per grid (the count follows)"
@@ -43,24 +44,32 @@ class SplitBody(BaseModel):
 
 
 class Balance(BaseModel):
+    """How even the grids' weights are."""
+
     ratio: float | None = Field(description="max/min of the grids' weights (null: a grid has 0)")
     max: float | None
     min: float | None
 
 
 class CurrentGrid(BaseModel):
+    """A grid the community has now."""
+
     id: str
     code: str
     weight: float
 
 
 class Current(BaseModel):
+    """The community's grids now, to compare the proposal with."""
+
     count: int
     balance: Balance
     grids: list[CurrentGrid]
 
 
 class ProposedGrid(BaseModel):
+    """One grid of the proposal."""
+
     id: str
     name: str
     code: str
@@ -74,6 +83,8 @@ class ProposedGrid(BaseModel):
 
 
 class SplitResult(BaseModel):
+    """A proposed (or committed) split and the store version it belongs to."""
+
     community: str
     version: int = Field(description="the store version the split was computed on")
     committed: bool
@@ -91,20 +102,14 @@ class SplitResult(BaseModel):
     )
 
 
-def _propose(tables: dict, community_id: str, body: SplitBody) -> split_mod.Proposal:
-    if community_id not in set(tables["communities"]["id"]):
-        known = ", ".join(tables["communities"]["id"])
-        raise HTTPException(404, f"no community {community_id!r}; communities are {known}")
-    try:
-        return split_mod.propose_split(
-            tables,
-            community_id,
-            count=body.count,
-            per_grid=body.enterprises_per_grid,
-            weight=body.weight,
-        )
-    except split_mod.SplitError as exc:
-        raise HTTPException(422, str(exc)) from exc
+def _expected_version(if_match: str | None) -> int | None:
+    """The store version an ``If-Match`` header names (None: no header)."""
+    if if_match is None:
+        return None
+    m = _IF_MATCH.match(if_match)
+    if not m:
+        raise BadRequest(f"If-Match {if_match!r} is not a version; send e.g. If-Match: 7")
+    return int(m[1])
 
 
 @router.post(
@@ -118,9 +123,13 @@ async def propose(
     response: Response,
     current: Annotated[Atlas, Depends(atlas)],
 ) -> dict[str, Any]:
-    proposal = await run_in_threadpool(_propose, current.tables, community_id, body)
-    response.headers["ETag"] = f'"{current.version}"'
-    return {**proposal.summary(), "version": current.version, "committed": False}
+    """Propose a split on the serving atlas's version (also the answer's ``ETag``)."""
+    split = await run_in_threadpool(
+        grid_actions.propose_split, current.tables, current.version, community_id,
+        count=body.count, per_grid=body.enterprises_per_grid, weight=body.weight,
+    )  # fmt: skip
+    response.headers["ETag"] = f'"{split.version}"'
+    return split.summary()
 
 
 @router.post(
@@ -139,42 +148,14 @@ def commit(
         Header(alias="If-Match", description="the store version of the proposal you reviewed"),
     ] = None,
 ) -> dict[str, Any]:
+    """Commit the split; every server answers from the new version before the 2xx."""
     holder = request.app.state.atlas
-    store = holder.store
-    snapshot = store.snapshot()
-    if if_match is not None:
-        m = _IF_MATCH.match(if_match)
-        if not m:
-            raise HTTPException(
-                400, f"If-Match {if_match!r} is not a version; send e.g. If-Match: 7"
-            )
-        if int(m[1]) != snapshot.version:
-            raise HTTPException(
-                412,
-                f"the store is at version {snapshot.version}, not {m[1]}: propose the split "
-                "again and review it before committing",
-            )
-    proposal = _propose(snapshot.tables, community_id, body)
-    tables = split_mod.apply_split(snapshot.tables, proposal)
-    reason = (
-        f"split {community_id} into {proposal.count} grids by {proposal.weight} "
-        f"(balance {proposal.ratio or float('inf'):.3f})"
-    )
-    try:
-        version = store.replace_all(
-            tables,
-            author=user.name,
-            reason=reason,
-            expected_version=snapshot.version,
-            audit=audit_context(request, target=community_id),
-        )
-    except StaleVersionError as exc:
-        raise HTTPException(412, str(exc)) from exc
-    published = holder.publish(version)  # every server answers from it before our 2xx
-    response.headers["ETag"] = f'"{version}"'
-    return {
-        **proposal.summary(),
-        "version": version,
-        "committed": True,
-        "warnings": published.warnings(holder.publish_timeout),
-    }
+    split = grid_actions.commit_split(
+        holder.store, community_id,
+        count=body.count, per_grid=body.enterprises_per_grid, weight=body.weight,
+        author=user.name, expected_version=_expected_version(if_match),
+        audit=audit_context(request, target=community_id),
+        publish=lambda version: holder.publish(version).warnings(holder.publish_timeout),
+    )  # fmt: skip
+    response.headers["ETag"] = f'"{split.version}"'
+    return {**split.summary(), "warnings": split.publish_warnings}

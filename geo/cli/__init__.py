@@ -10,10 +10,9 @@ from __future__ import annotations
 import sys
 
 from geo.cli import boundary, data, grids, maps, quality, serve, users  # noqa: F401 - registers
-from geo.cli.data import check_four_to, load_into
 from geo.cli.root import app
 
-__all__ = ["app", "check_four_to", "load_into", "main"]
+__all__ = ["app", "main"]
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -27,60 +28,47 @@ from geo.cli.common import (
     parse_fields,
     report,
     settings_for,
-    wait_served,
 )
+from geo.cli.publish import served, show_warnings
 from geo.cli.root import app
+from geo.errors import InvalidInput
 from geo.model import LAYERS, TABLES
+from geo.service.imports import import_layer
+from geo.service.load import LoadRefused, load_directory
 
 
-def check_four_to(tables) -> list:
-    """The communities whose four-to text does not build (IoU ≥ 0.99) their digitised polygon."""
-    from geo.boundaries.edit import rebuild_check
-
-    return [
-        r
-        for r in rebuild_check(tables["communities"], tables["roads"], tables["areas"])
-        if not r.ok
-    ]
-
-
-def load_into(
+def load_reported(
     db: str,
     data: Path,
     *,
     strict: bool = False,
     verbose: bool = False,
-    author: str = "geo load",
     crs: str | None = None,
     fields: dict[str, str] | None = None,
 ) -> int:
-    """Validate every file in ``data`` and replace the store's contents in one transaction."""
+    """`load_directory` into the store at ``db``, reported as `geo load` does; the new version."""
     try:
-        result = geo_io.read_directory(data, crs=crs, fields=fields)
-    except geo_io.InputError as exc:
-        raise fail(str(exc)) from exc
-    for note in result.notes:
-        err.print(f"[cyan]detected[/cyan] {note}", highlight=False)
-    report(result.warnings, result.rejected, verbose)
-    if result.rejected and strict:
-        raise fail(f"{len(result.rejected)} rows rejected; nothing was loaded (--strict)")
-    for built in check_four_to(result.tables):
-        err.print(f"[yellow]warning[/yellow] communities: {built.message()}", highlight=False)
-    store = open_store_at(db)
-    try:
-        version = store.replace_all(
-            result.tables, author=author, reason=f"load {data}", record_history=True
-        )
-        wait_served(store, version)
-    finally:
-        store.close()
-    counts = ", ".join(f"{len(result.tables[name])} {name}" for name in TABLES)
+        result = load_directory(db, data, strict=strict, crs=crs, fields=fields, publish=served)
+    except LoadRefused as refused:
+        _report_read(refused.read.notes, refused.read.warnings, refused.read.rejected, verbose)
+        raise
+    _report_read(result.notes, result.warnings, result.rejected, verbose)
+    show_warnings([f"communities: {built.message()}" for built in result.four_to])
+    show_warnings(result.publish_warnings)
+    counts = ", ".join(f"{n} {name}" for name, n in result.counts.items())
     out.print(
-        f"loaded {counts} into {db} (version {version}); "
+        f"loaded {counts} into {db} (version {result.version}); "
         f"{len(result.rejected)} rejected, {len(result.warnings)} warnings",
         highlight=False,
     )
-    return version
+    return result.version
+
+
+def _report_read(notes: list[str], warnings: list, rejected: list, verbose: bool) -> None:
+    """What reading the input found: the detection notes, then the per-row report."""
+    for note in notes:
+        err.print(f"[cyan]detected[/cyan] {note}", highlight=False)
+    report(warnings, rejected, verbose)
 
 
 @app.command()
@@ -95,7 +83,7 @@ def load(
     crs: SourceCrsOption = None,
 ) -> None:
     """Replace the store's contents with a folder of layers, atomically."""
-    load_into(
+    load_reported(
         settings_for(db).db,
         data,
         strict=strict,
@@ -118,27 +106,19 @@ def import_cmd(
     db: DbOption = None,
 ) -> None:
     """Replace (or add to) one layer of the store from any source, in one new version."""
-    from geo.service.imports import import_layer
-    from geo.store.sqlite import StaleVersionError
-
     store_db = settings_for(db).db
     store = open_store_at(store_db)
     try:
-        try:
-            result = import_layer(
-                store, layer, source, source_layer=layer_name, crs=crs,
-                fields=parse_fields(field), mode=mode, strict=strict,  # type: ignore[arg-type]
-            )  # fmt: skip
-        except (geo_io.InputError, StaleVersionError) as exc:
-            raise fail(str(exc)) from exc
-        for note in result.notes:
-            err.print(f"[cyan]detected[/cyan] {note}", highlight=False)
-        report(result.warnings, result.rejected, verbose)
-        if result.version is None:
-            raise fail(f"{len(result.rejected)} rows rejected; nothing was imported (--strict)")
-        wait_served(store, result.version)
+        result = import_layer(
+            store, layer, source, source_layer=layer_name, crs=crs, fields=parse_fields(field),
+            mode=mode, strict=strict, publish=partial(served, store),  # type: ignore[arg-type]
+        )  # fmt: skip
     finally:
         store.close()
+    _report_read(result.notes, result.warnings, result.rejected, verbose)
+    if result.version is None:
+        raise InvalidInput(f"{len(result.rejected)} rows rejected; nothing was imported (--strict)")
+    show_warnings(result.publish_warnings)
     changes = "; ".join(
         f"{c.layer}: {c.rows} rows ({c.added} added, {c.updated} updated, {c.removed} removed)"
         for c in result.changes
@@ -159,17 +139,14 @@ def _export_tiles(db: str, output: Path, minzoom: int, maxzoom: int, layers: str
     columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as bar:
         task = bar.add_task("tiles")
-        try:
-            summary = tiles.write_pmtiles(
-                atlas,
-                output,
-                minzoom,
-                maxzoom,
-                names,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        except tiles.TileError as exc:
-            raise fail(str(exc)) from exc
+        summary = tiles.write_pmtiles(
+            atlas,
+            output,
+            minzoom,
+            maxzoom,
+            names,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     out.print(f"{summary['tiles']} tiles ({summary['bytes']:,} bytes) → {output}", highlight=False)
 
 
@@ -211,12 +188,9 @@ def backup(
     db: DbOption = None,
 ) -> None:
     """Copy the store to OUTPUT while it serves: one committed version, one file."""
-    from geo import backup as backup_mod
+    from geo.service.backup import backup as backup_store
 
-    try:
-        done = backup_mod.backup(settings_for(db).db, output)
-    except backup_mod.BackupError as exc:
-        raise fail(str(exc)) from exc
+    done = backup_store(settings_for(db).db, output)
     out.print(
         f"backed up {settings_for(db).db} (version {done.version}, {done.communities} "
         f"communities) → {output}",
@@ -230,13 +204,10 @@ def restore(
     db: DbOption = None,
 ) -> None:
     """Replace the store with a backup, atomically (checked first: a geo GeoPackage only)."""
-    from geo import backup as backup_mod
+    from geo.service.backup import restore as restore_store
 
     target = settings_for(db).db
-    try:
-        done = backup_mod.restore(source, target)
-    except backup_mod.BackupError as exc:
-        raise fail(str(exc)) from exc
+    done = restore_store(source, target)
     out.print(
         f"restored {source} into {target} (version {done.version}, {done.communities} "
         "communities); running servers pick it up within GEO_REFRESH_SECONDS",

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from geo.cli.common import DbOption, fail, open_store_at, out, settings_for, wait_served
+from geo.cli.common import DbOption, fail, open_store_at, out, settings_for
+from geo.cli.publish import served, show_warnings
 from geo.cli.root import app
+
+if TYPE_CHECKING:
+    from geo.service.grids import GridSplit
 
 grids_app = typer.Typer(help="Grids (网格): split a community into grids.", no_args_is_help=True)
 app.add_typer(grids_app, name="grids")
@@ -32,8 +37,8 @@ def grids_split(
     db: DbOption = None,
 ) -> None:
     """Propose grids for a community (street blocks, parks whole, balanced); --commit stores."""
-    from geo.grids import split as split_mod
-    from geo.store import StaleVersionError
+    from geo.grids.split import find_community
+    from geo.service import grids as grid_actions
 
     if (count is None) == (per_grid is None):
         raise fail("give exactly one of --count K or --enterprises-per-grid N")
@@ -43,37 +48,39 @@ def grids_split(
     store = open_store_at(path)
     try:
         snapshot = store.snapshot()
-        try:
-            cid = split_mod.find_community(snapshot.tables, community)
-            proposal = split_mod.propose_split(
-                snapshot.tables, cid, count=count, per_grid=per_grid, weight=weight
-            )
-        except split_mod.SplitError as exc:
-            raise fail(str(exc)) from exc
-        version = snapshot.version
+        cid = find_community(snapshot.tables, community)  # an id, a name or a short name
         if commit:
-            tables = split_mod.apply_split(snapshot.tables, proposal)
-            reason = f"split {cid} into {proposal.count} grids by {proposal.weight}"
-            try:
-                version = store.replace_all(
-                    tables, author=author, reason=reason, expected_version=snapshot.version
-                )
-            except StaleVersionError as exc:
-                raise fail(str(exc)) from exc
-            wait_served(store, version)
+            split = grid_actions.commit_split(
+                store, cid, count=count, per_grid=per_grid, weight=weight, author=author,
+                expected_version=snapshot.version, publish=partial(served, store), reuse=snapshot,
+            )  # fmt: skip
+        else:
+            split = grid_actions.propose_split(
+                snapshot.tables, snapshot.version, cid,
+                count=count, per_grid=per_grid, weight=weight,
+            )  # fmt: skip
     finally:
         store.close()
-    summary = {**proposal.summary(), "version": version, "committed": commit}
+    show_warnings(split.publish_warnings)
     if as_json:
-        out.print_json(json.dumps(summary, ensure_ascii=False))
-        return
+        out.print_json(json.dumps(split.summary(), ensure_ascii=False))
+    else:
+        _print_split(split)
+
+
+def _print_split(split: GridSplit) -> None:
+    """The proposed grids as a table, the balance before and after, and whether it was stored."""
     from rich.table import Table
 
     def ratio(b: dict) -> str:
         return "∞ (a grid has none)" if b["ratio"] is None else f"{b['ratio']:.3f}"
 
-    table = Table(title=f"{cid}: {proposal.count} grids from {proposal.blocks} street blocks")
-    for column in ("code", "id", "name", "status", weight, "blocks", "area m²"):
+    proposal, summary = split.proposal, split.summary()
+    table = Table(
+        title=f"{proposal.community_id}: {proposal.count} grids from {proposal.blocks} "
+        "street blocks"
+    )
+    for column in ("code", "id", "name", "status", proposal.weight, "blocks", "area m²"):
         table.add_column(column, no_wrap=column in ("code", "id"))
     for g in summary["grids"]:
         status = g["status"] + (f" ({g['replaces']})" if g["replaces"] else "")
@@ -84,12 +91,12 @@ def grids_split(
     out.print(table)
     cur = summary["current"]
     out.print(
-        f"balance (max/min {weight}): {ratio(summary['balance'])}; current "
+        f"balance (max/min {proposal.weight}): {ratio(summary['balance'])}; current "
         f"{cur['count']} grids: {ratio(cur['balance'])}; "
         f"retired codes: {', '.join(summary['retired']) or 'none'}; {proposal.seconds:.2f} s",
         highlight=False,
     )
-    if commit:
-        out.print(f"committed as version {version}", highlight=False)
+    if split.committed:
+        out.print(f"committed as version {split.version}", highlight=False)
     else:
         out.print("not stored: add --commit to store this split", highlight=False)

@@ -16,9 +16,8 @@ from rich.progress import (
 )
 
 from geo import crs as crs_mod
-from geo import io as geo_io
 from geo.cli.common import DbOption, atlas_at, err, fail, out, settings_for
-from geo.cli.data import load_into
+from geo.cli.data import load_reported
 from geo.cli.root import app
 
 
@@ -43,7 +42,7 @@ def serve(
     if not Path(settings.db).exists():
         source = data or settings.data
         out.print(f"{settings.db} does not exist: loading {source}", highlight=False)
-        load_into(settings.db, source)
+        load_reported(settings.db, source)
     os.environ["GEO_DB"] = settings.db  # the workers build their app from the environment
     uvicorn.run(
         "geo.api.app:app_from_env",
@@ -66,10 +65,7 @@ def locate(
     import numpy as np
 
     atlas = atlas_at(settings_for(db).db)
-    try:
-        reason = atlas.diagnose(np.array([lon]), np.array([lat]), crs)[0]
-    except crs_mod.UnknownCRSError as exc:
-        raise fail(str(exc)) from exc
+    reason = atlas.diagnose(np.array([lon]), np.array([lat]), crs)[0]
     if reason:
         raise fail(reason)
     x, y = crs_mod.to_wgs84(lon, lat, crs)
@@ -98,7 +94,7 @@ def assign(
     db: DbOption = None,
 ) -> None:
     """Add street_id, community_id, grid_id, microgrid_id, status and reason to every row."""
-    from geo.batch import BatchError, assign_file
+    from geo.batch import assign_file
 
     if not src.is_file():
         raise fail(f"{src} is not a file")
@@ -111,7 +107,7 @@ def assign(
                 atlas, src, output, crs=crs, lon_col=lon_col, lat_col=lat_col, sheet=sheet,
                 chunk_rows=chunk_rows, progress=lambda done: bar.update(task, completed=done),
             )  # fmt: skip
-        except (BatchError, geo_io.InputError, crs_mod.UnknownCRSError, OSError) as exc:
+        except OSError as exc:  # not a GeoError: the file system's own message
             raise fail(str(exc)) from exc
     counts = ", ".join(f"{v} {k}" for k, v in summary.status.items())
     out.print(f"{summary.rows} rows → {output}: {counts}", highlight=False)

@@ -21,17 +21,13 @@ app.add_typer(users_app, name="users")
 
 @contextmanager
 def _user_store(db: str | None) -> Iterator[Any]:
-    """The existing store for a users command; a `UserError` ends the command with exit 2."""
-    from geo.store.users import UserError
-
+    """The existing store for a users command (closed afterwards)."""
     path = settings_for(db).db
     if not Path(path).exists():
         raise fail(f"no store at {path}: run `geo load DIR --db {path}` (or `geo serve`) first")
     store = open_store_at(path)
     try:
         yield store
-    except UserError as exc:
-        raise fail(str(exc)) from exc
     finally:
         store.close()
 

@@ -10,7 +10,7 @@ that would lose their parent stop the import (`ImportRefused`), nothing written.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,6 +31,9 @@ Mode = Literal["replace", "add"]
 MODES = ("replace", "add")
 _SHOWN = 5
 
+#: After the write: wait until the servers answer from the new version; the warnings to report.
+Publish = Callable[[int], list[str]]
+
 
 class ImportRefused(InputError):
     """The import would leave rows of other layers without their parent: nothing was written."""
@@ -50,7 +53,8 @@ class LayerChange:
 @dataclass(frozen=True)
 class ImportResult:
     """The outcome: the store version written (None: nothing written, ``strict`` with rejected
-    rows), per-layer changes, the rows rejected, the warnings and the detection notes."""
+    rows), per-layer changes, the rows rejected, the warnings, the detection notes and what
+    ``publish`` reported (servers still behind)."""
 
     version: int | None
     mode: Mode
@@ -58,6 +62,7 @@ class ImportResult:
     rejected: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    publish_warnings: list[str] = field(default_factory=list)
 
 
 def import_layer(
@@ -71,13 +76,15 @@ def import_layer(
     mode: Mode = "replace",
     strict: bool = False,
     author: str = "geo import",
+    publish: Publish | None = None,
 ) -> ImportResult:
     """Replace (or, ``mode="add"``, upsert by id) ``layer`` of ``store`` with ``source``.
 
     ``layer`` is a table of `geo.model.TABLES`, or ``osm``: an OpenStreetMap extract's layers
     (`geo.osm.read_osm`). Raises `InputError` (or its `geo.sources.SourceError`) when the
     source cannot be read, `ImportRefused` when other layers would lose their parents, and the
-    store's `StaleVersionError` when another writer committed meanwhile.
+    store's `StaleVersionError` when another writer committed meanwhile. After a write,
+    ``publish(version)`` (when given) hands the new version to the servers.
     """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -119,7 +126,8 @@ def import_layer(
         expected_version=snapshot.version,
         record_history="communities" in loads,
     )
-    return ImportResult(version, mode, changes, rejected, warnings, notes)
+    published = publish(version) if publish else []
+    return ImportResult(version, mode, changes, rejected, warnings, notes, published)
 
 
 def _read_osm(path: str | os.PathLike[str]) -> dict[str, SourceLoad]:

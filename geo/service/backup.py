@@ -32,6 +32,8 @@ class BackupError(InvalidInput):
 
 @dataclass(frozen=True)
 class Checked:
+    """A checked geo GeoPackage: where it is, the store version and schema it holds."""
+
     path: Path
     version: int  # the store version the file holds
     schema_version: int
@@ -92,6 +94,7 @@ def _copy(src: sqlite3.Connection, dst_path: Path) -> None:
 
 
 def _aside(target: Path) -> Path:
+    """The temporary name ``target`` is written under before it is renamed into place."""
     return target.with_name(f".{target.name}.{os.getpid()}.part")
 
 
