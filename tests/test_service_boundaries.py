@@ -10,10 +10,10 @@ import shapely
 from shapely.geometry import box, mapping
 from shapely.geometry.polygon import orient
 
-from geo.backup import backup
 from geo.boundaries.edit import EditError
 from geo.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from geo.service import boundaries
+from geo.service.backup import backup
 from geo.service.boundaries import BoundaryDraft, NewCommunity
 from geo.store import open_store
 

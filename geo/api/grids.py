@@ -10,7 +10,6 @@ Both need a ``planner`` token (`geo.api.auth`); the commit's author is the token
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -19,12 +18,11 @@ from starlette.concurrency import run_in_threadpool
 
 from geo.api.auth import Planner, audit_context, require
 from geo.api.deps import atlas
+from geo.api.versions import Publisher, optional_if_match
 from geo.atlas import Atlas
-from geo.errors import BadRequest
 from geo.service import grids as grid_actions
 
 router = APIRouter(tags=["grids"], dependencies=[Depends(require("planner"))])
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
 class SplitBody(BaseModel):
@@ -102,16 +100,6 @@ class SplitResult(BaseModel):
     )
 
 
-def _expected_version(if_match: str | None) -> int | None:
-    """The store version an ``If-Match`` header names (None: no header)."""
-    if if_match is None:
-        return None
-    m = _IF_MATCH.match(if_match)
-    if not m:
-        raise BadRequest(f"If-Match {if_match!r} is not a version; send e.g. If-Match: 7")
-    return int(m[1])
-
-
 @router.post(
     "/communities/{community_id}/grids/split",
     response_model=SplitResult,
@@ -149,13 +137,12 @@ def commit(
     ] = None,
 ) -> dict[str, Any]:
     """Commit the split; every server answers from the new version before the 2xx."""
-    holder = request.app.state.atlas
     split = grid_actions.commit_split(
-        holder.store, community_id,
+        request.app.state.atlas.store, community_id,
         count=body.count, per_grid=body.enterprises_per_grid, weight=body.weight,
-        author=user.name, expected_version=_expected_version(if_match),
+        author=user.name, expected_version=optional_if_match(if_match),
         audit=audit_context(request, target=community_id),
-        publish=lambda version: holder.publish(version).warnings(holder.publish_timeout),
+        publish=Publisher(request),
     )  # fmt: skip
     response.headers["ETag"] = f'"{split.version}"'
     return {**split.summary(), "warnings": split.publish_warnings}

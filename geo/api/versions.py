@@ -31,6 +31,20 @@ def if_match(value: str | None, what: str) -> int:
     """  # noqa: E501 - a doctest's exception line is one line
     if value is None:
         raise IfMatchRequired(f"If-Match header required: send {what}, e.g. If-Match: 3")
+    version = optional_if_match(value)
+    assert version is not None
+    return version
+
+
+def optional_if_match(value: str | None) -> int | None:
+    """The version an optional ``If-Match`` header names (None without one); a 400 if it is no
+    version number.
+
+    >>> optional_if_match(None) is None, optional_if_match("12")
+    (True, 12)
+    """
+    if value is None:
+        return None
     m = _IF_MATCH.match(value)
     if not m:
         raise BadRequest(f"If-Match {value!r} is not a version number; send e.g. If-Match: 3")

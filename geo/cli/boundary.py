@@ -17,8 +17,9 @@ from geo.cli.common import (
     out,
     print_json,
     read_layer,
+    served,
     settings_for,
-    wait_served,
+    show_warnings,
 )
 from geo.cli.root import app
 from geo.errors import BadRequest
@@ -129,7 +130,7 @@ def _served(store: Store) -> Publish:
     new version (it says so if some do not)."""
 
     def publish(store_version: int) -> list[str]:
-        wait_served(store, store_version)
+        show_warnings(served(store, store_version))
         return []
 
     return publish

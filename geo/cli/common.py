@@ -132,14 +132,20 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
-def wait_served(store, version: int) -> None:
-    """Wait until every running `geo serve` process answers from ``version`` (say if not)."""
+def served(store, version: int) -> list[str]:
+    """The CLI's ``publish``: wait until every running `geo serve` process answers from
+    ``version``; a warning for those that do not yet."""
     from geo.store import serving
 
     behind = serving.wait_served(store, version, Settings().publish_timeout_seconds)
-    if behind:
-        err.print(
-            f"[yellow]warning[/yellow] {len(behind)} server process(es) still answer from an "
-            "older version; they will catch up",
-            highlight=False,
-        )
+    if not behind:
+        return []
+    return [
+        f"{len(behind)} server process(es) still answer from an older version; they will catch up"
+    ]
+
+
+def show_warnings(messages: list[str]) -> None:
+    """Print each message as a ``warning`` line on stderr."""
+    for message in messages:
+        err.print(f"[yellow]warning[/yellow] {message}", highlight=False)

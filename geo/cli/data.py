@@ -27,9 +27,10 @@ from geo.cli.common import (
     out,
     parse_fields,
     report,
+    served,
     settings_for,
+    show_warnings,
 )
-from geo.cli.publish import served, show_warnings
 from geo.cli.root import app
 from geo.errors import InvalidInput
 from geo.model import LAYERS, TABLES

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from geo.cli.common import DbOption, fail, open_store_at, out, settings_for
-from geo.cli.publish import served, show_warnings
+from geo.cli.common import DbOption, fail, open_store_at, out, served, settings_for, show_warnings
 from geo.cli.root import app
 
 if TYPE_CHECKING:
