@@ -55,6 +55,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.atlas = holder
     tiles.install(app, holder)  # the tile cache, carried over across versions
+    features.install(app)  # OGC operations in /openapi.json: 400 (not 422), bbox a form array
     for module in (
         health,
         locate,
