@@ -22,6 +22,7 @@ from geo.api import (
     limits,
     locate,
     people,
+    search,
     tiles,
 )
 from geo.api import coverage as coverage_api
@@ -64,6 +65,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         tiles,
         communities,
         people,
+        search,
         coverage_api,
         maps_api,
         grids_api,

@@ -178,3 +178,105 @@ def commit(
         "committed": True,
         "warnings": published.warnings(holder.publish_timeout),
     }
+
+
+# -- reading a grid (GET /grids/{grid_id}, open to every caller) ------------------------------
+# Appended by issue 12's read-router step; its imports stay here for a clean merge (to tidy).
+import numpy as np  # noqa: E402
+from fastapi import Path  # noqa: E402
+
+from geo import crs  # noqa: E402
+from geo.api.auth import Personal  # noqa: E402
+from geo.api.people import (  # noqa: E402
+    PARK_TEAM_NOTE,
+    Limit,
+    Offset,
+    People,
+    enterprise_items,
+    officer_view,
+    page_of,
+    parents,
+    people_index,
+    position,
+    team_fields,
+)
+from geo.errors import NotFound  # noqa: E402
+
+reads = APIRouter(tags=["grids"])
+
+
+def _microgrid_items(
+    current: Atlas, people: People, mpos: np.ndarray, per_micro: np.ndarray, personal: bool
+) -> tuple[list[dict[str, Any]], dict[str, None]]:
+    """The grid's micro-grids with their teams and enterprise counts, and their officers' ids."""
+    micro = current.levels["microgrid"].table
+    microgrids = []
+    officer_ids: dict[str, None] = {}
+    for m in mpos:
+        row = micro.iloc[m]
+        item = {**current.levels["microgrid"].describe(int(m)), "enterprise_count": 0}
+        item["enterprise_count"] = int(per_micro[m])
+        if row["kind"] == "park":
+            item |= {"team": [], "team_complete": None, "missing_roles": []}
+            item["team_note"] = PARK_TEAM_NOTE
+        else:
+            item |= team_fields(people, row["id"], personal)
+            officer_ids.update(dict.fromkeys(o["id"] for o in item["team"]))
+        microgrids.append(item)
+    return microgrids, officer_ids
+
+
+def _grid_officers(
+    people: People, grid_id: str, officer_ids: dict[str, None], personal: bool
+) -> list[dict[str, Any]]:
+    """The officers of the grid's micro-grids and of the buildings inside its parks."""
+    grid_buildings = people.buildings.loc[people.buildings["grid_id"] == grid_id, "id"]
+    extra = people.pairs.loc[people.pairs["building_id"].isin(grid_buildings), "officer_id"]
+    officer_ids = officer_ids | dict.fromkeys(extra)
+    return [
+        officer_view(people.officers.loc[i].to_dict() | {"id": i}, personal)
+        for i in sorted(officer_ids)
+    ]
+
+
+@reads.get("/grids/{grid_id}", summary="A grid: its micro-grids, teams, officers, enterprises")
+def get_grid(
+    current: Annotated[Atlas, Depends(atlas)],
+    personal: Personal,
+    grid_id: Annotated[str, Path(description="grid id (C01-G01) or 15-digit grid code")],
+    limit: Limit = 1000,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A grid: its micro-grids with their teams, its officers and a page of its enterprises."""
+    pos = position(current, "grid", grid_id)
+    if pos is None:
+        raise NotFound(f"no grid with id or code {grid_id!r} (ids look like C01-G01)")
+    people = people_index(current)
+    g = current.levels["grid"].table.iloc[pos]
+    micro = current.levels["microgrid"].table
+    mpos = np.flatnonzero((micro["grid_id"] == g["id"]).to_numpy())
+    ent = current.enterprises
+    in_grid = np.flatnonzero(ent["_grid"].to_numpy() == pos)
+    per_micro = np.bincount(ent["_microgrid"].to_numpy()[in_grid] + 1, minlength=len(micro) + 1)[1:]
+    microgrids, officer_ids = _microgrid_items(current, people, mpos, per_micro, personal)
+    items = enterprise_items(current, in_grid)
+    in_micro = int((ent["_microgrid"].to_numpy()[in_grid] >= 0).sum())
+    return {
+        **parents(current, g["id"]),
+        "area_m2": round(float(crs.to_metric(g.geometry).area), 1),
+        "microgrids": microgrids,
+        "officers": _grid_officers(people, g["id"], officer_ids, personal),
+        "enterprises": {
+            "total": len(in_grid),
+            "in_microgrids": in_micro,
+            "outside_microgrids": len(in_grid) - in_micro,
+            "offset": offset,
+            "items": page_of(items, offset, limit),
+        },
+    }
+
+
+# The app includes `router`: the planner tools above keep their role, the grid read is open.
+planner_tools, router = router, APIRouter()
+router.include_router(planner_tools)
+router.include_router(reads)
