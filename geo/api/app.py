@@ -22,6 +22,7 @@ from geo.api import (
     limits,
     locate,
     people,
+    search,
     tiles,
 )
 from geo.api import coverage as coverage_api
@@ -55,6 +56,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.atlas = holder
     tiles.install(app, holder)  # the tile cache, carried over across versions
+    features.install(app)  # OGC operations in /openapi.json: 400 (not 422), bbox a form array
     for module in (
         health,
         locate,
@@ -63,6 +65,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         tiles,
         communities,
         people,
+        search,
         coverage_api,
         maps_api,
         grids_api,

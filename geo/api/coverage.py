@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from geo.api.deps import atlas
 from geo.api.people import people_index
 from geo.atlas import Atlas
+from geo.errors import InvalidInput
 from geo.grids import coverage as cov
 
 router = APIRouter(tags=["coverage"])
@@ -37,17 +38,15 @@ def coverage(
         int, Query(ge=0, le=10_000, description="list at most this many overlaps and gaps")
     ] = 100,
 ) -> dict[str, Any]:
+    """The area's children: their areas, how well they cover it, overlaps and gaps, figures."""
     if level != "district" and not (id or "").strip():
-        raise HTTPException(422, f"level={level} needs id=<id or code of the {level}>")
-    try:
-        return cov.coverage(
-            current,
-            level,
-            id,
-            geometry=geometry,
-            min_area_m2=min_area_m2,
-            limit=limit,
-            teams=people_index(current).teams,
-        )
-    except cov.UnknownAreaError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise InvalidInput(f"level={level} needs id=<id or code of the {level}>")
+    return cov.coverage(  # an unknown area is cov.UnknownAreaError: a 404
+        current,
+        level,
+        id,
+        geometry=geometry,
+        min_area_m2=min_area_m2,
+        limit=limit,
+        teams=people_index(current).teams,
+    )

@@ -20,4 +20,5 @@ async def atlas(request: Request) -> Atlas:
 
 
 def settings(request: Request) -> Settings:
+    """The settings the app was made with."""
     return request.app.state.settings

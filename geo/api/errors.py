@@ -3,6 +3,8 @@ the status (and headers) its class carries (`geo.errors`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -23,9 +25,22 @@ def api_words(message: str) -> str:
     return message
 
 
+def response_for(exc: GeoError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The answer to ``exc``: ``{"detail": message}`` (in the API's words) with its status and
+    headers (and ``headers``), for a route's handler or an ASGI middleware to send.
+
+    >>> from geo.errors import PayloadTooLarge
+    >>> r = response_for(PayloadTooLarge("too big"), {"connection": "close"})
+    >>> r.status_code, r.body, r.headers["connection"]
+    (413, b'{"detail":"too big"}', 'close')
+    """
+    merged = {**(exc.headers or {}), **(headers or {})}
+    return JSONResponse({"detail": api_words(exc.detail)}, exc.status, headers=merged or None)
+
+
 async def _answer(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GeoError)
-    return JSONResponse({"detail": api_words(exc.detail)}, exc.status, headers=exc.headers)
+    return response_for(exc)
 
 
 def install(app: FastAPI) -> None:

@@ -1,28 +1,46 @@
-"""Split a community into grids: propose (`/grids/split`) and store (`/grids/commit`).
+"""Grids: read one (`GET /grids/{id}`, open), split a community into grids: propose
+(`/grids/split`) and store (`/grids/commit`).
 
 Both take ``{"count": K}`` or ``{"enterprises_per_grid": N}``, and optionally ``"weight"``
 (``enterprises`` | ``employees`` | ``floor_area``). The split is deterministic, so a commit
 recomputes exactly the proposal of the same store version. A commit may send
 ``If-Match: <store version>`` (the ``version`` of the proposal, also its ``ETag``): when the
 store has moved on it answers 412 instead of committing a split you have not seen.
-Both need a ``planner`` token (`geo.api.auth`); the commit's author is the token's user.
+The split and the commit need a ``planner`` token (`geo.api.auth`); the commit's author is the token's user.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+import numpy as np
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from geo.api.auth import Planner, audit_context, require
+from geo import crs
+from geo.api.auth import Personal, Planner, audit_context, require
 from geo.api.deps import atlas
+from geo.api.people import (
+    PARK_TEAM_NOTE,
+    Limit,
+    Offset,
+    People,
+    enterprise_items,
+    officer_view,
+    page_of,
+    parents,
+    people_index,
+    position,
+    team_fields,
+)
 from geo.api.versions import Publisher, optional_if_match
 from geo.atlas import Atlas
+from geo.errors import NotFound
 from geo.service import grids as grid_actions
 
-router = APIRouter(tags=["grids"], dependencies=[Depends(require("planner"))])
+router = APIRouter(tags=["grids"])
+_PLANNER = [Depends(require("planner"))]  # the split tools; reading a grid is open
 
 
 class SplitBody(BaseModel):
@@ -102,6 +120,7 @@ class SplitResult(BaseModel):
 
 @router.post(
     "/communities/{community_id}/grids/split",
+    dependencies=_PLANNER,
     response_model=SplitResult,
     summary="Propose grids for a community: street blocks, parks whole, balanced",
 )
@@ -122,6 +141,7 @@ async def propose(
 
 @router.post(
     "/communities/{community_id}/grids/commit",
+    dependencies=_PLANNER,
     response_model=SplitResult,
     summary="Split a community into grids and store them (micro-grids re-pointed and re-coded)",
 )
@@ -146,3 +166,75 @@ def commit(
     )  # fmt: skip
     response.headers["ETag"] = f'"{split.version}"'
     return {**split.summary(), "warnings": split.publish_warnings}
+
+
+# -- reading a grid (GET /grids/{grid_id}, open to every caller) ------------------------------
+def _microgrid_items(
+    current: Atlas, people: People, mpos: np.ndarray, per_micro: np.ndarray, personal: bool
+) -> tuple[list[dict[str, Any]], dict[str, None]]:
+    """The grid's micro-grids with their teams and enterprise counts, and their officers' ids."""
+    micro = current.levels["microgrid"].table
+    microgrids = []
+    officer_ids: dict[str, None] = {}
+    for m in mpos:
+        row = micro.iloc[m]
+        item = {**current.levels["microgrid"].describe(int(m)), "enterprise_count": 0}
+        item["enterprise_count"] = int(per_micro[m])
+        if row["kind"] == "park":
+            item |= {"team": [], "team_complete": None, "missing_roles": []}
+            item["team_note"] = PARK_TEAM_NOTE
+        else:
+            item |= team_fields(people, row["id"], personal)
+            officer_ids.update(dict.fromkeys(o["id"] for o in item["team"]))
+        microgrids.append(item)
+    return microgrids, officer_ids
+
+
+def _grid_officers(
+    people: People, grid_id: str, officer_ids: dict[str, None], personal: bool
+) -> list[dict[str, Any]]:
+    """The officers of the grid's micro-grids and of the buildings inside its parks."""
+    grid_buildings = people.buildings.loc[people.buildings["grid_id"] == grid_id, "id"]
+    extra = people.pairs.loc[people.pairs["building_id"].isin(grid_buildings), "officer_id"]
+    officer_ids = officer_ids | dict.fromkeys(extra)
+    return [
+        officer_view(people.officers.loc[i].to_dict() | {"id": i}, personal)
+        for i in sorted(officer_ids)
+    ]
+
+
+@router.get("/grids/{grid_id}", summary="A grid: its micro-grids, teams, officers, enterprises")
+def get_grid(
+    current: Annotated[Atlas, Depends(atlas)],
+    personal: Personal,
+    grid_id: Annotated[str, Path(description="grid id (C01-G01) or 15-digit grid code")],
+    limit: Limit = 1000,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A grid: its micro-grids with their teams, its officers and a page of its enterprises."""
+    pos = position(current, "grid", grid_id)
+    if pos is None:
+        raise NotFound(f"no grid with id or code {grid_id!r} (ids look like C01-G01)")
+    people = people_index(current)
+    g = current.levels["grid"].table.iloc[pos]
+    micro = current.levels["microgrid"].table
+    mpos = np.flatnonzero((micro["grid_id"] == g["id"]).to_numpy())
+    ent = current.enterprises
+    in_grid = np.flatnonzero(ent["_grid"].to_numpy() == pos)
+    per_micro = np.bincount(ent["_microgrid"].to_numpy()[in_grid] + 1, minlength=len(micro) + 1)[1:]
+    microgrids, officer_ids = _microgrid_items(current, people, mpos, per_micro, personal)
+    items = enterprise_items(current, in_grid)
+    in_micro = int((ent["_microgrid"].to_numpy()[in_grid] >= 0).sum())
+    return {
+        **parents(current, g["id"]),
+        "area_m2": round(float(crs.to_metric(g.geometry).area), 1),
+        "microgrids": microgrids,
+        "officers": _grid_officers(people, g["id"], officer_ids, personal),
+        "enterprises": {
+            "total": len(in_grid),
+            "in_microgrids": in_micro,
+            "outside_microgrids": len(in_grid) - in_micro,
+            "offset": offset,
+            "items": page_of(items, offset, limit),
+        },
+    }

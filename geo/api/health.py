@@ -15,6 +15,8 @@ router = APIRouter(tags=["health"])
 
 
 class Health(BaseModel):
+    """The service status, its version, the data version served and the layers' sizes."""
+
     status: str
     version: str
     data_version: int
@@ -23,6 +25,7 @@ class Health(BaseModel):
 
 @router.get("/health", response_model=Health, summary="Service status and the data version served")
 def health(current: Annotated[Atlas, Depends(atlas)]) -> Health:
+    """Service status and the data version served."""
     return Health(
         status="ok",
         version=__version__,

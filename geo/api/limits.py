@@ -17,29 +17,55 @@ the routers to call before any geometry work: more than ``max_vertices`` vertice
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geo.api.errors import response_for
+from geo.errors import BadRequest, GeoError, InvalidInput, PayloadTooLarge, Unavailable
 from geo.settings import Settings
 
 
-async def _send_json(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
-    body = json.dumps({"detail": detail}, ensure_ascii=False).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+def _framing(scope: Scope, limit: int) -> bool:
+    """Whether a body follows (``Content-Length`` or ``Transfer-Encoding``); `BadRequest` for a
+    ``Content-Length`` that is not a number, `PayloadTooLarge` for one over ``limit``."""
+    framed = False
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            framed = True
+            try:
+                size = int(value)
+            except ValueError:
+                raise BadRequest("Content-Length is not a number") from None
+            if size > limit:
+                raise PayloadTooLarge(_too_large(limit, size))
+        elif key == b"transfer-encoding":
+            framed = True
+    return framed
 
 
-class _TooLarge(HTTPException):
-    pass
+def _too_large(limit: int, size: int | None) -> str:
+    got = f"{size:,} bytes" if size is not None else "more"
+    return (
+        f"request body is {got}; the limit is {limit:,} bytes "
+        "(GEO_MAX_BODY_BYTES): split the request"
+    )
+
+
+async def _send(scope: Scope, receive: Receive, send: Send, exc: GeoError) -> None:
+    """Answer ``exc`` from a middleware (a 413 also closes the connection)."""
+    extra = {"connection": "close"} if isinstance(exc, PayloadTooLarge) else None
+    await response_for(exc, extra)(scope, receive, send)
+
+
+class _BodyCut(Exception):
+    """The body went over the limit while the app read it (the 413 is sent already, unless
+    the app had started its answer)."""
 
 
 class BodyLimit:
@@ -49,57 +75,53 @@ class BodyLimit:
         self.app = app
         self.limit = limit
 
-    def _message(self, size: int | None) -> str:
-        got = f"{size:,} bytes" if size is not None else "more"
-        return (
-            f"request body is {got}; the limit is {self.limit:,} bytes "
-            "(GEO_MAX_BODY_BYTES): split the request"
-        )
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a declared size over the limit at once; count a body as it arrives."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        framed = False  # a body follows only with Content-Length or Transfer-Encoding
-        for key, value in scope.get("headers", ()):
-            if key == b"content-length":
-                framed = True
-                try:
-                    size = int(value)
-                except ValueError:
-                    await _send_json(send, 400, "Content-Length is not a number", {})
-                    return
-                if size > self.limit:
-                    await _send_json(send, 413, self._message(size), {"connection": "close"})
-                    return
-            elif key == b"transfer-encoding":
-                framed = True
-        if not framed:  # no body to count (most GETs): no wrappers
-            await self.app(scope, receive, send)
+        try:
+            framed = _framing(scope, self.limit)
+        except GeoError as exc:
+            await _send(scope, receive, send, exc)
             return
+        if framed:
+            await self._counted(scope, receive, send)
+        else:  # no body to count (most GETs): no wrappers
+            await self.app(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app on a body counted as it arrives: past the limit, answer 413 and cut the
+        app's reading short (whatever it answers then is dropped)."""
         seen = 0
-        started = False
+        started = answered = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, answered
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge(413, self._message(None))
+                    if not started:
+                        await _send(
+                            scope, receive, send, PayloadTooLarge(_too_large(self.limit, None))
+                        )
+                        answered = True
+                    raise _BodyCut
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if answered:
+                return  # the 413 was the answer
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted, watched)
-        except _TooLarge as exc:
-            if started:
+        except _BodyCut:
+            if not answered:
                 raise
-            await _send_json(send, 413, str(exc.detail), {"connection": "close"})
 
 
 class Timeout:
@@ -114,6 +136,7 @@ class Timeout:
         self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app under the deadline; answer 503 when it passes before the answer starts."""
         if scope["type"] != "http" or self.seconds <= 0:
             await self.app(scope, receive, send)
             return
@@ -130,13 +153,11 @@ class Timeout:
         except TimeoutError:
             if not deadline.expired():
                 raise  # the app's own TimeoutError, not ours
-            await _send_json(
-                send,
-                503,
+            abandoned = Unavailable(
                 f"the request took longer than {self.seconds:g} s (GEO_REQUEST_TIMEOUT_SECONDS) "
-                "and was abandoned: send a smaller request or retry later",
-                {"retry-after": "5"},
+                "and was abandoned: send a smaller request or retry later"
             )
+            await response_for(abandoned, {"retry-after": "5"})(scope, receive, send)
 
 
 def _finite(obj: Any) -> Any:
@@ -262,28 +283,23 @@ def check_geojson(obj: Any, settings: Settings, what: str, *, crs_member: bool =
     if isinstance(obj, dict) and isinstance(obj.get("features"), list):
         n = len(obj["features"])
         if n > settings.max_features:
-            raise HTTPException(
-                422,
+            raise InvalidInput(
                 f"{what} holds {n:,} features; the limit is {settings.max_features:,} "
-                "(GEO_MAX_FEATURES): send fewer features",
+                "(GEO_MAX_FEATURES): send fewer features"
             )
     if not crs_member and (name := _crs_member(obj)) is not None:
-        raise HTTPException(
-            422,
+        raise InvalidInput(
             f"{what} has a crs member ({name}); GeoJSON (RFC 7946) has none: remove it and "
-            'name the CRS in the request\'s "crs" field (e.g. "crs": "EPSG:4549")',
+            'name the CRS in the request\'s "crs" field (e.g. "crs": "EPSG:4549")'
         )
     try:
         n = geojson_vertices(obj)
     except _BadPosition as exc:
-        raise HTTPException(
-            422, f"{what}: {exc}; send coordinates as JSON numbers (lon, lat)"
-        ) from exc
+        raise InvalidInput(f"{what}: {exc}; send coordinates as JSON numbers (lon, lat)") from exc
     except RecursionError as exc:  # pragma: no cover - the JSON parser refuses deeper nesting
-        raise HTTPException(422, f"{what} is nested too deeply") from exc
+        raise InvalidInput(f"{what} is nested too deeply") from exc
     if n > settings.max_vertices:
-        raise HTTPException(
-            422,
+        raise InvalidInput(
             f"{what} has {n:,} vertices; the limit is {settings.max_vertices:,} "
-            "(GEO_MAX_VERTICES): simplify it or send it in parts",
+            "(GEO_MAX_VERTICES): simplify it or send it in parts"
         )

@@ -6,13 +6,14 @@ import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from geo import crs as crs_mod
 from geo.api.auth import require
 from geo.api.deps import atlas
 from geo.atlas import Atlas
+from geo.errors import InvalidInput, PayloadTooLarge
 
 router = APIRouter(tags=["locate"])
 
@@ -20,21 +21,29 @@ CRS_HELP = "CRS of lon/lat: wgs84 (default), cgcs2000, gcj02 (AMap/Tencent), bd0
 
 
 class Cell(BaseModel):
+    """A street, community or grid: id, name and code."""
+
     id: str
     name: str
     code: str | None = None
 
 
 class MicroGrid(Cell):
+    """A micro-grid: a park, or a building outside every park."""
+
     kind: Literal["park", "building"]
 
 
 class Point(BaseModel):
+    """The point located, in WGS84."""
+
     lon: float = Field(description="WGS84 longitude the input was converted to")
     lat: float = Field(description="WGS84 latitude the input was converted to")
 
 
 class Located(BaseModel):
+    """The cells that own a point (null where it lies in none)."""
+
     point: Point
     street: Cell | None
     community: Cell | None
@@ -43,31 +52,31 @@ class Located(BaseModel):
 
 
 class LocateBatch(BaseModel):
+    """Points to locate at once, in one CRS."""
+
     crs: str = Field("wgs84", description=CRS_HELP)
     points: list[tuple[float, float]] = Field(description="[[lon, lat], ...] in the given crs")
 
 
 class LocateBatchResult(BaseModel):
+    """One result per point, in input order."""
+
     results: list[Located]
 
 
 def locate_points(
     current: Atlas, lon: np.ndarray, lat: np.ndarray, crs: str
 ) -> list[dict[str, Any]]:
-    """Locate points or raise a 422 that says which points are wrong and why."""
-    try:
-        reasons = current.diagnose(lon, lat, crs)
-    except crs_mod.UnknownCRSError as exc:
-        raise HTTPException(422, str(exc)) from exc
+    """Locate points or raise a 422 that says which points are wrong and why (an unknown
+    ``crs`` is `geo.crs.UnknownCRSError`, a 422 too)."""
+    reasons = current.diagnose(lon, lat, crs)
     bad = [(i, r) for i, r in enumerate(reasons) if r]
     if bad:
         if len(lon) == 1:
-            raise HTTPException(422, bad[0][1])
+            raise InvalidInput(bad[0][1])
         listed = "; ".join(f"point {i}: {r}" for i, r in bad[:20])
         more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ""
-        raise HTTPException(
-            422, f"{len(bad)} of {len(lon)} points cannot be located: {listed}{more}"
-        )
+        raise InvalidInput(f"{len(bad)} of {len(lon)} points cannot be located: {listed}{more}")
     if len(lon) == 1:  # one point: floats beat numpy's per-call overhead
         kind = crs_mod.normalize_crs(crs)
         px, py = crs_mod.to_wgs84_one(float(lon[0]), float(lat[0]), kind)
@@ -98,6 +107,7 @@ async def locate_one(
     lat: Annotated[float, Query(description="latitude (y)", examples=[30.187])],
     crs: Annotated[str, Query(description=CRS_HELP)] = "wgs84",
 ) -> Response:
+    """The street, community, grid and micro-grid that own one point."""
     # on the event loop: a single point takes tens of microseconds, less than a thread hop
     return _json(locate_points(current, np.array([lon]), np.array([lat]), crs)[0])
 
@@ -112,10 +122,11 @@ async def locate_one(
 def locate_many(
     request: Request, body: LocateBatch, current: Annotated[Atlas, Depends(atlas)]
 ) -> Response:
+    """Locate many points (413 over ``max_batch_points``)."""
     limit = request.app.state.settings.max_batch_points
     if len(body.points) > limit:
-        raise HTTPException(
-            413, f"{len(body.points)} points in one request; send at most {limit} per request"
+        raise PayloadTooLarge(
+            f"{len(body.points)} points in one request; send at most {limit} per request"
         )
     pts = np.asarray(body.points, dtype=np.float64).reshape(-1, 2)
     results = locate_points(current, pts[:, 0], pts[:, 1], body.crs)

@@ -8,15 +8,17 @@ without internet access; only base-map tiles come from outside (none with ``base
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from geo import maps
 from geo.api.deps import atlas, settings
 from geo.atlas import Atlas
+from geo.errors import NotFound
 from geo.settings import Settings
 
 router = APIRouter(tags=["maps"])
@@ -29,29 +31,25 @@ _STATIC_CACHE = "public, max-age=86400"  # assets are pinned: a new version is a
 
 
 def _options(request: Request, cfg: Settings, basemap: str) -> maps.MapOptions:
+    """The map options of a request (an unknown base map is `maps.OptionError`: a 422)."""
     query = f"?basemap={basemap}" if basemap != "osm" else ""
-    try:
-        return maps.MapOptions(
-            basemap=basemap,
-            tianditu_key=getattr(cfg, "tianditu_key", None),
-            static_url=f"{request.scope.get('root_path', '')}/static",
-            tiles_url=f"{request.scope.get('root_path', '')}/tiles",
-            api_url=request.scope.get("root_path", ""),
-            extra_query=query,
-            search_url=f"{request.scope.get('root_path', '')}/maps/search.json",
-            data_attribution=cfg.data_attribution,
-        )
-    except maps.OptionError as exc:
-        raise HTTPException(422, str(exc)) from exc
+    root = request.scope.get("root_path", "")
+    return maps.MapOptions(
+        basemap=basemap,
+        tianditu_key=getattr(cfg, "tianditu_key", None),
+        static_url=f"{root}/static",
+        tiles_url=f"{root}/tiles",
+        api_url=root,
+        extra_query=query,
+        search_url=f"{root}/maps/search.json",
+        data_attribution=cfg.data_attribution,
+    )
 
 
-async def _page(builder, *args) -> HTMLResponse:
-    try:
-        html = await run_in_threadpool(builder, *args)
-    except maps.MapError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except maps.OptionError as exc:
-        raise HTTPException(422, str(exc)) from exc
+async def _page(builder: Callable[..., str], *args: Any) -> HTMLResponse:
+    """The page ``builder(*args)`` makes, built in a worker thread (an unknown community or
+    officer is `maps.MapError`: a 404)."""
+    html = await run_in_threadpool(builder, *args)
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
@@ -62,6 +60,7 @@ async def district(
     cfg: Annotated[Settings, Depends(settings)],
     basemap: BasemapQuery = "osm",
 ) -> HTMLResponse:
+    """The district overview map."""
     return await _page(maps.district_map, current, _options(request, cfg, basemap))
 
 
@@ -77,6 +76,7 @@ async def community(
     cfg: Annotated[Settings, Depends(settings)],
     basemap: BasemapQuery = "osm",
 ) -> HTMLResponse:
+    """The map of one industrial community."""
     opts = _options(request, cfg, basemap)
     return await _page(maps.community_map, current, community_id, opts)
 
@@ -93,6 +93,7 @@ async def officer(
     cfg: Annotated[Settings, Depends(settings)],
     basemap: BasemapQuery = "osm",
 ) -> HTMLResponse:
+    """The map of an officer's buildings (我的楼宇)."""
     return await _page(maps.officer_map, current, officer_id, _options(request, cfg, basemap))
 
 
@@ -108,6 +109,7 @@ async def editor(
     cfg: Annotated[Settings, Depends(settings)],
     basemap: BasemapQuery = "osm",
 ) -> HTMLResponse:
+    """The boundary editor of a community."""
     opts = _options(request, cfg, basemap)
     return await _page(maps.editor_map, current, community_id, opts)
 
@@ -124,10 +126,7 @@ async def search_entries(
 ) -> JSONResponse:
     """``[kind, name, detail, pinyin, initials, lat, lon, ref]`` per searchable feature."""
     opts = maps.MapOptions(basemap="amap" if coords == "gcj02" else "none")
-    try:
-        data = await run_in_threadpool(maps.search_data, current, community, opts)
-    except maps.MapError as exc:
-        raise HTTPException(404, str(exc)) from exc
+    data = await run_in_threadpool(maps.search_data, current, community, opts)
     return JSONResponse(data, headers={"Cache-Control": "no-cache"})
 
 
@@ -136,5 +135,5 @@ def static(path: str) -> FileResponse:
     """A vendored asset (Leaflet, plugins, geo/maps.js) from geo/static."""
     target = (_STATIC_ROOT / path).resolve()
     if not target.is_relative_to(_STATIC_ROOT) or not target.is_file():
-        raise HTTPException(404, f"no static file {path!r}")
+        raise NotFound(f"no static file {path!r}")
     return FileResponse(target, headers={"Cache-Control": _STATIC_CACHE})

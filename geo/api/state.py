@@ -36,6 +36,7 @@ class Published:
     behind: list[serving.Server]
 
     def warnings(self, timeout: float) -> list[str]:
+        """What to tell the writer about servers still behind after ``timeout`` seconds."""
         if not self.behind:
             return []
         return [

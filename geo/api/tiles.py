@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from geo import tiles
@@ -41,10 +41,13 @@ _ADDRESS_DOC = {
 
 
 Key = tuple[int, int, int, int, tuple[str, ...]]  # atlas serial, z, x, y, layers
+Group = tuple[int, tuple[str, ...]]  # z, layers
 
 
 @dataclass(frozen=True)
 class Cached:
+    """An encoded tile and its ETag."""
+
     data: bytes
     etag: str
 
@@ -63,6 +66,7 @@ class TileCache:
         self._items: OrderedDict[Key, Cached] = OrderedDict()
 
     def get(self, key: Key) -> Cached | None:
+        """The cached tile of ``key`` (now the most recently used), or None."""
         with self._lock:
             item = self._items.get(key)
             if item is not None:
@@ -70,6 +74,8 @@ class TileCache:
             return item
 
     def put(self, key: Key, data: bytes) -> Cached:
+        """Cache ``data`` as the tile of ``key``, dropping the least recently used over the
+        byte budget."""
         item = Cached(data, _etag(data))
         with self._lock:
             old = self._items.pop(key, None)
@@ -89,44 +95,71 @@ class TileCache:
         """Give ``new`` the cached tiles of ``old``: a tile that ``new`` encodes the same is
         carried over as is, any other is encoded again, so that requests right after the
         swap find them all. A step at a time (yields between steps; see `AtlasHolder`)."""
-        with self._lock:
-            items = [(k, v) for k, v in self._items.items() if k[0] == old.serial]
-        groups: dict[tuple[int, tuple[str, ...]], list[Key]] = {}
-        for key, _ in items:
-            groups.setdefault((key[1], key[4]), []).append(key)
+        groups = self._groups_of(old.serial)
         src_old, src_new = tiles.source_for(old), tiles.source_for(new)
         src_new.follow(src_old)  # unchanged geometry and fields are not made again
-        for name in {n for _, names in groups for n in names}:  # one step per layer and zoom
-            src_new.attribute_hashes(name)
-            yield
-            for z in {z for z, names in groups if name in names}:
-                src_new.layer(name, z)
-                yield
+        yield from _prepare_layers(src_new, groups)
         stale: list[Key] = []
         for (z, names), keys in groups.items():
-            x = np.array([k[2] for k in keys], dtype=np.int64)
-            y = np.array([k[3] for k in keys], dtype=np.int64)
-            keep = np.ones(len(keys), dtype=bool)
-            for name in names:
-                boxes = src_new.changed_boxes(src_old, name, z)
-                if boxes is None:
-                    keep[:] = False
-                    break
-                keep &= ~tiles.tiles_touching(boxes, z, x, y)
-            with self._lock:
-                for key, ok in zip(keys, keep.tolist(), strict=True):
-                    item = self._items.get(key)
-                    if ok and item is not None:
-                        self._items[(new.serial, *key[1:])] = item
-                        self.bytes += len(item.data)
-                    elif not ok:
-                        stale.append(key)
+            stale += self._carry(keys, _unchanged(src_old, src_new, z, names, keys), new.serial)
             yield
         for name in {n for key in stale for n in key[4]}:
             yield from src_new.prepare(name)
         for key in stale:
             self.put((new.serial, *key[1:]), src_new.tile(*key[1:4], key[4]))
             yield
+
+    def _groups_of(self, serial: int) -> dict[Group, list[Key]]:
+        """The cached keys of atlas ``serial``, by zoom and layers."""
+        with self._lock:
+            keys = [k for k in self._items if k[0] == serial]
+        groups: dict[Group, list[Key]] = {}
+        for key in keys:
+            groups.setdefault((key[1], key[4]), []).append(key)
+        return groups
+
+    def _carry(self, keys: list[Key], keep: np.ndarray, serial: int) -> list[Key]:
+        """Cache the tiles of ``keys`` that ``keep`` marks under atlas ``serial`` too; the
+        others (stale) are returned."""
+        stale: list[Key] = []
+        with self._lock:
+            for key, ok in zip(keys, keep.tolist(), strict=True):
+                item = self._items.get(key)
+                if ok and item is not None:
+                    self._items[(serial, *key[1:])] = item
+                    self.bytes += len(item.data)
+                elif not ok:
+                    stale.append(key)
+        return stale
+
+
+def _prepare_layers(src: tiles.TileSource, groups: dict[Group, list[Key]]) -> Iterator[None]:
+    """Make the new source's layers at the cached zooms, one step per layer and zoom."""
+    for name in {n for _, names in groups for n in names}:
+        src.attribute_hashes(name)
+        yield
+        for z in {z for z, names in groups if name in names}:
+            src.layer(name, z)
+            yield
+
+
+def _unchanged(
+    src_old: tiles.TileSource,
+    src_new: tiles.TileSource,
+    z: int,
+    names: tuple[str, ...],
+    keys: list[Key],
+) -> np.ndarray:
+    """Which of the tiles ``keys`` (zoom ``z``, layers ``names``) no changed feature touches."""
+    x = np.array([k[2] for k in keys], dtype=np.int64)
+    y = np.array([k[3] for k in keys], dtype=np.int64)
+    keep = np.ones(len(keys), dtype=bool)
+    for name in names:
+        boxes = src_new.changed_boxes(src_old, name, z)
+        if boxes is None:
+            return np.zeros(len(keys), dtype=bool)
+        keep &= ~tiles.tiles_touching(boxes, z, x, y)
+    return keep
 
 
 def install(app: FastAPI, holder: AtlasHolder) -> None:
@@ -136,19 +169,14 @@ def install(app: FastAPI, holder: AtlasHolder) -> None:
 
 
 def tile_cache(request: Request) -> TileCache:
+    """The app's tile cache."""
     return request.app.state.tile_cache
 
 
-def _layers(value: str | None) -> tuple[str, ...]:
-    try:
-        return tiles.normalise_layers(value)
-    except tiles.TileError as exc:
-        raise HTTPException(404, str(exc)) from exc
-
-
 def _one_layer(name: str) -> tuple[str, ...]:
+    """``(name,)`` for a layer that exists (404 otherwise)."""
     if name not in tiles.LAYER_NAMES:
-        raise HTTPException(404, tiles.unknown_layer(name))
+        raise tiles.TileError(tiles.unknown_layer(name))
     return (name,)
 
 
@@ -163,10 +191,7 @@ def _matches(header: str | None, etag: str) -> bool:
 async def _tile(
     request: Request, current: Atlas, z: int, x: int, y: int, names: tuple[str, ...]
 ) -> Response:
-    try:
-        tiles.check_address(z, x, y)
-    except tiles.TileError as exc:
-        raise HTTPException(404, str(exc)) from exc
+    tiles.check_address(z, x, y)  # a TileError (404) outside the pyramid
     key = (current.serial, z, x, y, names)
     cache = tile_cache(request)
     item = cache.get(key)
@@ -195,7 +220,8 @@ async def tile_layers(
     y: int,
     layers: Annotated[str | None, Query(description=LAYERS_HELP)] = None,
 ) -> Response:
-    return await _tile(request, current, z, x, y, _layers(layers))
+    """The tile z/x/y with the layers asked for (all by default)."""
+    return await _tile(request, current, z, x, y, tiles.normalise_layers(layers))
 
 
 @router.get(
@@ -212,6 +238,7 @@ async def tile_layer(
     x: int,
     y: int,
 ) -> Response:
+    """The tile z/x/y of one layer."""
     return await _tile(request, current, z, x, y, _one_layer(layer))
 
 
@@ -226,12 +253,14 @@ def tilejson_layers(
     current: Annotated[Atlas, Depends(atlas)],
     layers: Annotated[str | None, Query(description=LAYERS_HELP)] = None,
 ) -> Any:
-    names = _layers(layers)
+    """TileJSON of the layers asked for (all by default), as one tile set."""
+    names = tiles.normalise_layers(layers)
     query = f"?layers={','.join(names)}" if layers else ""
     return _tilejson(request, current, "/tiles/{z}/{x}/{y}.mvt" + query, names)
 
 
 @router.get("/tiles/{layer}.json", summary="TileJSON 3.0.0 of one layer")
 def tilejson_layer(request: Request, current: Annotated[Atlas, Depends(atlas)], layer: str) -> Any:
+    """TileJSON of one layer."""
     names = _one_layer(layer)
     return _tilejson(request, current, f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt", names)
