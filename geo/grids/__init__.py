@@ -1,0 +1,1 @@
+"""Grids (网格) and micro-grids: codes, coverage reports and balanced splits of a community."""
