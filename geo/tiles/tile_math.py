@@ -221,7 +221,28 @@ def tiles_touching(
     boxes: NDArray[np.float64], z: int, x: NDArray[np.int64], y: NDArray[np.int64]
 ) -> NDArray[np.bool_]:
     """Which tiles z/x/y (arrays) have a clip rectangle (`BUFFER` included) that touches one of
-    the Web Mercator ``boxes``."""
+    the Web Mercator ``boxes``.
+
+    Parameters
+    ----------
+    boxes : ndarray of float
+        (k, 4) Web Mercator boxes (minx, miny, maxx, maxy), metres.
+    z : int
+        The zoom of the tiles.
+    x, y : ndarray of int
+        The tiles' columns and rows.
+
+    Returns
+    -------
+    ndarray of bool
+        Per tile, whether its buffered rectangle touches a box.
+
+    Examples
+    --------
+    >>> x, y = np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1])
+    >>> tiles_touching(np.array([[1e7, 1e7, 1.1e7, 1.1e7]]), 1, x, y).tolist()
+    [False, True, False, False]
+    """
     hit = np.zeros(len(x), dtype=bool)
     if len(boxes) == 0 or len(x) == 0:
         return hit
