@@ -98,79 +98,109 @@ class SearchIndex:
         t = self.table
         if not q or not len(t):
             return []
-        score = np.zeros(len(t), dtype=np.float64)
-        matched = np.full(len(t), "", dtype=object)
-        where = np.full(len(t), 0, dtype=np.int64)
-
-        def tier(name: str, mask: Any, pos: Any = 0) -> None:
-            mask = np.asarray(mask, dtype=bool) & (score < _TIERS[name])
-            score[mask] = _TIERS[name]
-            matched[mask] = name.split("_")[0]
-            where[mask] = np.asarray(pos)[mask] if np.ndim(pos) else pos
-
+        scores = _Scores.empty(len(t))
         names = t["key_name"]
         found = names.str.find(q).to_numpy()
-        tier("name_contains", found >= 0, found)
-        tier("name_prefix", found == 0)
-        tier("name_exact", (names == q).to_numpy())
+        scores.tier("name_contains", found >= 0, found)
+        scores.tier("name_prefix", found == 0)
+        scores.tier("name_exact", (names == q).to_numpy())
         compact = q.replace(" ", "").replace("'", "")
         if _LATIN.match(q) and compact:
-            py = t["key_pinyin"]
-            ini = t["key_initials"]
-            pfound = py.str.find(compact).to_numpy()
-            tier("pinyin_contains", pfound >= 0, pfound)
-            ifound = ini.str.find(compact).to_numpy()
-            tier("initials_contains", ifound >= 0, ifound)
-            spaced = t["key_spaced"]
-            pattern = r"(?:^| )" + r" ?".join(re.escape(c) for c in compact)
-            syll = spaced.str.contains(pattern, regex=True).to_numpy()
-            tier("pinyin_syllable", syll, pfound)
-            tier("initials_prefix", ifound == 0)
-            tier("initials_exact", (ini == compact).to_numpy())
-            tier("pinyin_prefix", pfound == 0)
-            tier("pinyin_exact", (py == compact).to_numpy())
-            fuzzy_keys = py.to_numpy(dtype=object)
-            fuzzy_q = compact
+            _pinyin_tiers(scores, t, compact)
+            _fuzzy_tier(scores, compact, t["key_pinyin"].to_numpy(dtype=object))
         else:
-            fuzzy_keys = names.to_numpy(dtype=object)
-            fuzzy_q = q
-        if len(fuzzy_q) >= 3:
-            rest = np.flatnonzero(score == 0)
-            if len(rest):
-                sims = process.cdist(
-                    [fuzzy_q], fuzzy_keys[rest], scorer=fuzz.partial_ratio, workers=1
-                )[0]
-                good = sims >= _FUZZY_CUTOFF
-                score[rest[good]] = sims[good] * 5  # 400–500: below every exact tier
-                matched[rest[good]] = "fuzzy"
+            _fuzzy_tier(scores, q, names.to_numpy(dtype=object))
         if kinds is not None:
-            score[~t["kind"].isin(list(kinds)).to_numpy()] = 0
-        hits = np.flatnonzero(score > 0)
-        if not len(hits):
-            return []
-        common = _common_spans(t, hits, matched, where, len(compact))
-        order = np.lexsort(
-            (
-                t["id"].to_numpy()[hits],
-                t["kind_order"].to_numpy()[hits],
-                t["length"].to_numpy()[hits],
-                where[hits],
-                -common,
-                -score[hits],
-            )
-        )[:limit]
-        rows = hits[order]
-        return [
-            {
-                "kind": t.at[i, "kind"],
-                "id": t.at[i, "id"],
-                "name": t.at[i, "name"],
-                "detail": t.at[i, "detail"] or None,
-                "score": round(float(score[i]), 1),
-                "matched": matched[i],
-            }
-            for i in rows
-        ]
+            scores.score[~t["kind"].isin(list(kinds)).to_numpy()] = 0
+        return _ranked(t, scores, len(compact), limit)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Per row of the index: the best tier's score so far, its name and where the match starts."""
+
+    score: NDArray[np.float64]
+    matched: NDArray[np.object_]
+    where: NDArray[np.int64]
+
+    @classmethod
+    def empty(cls, n: int) -> _Scores:
+        """No row matched yet."""
+        return cls(
+            np.zeros(n, dtype=np.float64),
+            np.full(n, "", dtype=object),
+            np.full(n, 0, dtype=np.int64),
+        )
+
+    def tier(self, name: str, mask: Any, pos: Any = 0) -> None:
+        """Raise the rows of ``mask`` that score below tier ``name`` to it (match at ``pos``)."""
+        mask = np.asarray(mask, dtype=bool) & (self.score < _TIERS[name])
+        self.score[mask] = _TIERS[name]
+        self.matched[mask] = name.split("_")[0]
+        self.where[mask] = np.asarray(pos)[mask] if np.ndim(pos) else pos
+
+
+def _pinyin_tiers(scores: _Scores, t: pd.DataFrame, compact: str) -> None:
+    """The tiers of a Latin query (spaces and apostrophes dropped): pinyin and initials."""
+    py = t["key_pinyin"]
+    ini = t["key_initials"]
+    pfound = py.str.find(compact).to_numpy()
+    scores.tier("pinyin_contains", pfound >= 0, pfound)
+    ifound = ini.str.find(compact).to_numpy()
+    scores.tier("initials_contains", ifound >= 0, ifound)
+    spaced = t["key_spaced"]
+    pattern = r"(?:^| )" + r" ?".join(re.escape(c) for c in compact)
+    syll = spaced.str.contains(pattern, regex=True).to_numpy()
+    scores.tier("pinyin_syllable", syll, pfound)
+    scores.tier("initials_prefix", ifound == 0)
+    scores.tier("initials_exact", (ini == compact).to_numpy())
+    scores.tier("pinyin_prefix", pfound == 0)
+    scores.tier("pinyin_exact", (py == compact).to_numpy())
+
+
+def _fuzzy_tier(scores: _Scores, query: str, keys: NDArray[np.object_]) -> None:
+    """Rows no exact tier matched, scored by fuzzy partial ratio (400–500) when close enough;
+    only for queries of three characters or more."""
+    if len(query) < 3:
+        return
+    rest = np.flatnonzero(scores.score == 0)
+    if len(rest):
+        sims = process.cdist([query], keys[rest], scorer=fuzz.partial_ratio, workers=1)[0]
+        good = sims >= _FUZZY_CUTOFF
+        scores.score[rest[good]] = sims[good] * 5  # 400–500: below every exact tier
+        scores.matched[rest[good]] = "fuzzy"
+
+
+def _ranked(t: pd.DataFrame, scores: _Scores, n: int, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` best hits as dicts: by score, shared span, match position, length, kind
+    and id."""
+    score, matched, where = scores.score, scores.matched, scores.where
+    hits = np.flatnonzero(score > 0)
+    if not len(hits):
+        return []
+    common = _common_spans(t, hits, matched, where, n)
+    order = np.lexsort(
+        (
+            t["id"].to_numpy()[hits],
+            t["kind_order"].to_numpy()[hits],
+            t["length"].to_numpy()[hits],
+            where[hits],
+            -common,
+            -score[hits],
+        )
+    )[:limit]
+    rows = hits[order]
+    return [
+        {
+            "kind": t.at[i, "kind"],
+            "id": t.at[i, "id"],
+            "name": t.at[i, "name"],
+            "detail": t.at[i, "detail"] or None,
+            "score": round(float(score[i]), 1),
+            "matched": matched[i],
+        }
+        for i in rows
+    ]
 
 
 def _common_spans(

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo import io as geo_io
 from geo.creditcode import make_credit_code
 from geo.crs import from_wgs84
 from geo.io import InputError, Issue, LoadResult, read_directory, write_csv, write_geojson
+from geo.io import write as geo_io_write
 from geo.model import LAYERS, OFFICERS, TABLES
 
 CODE_OK = make_credit_code("330108", "MA2B3C4D")
@@ -809,7 +809,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch) -
     def boom(*args: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(geo_io.os, "replace", boom)
+    monkeypatch.setattr(geo_io_write.os, "replace", boom)
     frame = gpd.GeoDataFrame({"id": ["A"]}, geometry=[shapely.Point(1, 2)], crs="EPSG:4326")
     with pytest.raises(OSError, match="disk full"):
         write_geojson(frame, target)

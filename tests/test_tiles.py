@@ -19,6 +19,8 @@ from geo import tiles
 from geo.atlas import Atlas
 from geo.model import LAYERS
 from geo.ownership import NONE
+from geo.tiles.source import _thin
+from geo.tiles.tile_math import _project
 
 ALL = tiles.LAYER_NAMES
 
@@ -197,7 +199,7 @@ def test_geometry_matches_the_source_within_a_pixel(
 ) -> None:
     z = 16
     px = tiles.pixel_size(z)
-    merc = tiles._project(atlas.tables[layer].geometry.values)
+    merc = _project(atlas.tables[layer].geometry.values)
     checked = 0
     for z_, x, y in covering(source, z)[::7]:
         box = source.clip_box(z_, x, y)
@@ -335,7 +337,7 @@ def test_points_are_thinned_below_z14_deterministically_and_never_from_z14(
     n = len(atlas.tables["enterprises"])
     low = source.layer("enterprises", 10)
     assert 0 < len(low.rows) < n
-    np.testing.assert_array_equal(low.rows, tiles._thin(source.projected("enterprises"), 10))
+    np.testing.assert_array_equal(low.rows, _thin(source.projected("enterprises"), 10))
     for z in (14, 16, 18):
         assert len(source.layer("enterprises", z).rows) == n
     # at most one point per 4×4-pixel cell at z12

@@ -565,8 +565,33 @@ def _colon_side(m: re.Match[str]) -> str:
 
 
 def parse_four_to(text: str, *, strict: bool = True) -> FourTo:
-    """Parse a four-to text into its sides, provisos and notes; raise FourToError on what
-    cannot be read. ``strict=False`` allows missing sides and suffix-less names."""
+    """Parse a four-to text into its sides, provisos and notes.
+
+    Parameters
+    ----------
+    text : str
+        The four-to (四至) text as written: ``东至<road>，南至<road>，西至<road>，北至<road>``.
+    strict : bool
+        False allows missing sides and suffix-less names (``kind="name"``, resolved later).
+
+    Returns
+    -------
+    FourTo
+        ``sides`` by direction (east, south, west, north), each the chain of refs it follows;
+        ``exceptions`` the provisos (另含…/不含…); ``notes`` the text that is not a side.
+        Raises `FourToError`, quoting the part and the fix, on what cannot be read.
+
+    Examples
+    --------
+    >>> spec = parse_four_to("东至江陵路，南至江南大道，西至长河路，北至滨盛路")
+    >>> {d: [r.name for r in side.chain] for d, side in spec.sides.items()}
+    {'east': ['江陵路'], 'south': ['江南大道'], 'west': ['长河路'], 'north': ['滨盛路']}
+    >>> spec = parse_four_to("东至江陵路，南至江南大道，西至长河路，北至汇智地界北(不含加油站)")
+    >>> spec.sides["north"].chain
+    (Ref(name='汇智', kind='area', qualifier='北'),)
+    >>> spec.exceptions[0].kind, spec.exceptions[0].names
+    ('exclude', ('加油站',))
+    """
     norm = _MARK_RE.sub("", normalise(text)).strip()  # private-use marks are ours
     notes: list[str] = []
     if pre := _PREAMBLE_RE.match(norm):

@@ -303,6 +303,7 @@ class RoadNetwork:
         return cls(lines, strands, gap_tolerance_m)
 
     def names(self) -> list[str]:
+        """The names of the network's roads, sorted."""
         return sorted(self.lines)
 
     def __contains__(self, name: str) -> bool:
@@ -336,6 +337,7 @@ class Extension:
     reached: str  # the line the new end lies on
 
     def as_dict(self) -> dict:
+        """The extension as plain JSON values (length rounded to 0.1 m)."""
         return {
             "road": self.road,
             "length_m": round(self.length_m, 1),

@@ -60,6 +60,7 @@ class Problem:
 
     @property
     def message(self) -> str:
+        """The problem in one line: what, how large and where (lon, lat)."""
         what = {
             "overlap": f"{' and '.join(self.ids)} overlap",
             "gap": f"gap between {', '.join(self.ids)}",
@@ -71,6 +72,7 @@ class Problem:
         return f"{what}: {self.area_m2:.1f} m² at ({lon:.6f}, {lat:.6f}) (lon, lat)"
 
     def to_dict(self) -> dict:
+        """The problem as plain JSON values, with its message."""
         return {
             "kind": self.kind,
             "level": self.level,
@@ -128,6 +130,41 @@ def check_partition(
     """Problems among the members ``ids``/``geoms`` (metric) of one parent (metric or None)."""
     ids = list(ids)
     geoms = np.asarray(list(geoms), dtype=object)
+    out, valid = _invalid_members(level, parent_id, ids, geoms)
+    good = np.flatnonzero(valid)
+    members = _Members(level, parent_id, ids, good, geoms[good], sliver_width_m)
+    out += _overlaps(members, min_area_m2)
+    out += _outside(members, parent, min_area_m2)
+    out += _gaps(members, parent, cover=cover, gap_width_m=gap_width_m, min_area_m2=min_area_m2)
+    return out
+
+
+@dataclass(frozen=True)
+class _Members:
+    """The valid members of one parent: ``fixed[k]`` is member ``ids[good[k]]``."""
+
+    level: str
+    parent_id: str
+    ids: list[str]
+    good: np.ndarray
+    fixed: np.ndarray
+    sliver_width_m: float
+
+    def piece_problem(self, kind: str, members: tuple[str, ...], piece: BaseGeometry) -> Problem:
+        """A ``kind`` problem for ``piece``, or a sliver when it is thinner than the limit."""
+        width = _width(piece)
+        if width < self.sliver_width_m:
+            detail = f"{kind}, {width:.2f} m wide"
+            return Problem(
+                "sliver", self.level, self.parent_id, members, piece.area, _where(piece), detail
+            )
+        return Problem(kind, self.level, self.parent_id, members, piece.area, _where(piece))
+
+
+def _invalid_members(
+    level: str, parent_id: str, ids: list[str], geoms: np.ndarray
+) -> tuple[list[Problem], np.ndarray]:
+    """An ``invalid`` problem per invalid geometry, and which members are valid."""
     out: list[Problem] = []
     valid = np.ones(len(geoms), dtype=bool)
     for i, g in enumerate(geoms):
@@ -140,47 +177,64 @@ def check_partition(
             out.append(
                 Problem("invalid", level, parent_id, (ids[i],), 0.0, where or (0.0, 0.0), reason)
             )
-    good = np.flatnonzero(valid)
-    fixed = geoms[good]
+    return out, valid
 
-    def piece_problem(kind: str, members: tuple[str, ...], piece: BaseGeometry) -> Problem:
-        width = _width(piece)
-        if width < sliver_width_m:
-            detail = f"{kind}, {width:.2f} m wide"
-            return Problem("sliver", level, parent_id, members, piece.area, _where(piece), detail)
-        return Problem(kind, level, parent_id, members, piece.area, _where(piece))
 
-    # overlaps between pairs
-    if len(fixed) > 1:
-        tree = shapely.STRtree(fixed)
-        a, b = tree.query(fixed, predicate="intersects")
-        keep = a < b
-        for i, j in zip(a[keep], b[keep], strict=True):
-            inter = shapely.intersection(fixed[i], fixed[j])
-            members = (ids[good[i]], ids[good[j]])
-            for piece in _pieces(inter, min_area_m2):
-                out.append(piece_problem("overlap", members, piece))
-    # parts outside the parent
-    if parent is not None and not parent.is_empty:
-        outside = shapely.difference(fixed, parent)
-        for k, part in enumerate(outside):
-            for piece in _pieces(part, min_area_m2):
-                out.append(
-                    Problem("outside", level, parent_id, (ids[good[k]],), piece.area, _where(piece))
+def _overlaps(m: _Members, min_area_m2: float) -> list[Problem]:
+    """Overlaps between pairs of members."""
+    out: list[Problem] = []
+    if len(m.fixed) <= 1:
+        return out
+    tree = shapely.STRtree(m.fixed)
+    a, b = tree.query(m.fixed, predicate="intersects")
+    keep = a < b
+    for i, j in zip(a[keep], b[keep], strict=True):
+        inter = shapely.intersection(m.fixed[i], m.fixed[j])
+        members = (m.ids[m.good[i]], m.ids[m.good[j]])
+        out += [m.piece_problem("overlap", members, p) for p in _pieces(inter, min_area_m2)]
+    return out
+
+
+def _outside(m: _Members, parent: BaseGeometry | None, min_area_m2: float) -> list[Problem]:
+    """Parts of members outside the parent."""
+    out: list[Problem] = []
+    if parent is None or parent.is_empty:
+        return out
+    outside = shapely.difference(m.fixed, parent)
+    for k, part in enumerate(outside):
+        for piece in _pieces(part, min_area_m2):
+            out.append(
+                Problem(
+                    "outside", m.level, m.parent_id, (m.ids[m.good[k]],), piece.area, _where(piece)
                 )
-    # gaps
-    if len(fixed):
-        union = shapely.union_all(fixed)
-        if cover and parent is not None:
-            gaps = shapely.difference(parent, union)
-            for piece in _pieces(gaps, min_area_m2):
-                near = _touching(piece, fixed, ids, good) or (parent_id,)
-                out.append(piece_problem("gap", near, piece))
-        elif len(fixed) > 1:
-            for piece in _between(union, gap_width_m, min_area_m2):
-                near = _touching(piece, fixed, ids, good)
-                if len(near) >= 2:
-                    out.append(piece_problem("gap", near, piece))
+            )
+    return out
+
+
+def _gaps(
+    m: _Members,
+    parent: BaseGeometry | None,
+    *,
+    cover: bool,
+    gap_width_m: float,
+    min_area_m2: float,
+) -> list[Problem]:
+    """Gaps: the parent's area no member covers (when they must cover it), else the narrow
+    spaces between two or more members."""
+    out: list[Problem] = []
+    if not len(m.fixed):
+        return out
+    union = shapely.union_all(m.fixed)
+    if cover and parent is not None:
+        gaps = shapely.difference(parent, union)
+        for piece in _pieces(gaps, min_area_m2):
+            near = _touching(piece, m.fixed, m.ids, m.good) or (m.parent_id,)
+            out.append(m.piece_problem("gap", near, piece))
+    elif len(m.fixed) > 1:
+        for piece in _between(union, gap_width_m, min_area_m2):
+            near = _touching(piece, m.fixed, m.ids, m.good)
+            if len(near) >= 2:
+                out.append(m.piece_problem("gap", near, piece))
     return out
 
 

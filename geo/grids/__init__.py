@@ -1,1 +1,1 @@
-"""Grids and micro-grids, pure geometry: split, codes, coverage."""
+"""Grids (网格) and micro-grids: codes, coverage reports and balanced splits of a community."""

@@ -203,22 +203,41 @@ def validate_codes(tables: Mapping[str, pd.DataFrame]) -> list[CodeProblem]:
       a building inside a park carries no code of its own (the park's micro-grid code applies);
     * grid codes unique; micro-grid codes unique across parks and buildings.
     """
+    col = _Columns(tables)
     problems: list[CodeProblem] = []
-
-    def col(name: str, field: str) -> dict[str, object]:
-        frame = tables.get(name)
-        if frame is None or field not in frame.columns:
-            return {}
-        return dict(zip(frame["id"], frame[field], strict=True))
-
     for name in ("streets", "communities"):
         for fid, code in col(name, "code").items():
             if not _digits(code, 3):
                 problems.append(CodeProblem(name, fid, f"code {code!r} must be 3 digits"))
+    grid_code = col("grids", "code")
+    problems += _grid_code_problems(col, grid_code)
+    problems += _duplicates("grids", grid_code)
+    micro, in_park = _micro_grids(col)
+    problems += in_park
+    problems += _micro_code_problems(col, grid_code, micro)
+    problems += _repeated_micro_codes(micro)
+    return problems
+
+
+class _Columns:
+    """``col(table, field)``: a table's field by feature id ({} when either is absent)."""
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        self.tables = tables
+
+    def __call__(self, name: str, field: str) -> dict[str, object]:
+        frame = self.tables.get(name)
+        if frame is None or field not in frame.columns:
+            return {}
+        return dict(zip(frame["id"], frame[field], strict=True))
+
+
+def _grid_code_problems(col: _Columns, grid_code: dict[str, object]) -> list[CodeProblem]:
+    """Grid codes: 15 digits, starting with county + street + community code of their own."""
+    problems: list[CodeProblem] = []
     street_code = col("streets", "code")
     comm_street = col("communities", "street_id")
     comm_code = col("communities", "code")
-    grid_code = col("grids", "code")
     grid_comm = col("grids", "community_id")
     for fid, code in grid_code.items():
         cid = grid_comm.get(fid)
@@ -243,25 +262,38 @@ def validate_codes(tables: Mapping[str, pd.DataFrame]) -> list[CodeProblem]:
                     f"community {cc} of community {cid!r})",
                 )
             )
-    problems += _duplicates("grids", grid_code)
+    return problems
+
+
+def _micro_grids(col: _Columns) -> tuple[dict[str, tuple[str, object]], list[CodeProblem]]:
+    """The micro-grids (parks, buildings outside parks) as id → (table, code), and a problem
+    for each building inside a park that carries a code of its own."""
+    problems: list[CodeProblem] = []
     micro: dict[str, tuple[str, object]] = {}
     for fid, code in col("parks", "code").items():
         micro[fid] = ("parks", code)
     park_of = col("buildings", "park_id")
     for fid, code in col("buildings", "code").items():
         in_park = isinstance(park_of.get(fid), str) and park_of[fid] != ""
-        if in_park:
-            if isinstance(code, str) and code:
-                problems.append(
-                    CodeProblem(
-                        "buildings",
-                        fid,
-                        f"code {code!r} is ignored: a building inside park {park_of[fid]!r} "
-                        "belongs to the park's micro-grid; leave its code empty",
-                    )
+        if not in_park:
+            micro[fid] = ("buildings", code)
+        elif isinstance(code, str) and code:
+            problems.append(
+                CodeProblem(
+                    "buildings",
+                    fid,
+                    f"code {code!r} is ignored: a building inside park {park_of[fid]!r} "
+                    "belongs to the park's micro-grid; leave its code empty",
                 )
-            continue
-        micro[fid] = ("buildings", code)
+            )
+    return micro, problems
+
+
+def _micro_code_problems(
+    col: _Columns, grid_code: dict[str, object], micro: dict[str, tuple[str, object]]
+) -> list[CodeProblem]:
+    """Micro-grid codes: 18 digits starting with their grid's code (none yet: not split)."""
+    problems: list[CodeProblem] = []
     grid_of = {**col("parks", "grid_id"), **col("buildings", "grid_id")}
     for fid, (table, code) in micro.items():
         gcode = grid_code.get(grid_of.get(fid))
@@ -286,17 +318,22 @@ def validate_codes(tables: Mapping[str, pd.DataFrame]) -> list[CodeProblem]:
                     f"{grid_of.get(fid)!r}",
                 )
             )
+    return problems
+
+
+def _repeated_micro_codes(micro: dict[str, tuple[str, object]]) -> list[CodeProblem]:
+    """A problem for each micro-grid whose code an earlier one (parks first) already uses."""
+    problems: list[CodeProblem] = []
     by_code: dict[str, list[tuple[str, str]]] = {}
     for fid, (table, code) in micro.items():
         if isinstance(code, str) and code:
             by_code.setdefault(code, []).append((table, fid))
     for code, owners in by_code.items():
-        if len(owners) > 1:
-            for table, fid in owners[1:]:
-                first = f"{owners[0][0]} {owners[0][1]!r}"
-                problems.append(
-                    CodeProblem(table, fid, f"micro-grid code {code} is already used by {first}")
-                )
+        first = f"{owners[0][0]} {owners[0][1]!r}"
+        problems += [
+            CodeProblem(table, fid, f"micro-grid code {code} is already used by {first}")
+            for table, fid in owners[1:]
+        ]
     return problems
 
 

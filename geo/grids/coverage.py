@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from geo.atlas import Atlas
 from geo.crs import to_lonlat, to_metric
 from geo.errors import NotFound
-from geo.grids.split import straddling
+from geo.grids.blocks import straddling
 from geo.model import COUNTY_CODE, TEAM_ROLES
 
 LEVELS = ("district", "street", "community", "grid")
@@ -112,6 +112,8 @@ def building_teams(buildings: pd.DataFrame, officers: pd.DataFrame) -> pd.DataFr
 # -- the area and its children ---------------------------------------------------------------
 @dataclass(frozen=True)
 class Area:
+    """One area of the hierarchy (metric geometry) with its children and their geometries."""
+
     level: str
     id: str
     name: str
@@ -260,8 +262,55 @@ def coverage(
     spill = shapely.difference(union, area.geometry).area
     gaps = shapely.difference(area.geometry, union)
     child_areas = shapely.area(area.child_geoms)
+    places = _places(atlas, level, area, child_level, teams)
+    officers, pairs = _officer_figures(atlas, places)
+    area_m2 = float(area.geometry.area)
+    return {
+        "level": level,
+        "id": area.id,
+        "name": area.name,
+        "code": area.code,
+        "child_level": child_level,
+        "area_m2": round(area_m2, 1),
+        "children": {
+            "count": places.n_children,
+            "area_m2": round(float(child_areas.sum()), 1),
+            "covered_m2": round(float(covered), 1),
+            "outside_parent_m2": round(float(spill), 1),
+        },
+        "coverage_ratio": _ratio(float(covered), area_m2),
+        "min_area_m2": min_area_m2,
+        "overlaps": _overlaps(area, min_area_m2, geometry, limit),
+        "gaps": _pieces(np.array([gaps], dtype=object), min_area_m2, geometry, limit),
+        "enterprises": _enterprise_figures(atlas, places),
+        "buildings": _building_figures(places),
+        "officers": officers,
+        "straddling": _straddling(atlas, level, area.id),
+        "breakdown": _breakdown(area, child_level, child_areas, places, pairs),
+    }
 
-    # enterprises: region and child positions
+
+@dataclass(frozen=True)
+class _Places:
+    """Where the atlas's enterprises and buildings lie for one area's report: in the area or
+    not, and their child's position among the area's children (-1: none)."""
+
+    n_children: int
+    in_area: NDArray[np.bool_]  # per enterprise
+    ent_child: NDArray[np.int64]
+    micro: NDArray[np.bool_]  # per enterprise: assigned to a micro-grid
+    buildings: pd.DataFrame
+    b_in: NDArray[np.bool_]  # per building
+    b_child: NDArray[np.int64]
+    team: pd.DataFrame  # `building_teams` per building
+    loose: NDArray[np.bool_]  # outside every park: needs a team
+    complete: NDArray[np.bool_]
+    needs: NDArray[np.bool_]  # in the area and loose
+
+
+def _places(atlas: Atlas, level: str, area: Area, child_level: str, teams: pd.DataFrame) -> _Places:
+    """Enterprises by region and child position; buildings likewise, via the attribute
+    hierarchy."""
     ent = atlas.enterprises
     n_children = len(area.children)
     local = np.full(len(atlas.levels[child_level].table) + 1, -1, dtype=np.int64)
@@ -273,30 +322,29 @@ def coverage(
     else:
         pos = int(np.flatnonzero(atlas.levels[level].table["id"].to_numpy() == area.id)[0])
         in_area = ent[f"_{level}"].to_numpy() == pos
-    ent_child = np.where(in_area, ent_child, -1)
-    micro = ent["_microgrid"].to_numpy() >= 0
-    grid = ent["_grid"].to_numpy() >= 0
-    comm = ent["_community"].to_numpy() >= 0
-    lon, lat = ent["lon"].to_numpy(float), ent["lat"].to_numpy(float)
-    no_xy = ~(np.isfinite(lon) & np.isfinite(lat))
-    invalid = ~no_xy & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
-    outside_comm = in_area & ~comm
-    enterprises = {
-        "total": int(in_area.sum()),
-        "in_children": int((ent_child >= 0).sum()),
-        "assigned_microgrid": int((in_area & micro).sum()),
-        "in_grid_outside_microgrids": int((in_area & grid & ~micro).sum()),
-        "outside_grids": int((in_area & comm & ~grid).sum()),
-        "outside_communities": {
-            "total": int(outside_comm.sum()),
-            "no_coordinates": int((outside_comm & no_xy).sum()),
-            "invalid": int((outside_comm & invalid).sum()),
-            "outside": int((outside_comm & ~no_xy & ~invalid).sum()),
-        },
-        "credit_code_invalid": int((in_area & ~ent["credit_code_valid"].astype(bool)).sum()),
-    }
+    b, b_in, b_child_global = _building_positions(atlas, level, child_level, pos)
+    team = teams.reindex(b["id"])
+    loose = ~team["in_park"].to_numpy(bool)
+    return _Places(
+        n_children,
+        in_area,
+        np.where(in_area, ent_child, -1),
+        ent["_microgrid"].to_numpy() >= 0,
+        b,
+        b_in,
+        np.where(b_in, local[b_child_global], -1),
+        team,
+        loose,
+        team["complete"].to_numpy(bool),
+        b_in & loose,
+    )
 
-    # buildings: region and child positions via the attribute hierarchy
+
+def _building_positions(
+    atlas: Atlas, level: str, child_level: str, pos: int
+) -> tuple[pd.DataFrame, NDArray[np.bool_], NDArray[np.int64]]:
+    """The buildings, which lie in the area (at ``pos`` of its level), and each one's child
+    position at ``child_level`` in the whole atlas (-1: none)."""
     chain = _chain(atlas)
     b = atlas.tables["buildings"].reset_index(drop=True)
     b_grid = chain["grids"].get_indexer(b["grid_id"].fillna(""))
@@ -310,18 +358,43 @@ def coverage(
     if child_level == "microgrid":
         micro_ids = pd.Index(atlas.levels["microgrid"].table["id"])
         own = np.where(b["park_id"].fillna("").ne(""), b["park_id"].fillna(""), b["id"])
-        b_child_global = micro_ids.get_indexer(own)
-    else:
-        b_child_global = lookup[child_level]
-    b_child = np.where(b_in, local[b_child_global], -1)
-    team = teams.reindex(b["id"])
-    loose = ~team["in_park"].to_numpy(bool)
-    complete = team["complete"].to_numpy(bool)
-    needs = b_in & loose
-    missing = team[needs & ~complete]
-    buildings = {
+        return b, b_in, micro_ids.get_indexer(own)
+    return b, b_in, lookup[child_level]
+
+
+def _enterprise_figures(atlas: Atlas, p: _Places) -> dict[str, Any]:
+    """The area's enterprises: in children, assigned, outside grids or communities and why."""
+    ent = atlas.enterprises
+    in_area, micro = p.in_area, p.micro
+    grid = ent["_grid"].to_numpy() >= 0
+    comm = ent["_community"].to_numpy() >= 0
+    lon, lat = ent["lon"].to_numpy(float), ent["lat"].to_numpy(float)
+    no_xy = ~(np.isfinite(lon) & np.isfinite(lat))
+    invalid = ~no_xy & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
+    outside_comm = in_area & ~comm
+    return {
+        "total": int(in_area.sum()),
+        "in_children": int((p.ent_child >= 0).sum()),
+        "assigned_microgrid": int((in_area & micro).sum()),
+        "in_grid_outside_microgrids": int((in_area & grid & ~micro).sum()),
+        "outside_grids": int((in_area & comm & ~grid).sum()),
+        "outside_communities": {
+            "total": int(outside_comm.sum()),
+            "no_coordinates": int((outside_comm & no_xy).sum()),
+            "invalid": int((outside_comm & invalid).sum()),
+            "outside": int((outside_comm & ~no_xy & ~invalid).sum()),
+        },
+        "credit_code_invalid": int((in_area & ~ent["credit_code_valid"].astype(bool)).sum()),
+    }
+
+
+def _building_figures(p: _Places) -> dict[str, Any]:
+    """The area's buildings that need a team, with those whose team is incomplete."""
+    needs, complete = p.needs, p.complete
+    missing = p.team[needs & ~complete]
+    return {
         "total": int(needs.sum()),
-        "in_parks": int((b_in & ~loose).sum()),
+        "in_parks": int((p.b_in & ~p.loose).sum()),
         "complete_team": int((needs & complete).sum()),
         "incomplete_team": int((needs & ~complete).sum()),
         "missing": [
@@ -330,32 +403,45 @@ def coverage(
         ],
     }
 
-    # officers: unique per area and per child
+
+def _officer_figures(atlas: Atlas, p: _Places) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Officers, unique per area: how many, party members, enterprises served; and the
+    (officer, building position ``b``) pairs for the per-child counts."""
     officers = atlas.tables["officers"]
     pairs = officer_buildings(officers)
-    b_pos = pd.Index(b["id"]).get_indexer(pairs["building_id"])
+    b_pos = pd.Index(p.buildings["id"]).get_indexer(pairs["building_id"])
     pairs = pairs.assign(b=b_pos)[b_pos >= 0]
-    pairs_in = pairs[b_in[pairs["b"].to_numpy()]]
+    pairs_in = pairs[p.b_in[pairs["b"].to_numpy()]]
     party = officers.set_index("id")["party_member"].astype(bool)
     area_officers = pd.Index(pairs_in["officer_id"].unique())
     n_off = len(area_officers)
     n_party = int(party.reindex(area_officers).fillna(False).sum())
-    served = int((in_area & _in_buildings(atlas, b, needs)).sum())
-    officers_out = {
+    served = int((p.in_area & _in_buildings(atlas, p.buildings, p.needs)).sum())
+    figures = {
         "total": n_off,
         "party_members": n_party,
         "party_ratio": _ratio(n_party, n_off),
         "enterprises_served": served,
         "enterprises_per_officer": round(served / n_off, 2) if n_off else None,
     }
+    return figures, pairs
 
-    # per child
+
+def _breakdown(
+    area: Area,
+    child_level: str,
+    child_areas: NDArray[np.float64],
+    p: _Places,
+    pairs: pd.DataFrame,
+) -> list[dict[str, Any]]:
+    """The figures per child: area, enterprises, buildings and teams, officers."""
+    n_children, ent_child, b_child, loose = p.n_children, p.ent_child, p.b_child, p.loose
     ent_counts = np.bincount(ent_child[ent_child >= 0], minlength=n_children)
     sel = ent_child >= 0
-    ent_micro = np.bincount(ent_child[sel & micro], minlength=n_children)
+    ent_micro = np.bincount(ent_child[sel & p.micro], minlength=n_children)
     b_sel = b_child >= 0
     b_need = np.bincount(b_child[b_sel & loose], minlength=n_children)
-    b_done = np.bincount(b_child[b_sel & loose & complete], minlength=n_children)
+    b_done = np.bincount(b_child[b_sel & loose & p.complete], minlength=n_children)
     child_pairs = pairs.assign(c=b_child[pairs["b"].to_numpy()])
     child_pairs = child_pairs[child_pairs["c"] >= 0].drop_duplicates(["officer_id", "c"])
     off_counts = np.bincount(child_pairs["c"].to_numpy(int), minlength=n_children)
@@ -377,31 +463,7 @@ def coverage(
         if child_level == "microgrid":
             row["kind"] = child["kind"]
         breakdown.append(row)
-
-    area_m2 = float(area.geometry.area)
-    return {
-        "level": level,
-        "id": area.id,
-        "name": area.name,
-        "code": area.code,
-        "child_level": child_level,
-        "area_m2": round(area_m2, 1),
-        "children": {
-            "count": n_children,
-            "area_m2": round(float(child_areas.sum()), 1),
-            "covered_m2": round(float(covered), 1),
-            "outside_parent_m2": round(float(spill), 1),
-        },
-        "coverage_ratio": _ratio(float(covered), area_m2),
-        "min_area_m2": min_area_m2,
-        "overlaps": _overlaps(area, min_area_m2, geometry, limit),
-        "gaps": _pieces(np.array([gaps], dtype=object), min_area_m2, geometry, limit),
-        "enterprises": enterprises,
-        "buildings": buildings,
-        "officers": officers_out,
-        "straddling": _straddling(atlas, level, area.id),
-        "breakdown": breakdown,
-    }
+    return breakdown
 
 
 def _straddling(atlas: Atlas, level: str, area_id: str) -> list[dict[str, Any]]:

@@ -30,7 +30,6 @@ Pure: no I/O, tables in, tables out.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,362 +40,33 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.boundaries.roads import RoadNetwork, bridge_gaps, node
 from geo.crs import to_lonlat, to_metric
-from geo.errors import InvalidInput
 from geo.grids import codes as codes_mod
+from geo.grids.blocks import (
+    GAP_TOLERANCE_M,
+    OVERLAP_M2,
+    SLIVER_AREA_M2,
+    SLIVER_WIDTH_M,
+    SplitError,
+    _union,
+    microgrids,
+    road_lines,
+    straddling,
+    street_blocks,
+)
+from geo.grids.regions import (
+    COMPACTNESS,
+    MIN_SHARED_M,
+    RESTARTS,
+    SEED,
+    Graph,
+    balance_ratio,
+    regionalise,
+)
 
 Weight = Literal["enterprises", "employees", "floor_area"]
 WEIGHTS: tuple[str, ...] = ("enterprises", "employees", "floor_area")
-GAP_TOLERANCE_M = 2.0  # m: loose ends of unnamed roads this close to a line are joined to it
-SLIVER_WIDTH_M = 12.0  # m: a face narrower than this on average (2·area/perimeter) is a sliver
-SLIVER_AREA_M2 = 500.0
-OVERLAP_M2 = 1.0  # m²: a micro-grid overlapping a block by more than this lies (partly) in it
-MIN_SHARED_M = 1.0  # m of shared edge for two units to be neighbours
-COMPACTNESS = 0.3  # weight of (1 − mean Polsby–Popper) against log(balance ratio)
-RESTARTS = 48
 SNAP_DEG = 1e-7  # ~1 cm: grid vertices this close to a community vertex become that vertex
-SEED = 20240524
-
-
-class SplitError(InvalidInput):
-    """A split that cannot be made; the message says why and what to change."""
-
-
-# --------------------------------------------------------------------------------------------
-# Street blocks
-# --------------------------------------------------------------------------------------------
-
-
-def road_lines(roads: pd.DataFrame) -> list[BaseGeometry]:
-    """All roads as metric lines: named ones merged by `RoadNetwork`, unnamed ones bridged."""
-    if len(roads) == 0:
-        return []
-    names = roads["name"].astype(object).where(roads["name"].notna(), "")
-    named_mask = names.map(lambda s: isinstance(s, str) and s.strip() != "").to_numpy(dtype=bool)
-    net = RoadNetwork.from_frame(roads[named_mask])
-    named = [p for g in net.lines.values() for p in shapely.get_parts(g)]
-    unnamed_geoms = np.asarray(roads.geometry.to_numpy()[~named_mask], dtype=object)
-    unnamed = [
-        p
-        for g in to_metric(unnamed_geoms)
-        if g is not None
-        for p in shapely.get_parts(g)
-        if not p.is_empty and p.length > 0
-    ]
-    connectors = bridge_gaps(unnamed, [*unnamed, *named], GAP_TOLERANCE_M)
-    return [*named, *unnamed, *connectors]
-
-
-def street_blocks(boundary: BaseGeometry, lines: Sequence[BaseGeometry]) -> np.ndarray:
-    """The street blocks of a metric polygon cut by metric ``lines``, slivers merged away.
-
-    Blocks are returned in reading order (north→south, west→east); they tile ``boundary``.
-    """
-    if boundary.is_empty:
-        raise SplitError("the community has an empty boundary")
-    inside: list[BaseGeometry] = []
-    if lines:
-        # lines run on a little past the boundary so that they cross it, not stop short of it
-        frame = boundary.buffer(5.0)
-        tree = shapely.STRtree(list(lines))
-        hits = tree.query(frame, predicate="intersects")
-        clipped = shapely.intersection(np.asarray(lines, dtype=object)[hits], frame)
-        inside = [g for g in clipped if not g.is_empty]
-    # roads are noded among themselves with 1 mm snap rounding (near-touching ends meet), then
-    # exactly with the boundary, so the outer edges keep the community's own vertices
-    roads_noded = node(inside) if inside else shapely.MultiLineString()
-    noded = shapely.union_all(np.asarray([boundary.boundary, roads_noded], dtype=object))
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    faces = faces[shapely.area(faces) > 0]
-    faces = faces[shapely.contains(boundary, shapely.point_on_surface(faces))]
-    if len(faces) == 0:
-        raise SplitError("the community boundary does not enclose an area")
-    blocks = _merge_slivers(faces)
-    return blocks[codes_mod.reading_order(blocks)]
-
-
-def _shared_lengths(geoms: np.ndarray) -> dict[tuple[int, int], float]:
-    """Length of shared boundary between each pair of touching polygons (i < j)."""
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
-    keep = left < right
-    left, right = left[keep], right[keep]
-    if len(left) == 0:
-        return {}
-    common = shapely.intersection(shapely.boundary(geoms[left]), shapely.boundary(geoms[right]))
-    lengths = shapely.length(common)
-    return {
-        (int(i), int(j)): float(n) for i, j, n in zip(left, right, lengths, strict=True) if n > 0
-    }
-
-
-def _merge_slivers(faces: np.ndarray) -> np.ndarray:
-    """Merge thin or tiny faces into the neighbour with the longest shared edge."""
-    groups = list(range(len(faces)))
-
-    def find(i: int) -> int:
-        while groups[i] != i:
-            groups[i] = groups[groups[i]]
-            i = groups[i]
-        return i
-
-    shared = _shared_lengths(faces)
-    area = shapely.area(faces)
-    width = 2 * area / np.maximum(shapely.length(faces), 1e-9)
-    sliver = (width < SLIVER_WIDTH_M) | (area < SLIVER_AREA_M2)
-    if sliver.all():
-        return np.array([shapely.coverage_union_all(faces)], dtype=object)
-    by_face: dict[int, list[tuple[float, int]]] = {}
-    for (i, j), n in shared.items():
-        by_face.setdefault(i, []).append((n, j))
-        by_face.setdefault(j, []).append((n, i))
-    # slivers join their best non-sliver neighbour (else their best neighbour), smallest first
-    for i in sorted(np.flatnonzero(sliver), key=lambda k: (area[k], k)):
-        options = sorted(by_face.get(int(i), []), key=lambda t: (-t[0], t[1]))
-        if not options:
-            continue
-        solid = [j for _, j in options if not sliver[j]]
-        target = solid[0] if solid else options[0][1]
-        groups[find(int(i))] = find(target)
-    labels = np.array([find(i) for i in range(len(faces))])
-    return np.array(
-        [_union(faces[labels == g]) for g in sorted(set(labels.tolist()))], dtype=object
-    )
-
-
-def _union(polys: np.ndarray) -> BaseGeometry:
-    """Coverage union of exactly-noded polygons (falls back to a plain union)."""
-    if len(polys) == 1:
-        return polys[0]
-    out = shapely.coverage_union_all(polys)
-    if not out.is_valid:
-        out = shapely.make_valid(shapely.union_all(polys), method="structure", keep_collapsed=False)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Micro-grids
-# --------------------------------------------------------------------------------------------
-
-
-def microgrids(tables: Mapping[str, pd.DataFrame]) -> gpd.GeoDataFrame:
-    """Micro-grids: every park, and every building outside parks (``id, kind, grid_id, code``).
-
-    Buildings inside a park belong to the park's micro-grid and are not listed.
-    """
-    parks = tables["parks"]
-    buildings = tables["buildings"]
-    loose = buildings[buildings["park_id"].fillna("") == ""]
-    cols = ["id", "grid_id", "code"]
-    frame = pd.concat(
-        [
-            pd.DataFrame(parks[cols]).assign(kind="park", geometry=parks.geometry.to_numpy()),
-            pd.DataFrame(loose[cols]).assign(kind="building", geometry=loose.geometry.to_numpy()),
-        ],
-        ignore_index=True,
-    )
-    return gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:4326")
-
-
-def straddling(
-    grids: pd.DataFrame, micro: pd.DataFrame, tolerance_m2: float = OVERLAP_M2
-) -> list[dict[str, Any]]:
-    """Micro-grids that straddle a grid edge: they overlap more than one grid (by more than
-    ``tolerance_m2``). Each is ``{"id", "kind", "grids": [grid ids]}``. WGS84 input."""
-    if len(grids) == 0 or len(micro) == 0:
-        return []
-    g = to_metric(np.asarray(grids.geometry.to_numpy(), dtype=object))
-    m = to_metric(np.asarray(micro.geometry.to_numpy(), dtype=object))
-    tree = shapely.STRtree(g)
-    mi, gi = tree.query(m, predicate="intersects")
-    areas = shapely.area(shapely.intersection(m[mi], g[gi]))
-    hits: dict[int, list[int]] = {}
-    for a, b, area in zip(mi, gi, areas, strict=True):
-        if area > tolerance_m2:
-            hits.setdefault(int(a), []).append(int(b))
-    grid_ids = grids["id"].to_numpy()
-    return [
-        {
-            "id": micro["id"].iloc[i],
-            "kind": micro["kind"].iloc[i],
-            "grids": sorted(grid_ids[js].tolist()),
-        }
-        for i, js in sorted(hits.items())
-        if len(js) > 1
-    ]
-
-
-# --------------------------------------------------------------------------------------------
-# Regionalisation
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Graph:
-    """Units of a community: weights, areas, perimeters, centroids and shared edge lengths."""
-
-    weights: np.ndarray
-    area: np.ndarray
-    perimeter: np.ndarray
-    centroid: np.ndarray  # (n, 2)
-    shared: np.ndarray  # (n, n) shared edge length, m
-    neighbours: list[list[int]] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, geoms: np.ndarray, weights: np.ndarray) -> Graph:
-        n = len(geoms)
-        shared = np.zeros((n, n))
-        for (i, j), length in _shared_lengths(geoms).items():
-            shared[i, j] = shared[j, i] = length
-        neighbours = [np.flatnonzero(shared[i] >= MIN_SHARED_M).tolist() for i in range(n)]
-        return cls(
-            np.asarray(weights, dtype=float),
-            shapely.area(geoms),
-            shapely.length(geoms),
-            shapely.get_coordinates(shapely.centroid(geoms)),
-            shared,
-            neighbours,
-        )
-
-    def __len__(self) -> int:
-        return len(self.weights)
-
-    def components(self) -> int:
-        return len({_component(self, i) for i in range(len(self))})
-
-    def score(self, labels: np.ndarray, k: int) -> float:
-        """log(max/min weight) + COMPACTNESS · mean(1 − Polsby–Popper); lower is better."""
-        sums = np.bincount(labels, weights=self.weights, minlength=k)
-        ratio = (sums.max() + 1.0) / (sums.min() + 1.0)
-        area = np.bincount(labels, weights=self.area, minlength=k)
-        same = labels[:, None] == labels[None, :]
-        inner = np.bincount(labels, weights=(self.shared * same).sum(axis=1), minlength=k)
-        perim = np.bincount(labels, weights=self.perimeter, minlength=k) - inner
-        pp = 4 * math.pi * area / np.maximum(perim, 1e-9) ** 2
-        return math.log(ratio) + COMPACTNESS * float(np.mean(1.0 - pp))
-
-
-def _component(graph: Graph, start: int) -> int:
-    """Smallest unit index in the connected component of ``start`` (for counting)."""
-    seen = {start}
-    todo = [start]
-    while todo:
-        for j in graph.neighbours[todo.pop()]:
-            if j not in seen:
-                seen.add(j)
-                todo.append(j)
-    return min(seen)
-
-
-def _connected(graph: Graph, members: set[int]) -> bool:
-    if not members:
-        return False
-    start = next(iter(members))
-    seen = {start}
-    todo = [start]
-    while todo:
-        for j in graph.neighbours[todo.pop()]:
-            if j in members and j not in seen:
-                seen.add(j)
-                todo.append(j)
-    return len(seen) == len(members)
-
-
-def _grow(graph: Graph, k: int, rng: np.random.Generator) -> np.ndarray | None:
-    """One greedy region-growing from k spread-out seeds; None if some region could not grow."""
-    n = len(graph)
-    first = int(rng.integers(n))
-    seeds = [first]
-    dist = np.hypot(*(graph.centroid - graph.centroid[first]).T)
-    while len(seeds) < k:
-        # farthest-point sampling with a little jitter so restarts differ
-        nxt = int(np.argmax(dist * rng.uniform(0.8, 1.0, n)))
-        if nxt in seeds:
-            nxt = int(next(i for i in np.argsort(-dist) if i not in seeds))
-        seeds.append(nxt)
-        dist = np.minimum(dist, np.hypot(*(graph.centroid - graph.centroid[nxt]).T))
-    labels = np.full(n, -1)
-    sums = np.zeros(k)
-    for r, s in enumerate(seeds):
-        labels[s] = r
-        sums[r] = graph.weights[s]
-    open_regions = set(range(k))
-    while (labels < 0).any() and open_regions:
-        r = min(open_regions, key=lambda q: (sums[q], q))
-        members = np.flatnonzero(labels == r)
-        frontier = sorted({j for i in members for j in graph.neighbours[i] if labels[j] < 0})
-        if not frontier:
-            open_regions.discard(r)
-            continue
-        seed_xy = graph.centroid[seeds[r]]
-        j = min(frontier, key=lambda q: (float(np.hypot(*(graph.centroid[q] - seed_xy))), q))
-        labels[j] = r
-        sums[r] += graph.weights[j]
-    if (labels < 0).any():
-        return None
-    return labels
-
-
-def _refine(graph: Graph, labels: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-    """Boundary moves (a unit to a neighbouring region) while the score improves."""
-    labels = labels.copy()
-    best = graph.score(labels, k)
-    improved = True
-    while improved:
-        improved = False
-        for u in range(len(graph)):
-            a = labels[u]
-            targets = sorted({int(labels[j]) for j in graph.neighbours[u]} - {int(a)})
-            if not targets:
-                continue
-            rest = set(np.flatnonzero(labels == a).tolist()) - {u}
-            if not _connected(graph, rest):
-                continue
-            for b in targets:
-                labels[u] = b
-                s = graph.score(labels, k)
-                if s < best - 1e-12:
-                    best = s
-                    improved = True
-                    break
-                labels[u] = a
-    return labels, best
-
-
-def regionalise(graph: Graph, k: int, *, restarts: int = RESTARTS, seed: int = SEED) -> np.ndarray:
-    """Labels 0…k-1 per unit: k contiguous regions, balanced and compact. Deterministic."""
-    n = len(graph)
-    if k < 1:
-        raise SplitError("a community needs at least 1 grid")
-    if k > n:
-        raise SplitError(
-            f"the community has only {n} street blocks (parks kept whole): at most {n} grids"
-        )
-    if graph.components() > 1:
-        raise SplitError("the community's street blocks are not connected to each other")
-    if k == 1:
-        return np.zeros(n, dtype=int)
-    best: tuple[float, np.ndarray] | None = None
-    for r in range(restarts):
-        rng = np.random.default_rng([seed, r])
-        grown = _grow(graph, k, rng)
-        if grown is None:
-            continue
-        labels, score = _refine(graph, grown, k)
-        if best is None or score < best[0] - 1e-12:
-            best = (score, labels)
-    if best is None:
-        raise SplitError(f"could not form {k} contiguous grids from {n} street blocks")
-    return best[1]
-
-
-def balance_ratio(values: Sequence[float] | np.ndarray) -> float | None:
-    """max/min of per-grid weights (None when a grid has none: the ratio is unbounded)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0 or values.min() <= 0:
-        return None
-    return float(values.max() / values.min())
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,6 +136,9 @@ def weigh(polys: np.ndarray, tables: Mapping[str, pd.DataFrame], weight: str) ->
 
 @dataclass
 class ProposedGrid:
+    """One grid of a proposal: id, name and code (kept from an old grid or new), its weight,
+    enterprises, area, blocks and WGS84 geometry."""
+
     id: str
     name: str
     code: str
@@ -495,10 +168,12 @@ class Proposal:
 
     @property
     def ratio(self) -> float | None:
+        """The balance ratio (max/min weight) of the proposed grids."""
         return balance_ratio([g.weight for g in self.grids])
 
     @property
     def current_ratio(self) -> float | None:
+        """The balance ratio of the community's current grids."""
         return balance_ratio([g["weight"] for g in self.current])
 
     def summary(self) -> dict[str, Any]:
@@ -623,24 +298,72 @@ def propose_split(
         raise SplitError(f"unknown weight {weight!r}: use one of {', '.join(WEIGHTS)}")
     comm = _community(tables, community_id)
     cu = community_units(tables, community_id, weight)
-    blocks, unit_of_block, units, weights = cu.blocks, cu.unit_of_block, cu.units, cu.weights
-    micro, micro_m, n_units = cu.micro, cu.micro_m, len(cu.units)
-    total = float(weights.sum())
+    count = _grid_count(count, per_grid, float(cu.weights.sum()), len(cu.units))
+    labels = regionalise(Graph.of(cu.units, cu.weights), count, restarts=restarts, seed=seed)
+    regions = _Regions.of(cu, labels, count, tables, weight)
+    old, old_m, current = _current_grids(tables, community_id, weight)
+    assignment = _assign_codes(tables, community_id, comm, (old, old_m), regions.geoms)
+    order = sorted(range(count), key=lambda j: assignment.codes[j])
+    proposed = _proposed_grids(tables, community_id, comm, old, (regions, assignment, order))
+    proposal = Proposal(
+        community_id,
+        weight,
+        count,
+        proposed,
+        current,
+        assignment.retired,
+        len(cu.blocks),
+        len(cu.units),
+    )
+    proposal.micro_codes = _micro_codes(cu.micro, cu.micro_m, proposal, regions.geoms, order)
+    proposal.seconds = time.perf_counter() - t0
+    return proposal
+
+
+def _grid_count(count: int | None, per_grid: float | None, total: float, n_units: int) -> int:
+    """The number of grids: ``count``, or the total weight over ``per_grid`` (at least one, at
+    most one per unit)."""
     if count is None:
         if per_grid is None or per_grid <= 0:
             raise SplitError("the weight per grid must be positive")
         count = max(1, round(total / per_grid))
         count = min(count, n_units)
-    graph = Graph.of(units, weights)
-    labels = regionalise(graph, int(count), restarts=restarts, seed=seed)
+    return int(count)
 
-    geoms = np.array([_union(units[labels == r]) for r in range(count)], dtype=object)
-    reg_weights = np.bincount(labels, weights=weights, minlength=count)
-    ent = weigh(geoms, tables, "enterprises") if weight != "enterprises" else reg_weights
-    n_blocks = np.bincount(unit_of_block, minlength=n_units)
-    blocks_per = np.bincount(labels, weights=n_blocks, minlength=count).astype(int)
 
-    # current grids and codes
+@dataclass
+class _Regions:
+    """The regions of a split (metric geometry), with their weight, enterprises and blocks."""
+
+    geoms: np.ndarray
+    weights: np.ndarray
+    enterprises: np.ndarray
+    blocks: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        cu: CommunityUnits,
+        labels: np.ndarray,
+        count: int,
+        tables: Mapping[str, pd.DataFrame],
+        weight: str,
+    ) -> _Regions:
+        """The ``count`` regions that ``labels`` (a region per unit) make of ``cu``'s units."""
+        units, weights, n_units = cu.units, cu.weights, len(cu.units)
+        geoms = np.array([_union(units[labels == r]) for r in range(count)], dtype=object)
+        reg_weights = np.bincount(labels, weights=weights, minlength=count)
+        ent = weigh(geoms, tables, "enterprises") if weight != "enterprises" else reg_weights
+        n_blocks = np.bincount(cu.unit_of_block, minlength=n_units)
+        blocks_per = np.bincount(labels, weights=n_blocks, minlength=count).astype(int)
+        return cls(geoms, reg_weights, ent, blocks_per)
+
+
+def _current_grids(
+    tables: Mapping[str, pd.DataFrame], community_id: str, weight: str
+) -> tuple[pd.DataFrame, np.ndarray, list[dict[str, Any]]]:
+    """The community's current grids, their metric geometry, and their id, code and weight
+    for the summary."""
     grids = tables["grids"]
     old = grids[grids["community_id"] == community_id].reset_index(drop=True)
     old_m = to_metric(np.asarray(old.geometry.to_numpy(), dtype=object))
@@ -648,23 +371,43 @@ def propose_split(
         {"id": i, "code": c, "weight": float(w)}
         for i, c, w in zip(old["id"], old["code"], weigh(old_m, tables, weight), strict=True)
     ]
+    return old, old_m, current
+
+
+def _assign_codes(
+    tables: Mapping[str, pd.DataFrame],
+    community_id: str,
+    comm: pd.Series,
+    current: tuple[pd.DataFrame, np.ndarray],
+    geoms: np.ndarray,
+) -> codes_mod.CodeAssignment:
+    """Grid codes for the new regions: old codes kept where a region replaces an old grid,
+    the others numbered after the community's codes issued so far (retired ones included)."""
+    old, old_m = current
     streets = tables["streets"]
     street_code = streets.loc[streets["id"] == comm["street_id"], "code"]
     if len(street_code) == 0:
         raise SplitError(f"community {community_id!r} refers to no street {comm['street_id']!r}")
     prefix = codes_mod.community_prefix(str(street_code.iloc[0]), str(comm["code"]))
     retired_before = codes_mod.parse_retired(comm.get("retired_grids"))
-    assignment = codes_mod.assign_grid_codes(
+    return codes_mod.assign_grid_codes(
         list(old["code"]), old_m, geoms, prefix, retired_before, _theta()
     )
-    order = sorted(range(count), key=lambda j: assignment.codes[j])
-    used_ids = set(grids["id"]) - set(old["id"])
+
+
+def _proposed_grids(
+    tables: Mapping[str, pd.DataFrame],
+    community_id: str,
+    comm: pd.Series,
+    old: pd.DataFrame,
+    made: tuple[_Regions, codes_mod.CodeAssignment, list[int]],
+) -> list[ProposedGrid]:
+    """The proposed grids in code order: kept grids keep their id and name; new ones get
+    ``<community>-G<seq>`` (primed while taken) and ``<short name>第<seq>网格``."""
+    regions, assignment, order = made
+    used_ids = set(tables["grids"]["id"]) - set(old["id"])
     short = str(comm["name"]).removesuffix("产业社区")
-    # back to lon/lat, with the community's own vertices where the grids meet its boundary
-    lonlat = shapely.snap(to_lonlat(geoms), comm.geometry, SNAP_DEG)
-    # "structure" keeps polygons polygonal (linework would add collapsed slivers as lines)
-    fixed = shapely.make_valid(lonlat, method="structure", keep_collapsed=False)
-    lonlat = np.where(shapely.is_valid(lonlat), lonlat, fixed)
+    lonlat = _snapped_lonlat(regions.geoms, comm.geometry)
     proposed: list[ProposedGrid] = []
     for j in order:
         code = assignment.codes[j]
@@ -684,27 +427,24 @@ def propose_split(
                 name,
                 code,
                 status,
-                float(reg_weights[j]),
-                int(ent[j]),
-                float(shapely.area(geoms[j])),
-                int(blocks_per[j]),
+                float(regions.weights[j]),
+                int(regions.enterprises[j]),
+                float(shapely.area(regions.geoms[j])),
+                int(regions.blocks[j]),
                 lonlat[j],
                 replaces,
             )
         )
-    proposal = Proposal(
-        community_id,
-        weight,
-        int(count),
-        proposed,
-        current,
-        assignment.retired,
-        len(blocks),
-        n_units,
-    )
-    proposal.micro_codes = _micro_codes(micro, micro_m, proposal, geoms, order)
-    proposal.seconds = time.perf_counter() - t0
-    return proposal
+    return proposed
+
+
+def _snapped_lonlat(geoms: np.ndarray, community: BaseGeometry) -> np.ndarray:
+    """Metric grids back to lon/lat, with the community's own vertices where the grids meet its
+    boundary, repaired where that made them invalid."""
+    lonlat = shapely.snap(to_lonlat(geoms), community, SNAP_DEG)
+    # "structure" keeps polygons polygonal (linework would add collapsed slivers as lines)
+    fixed = shapely.make_valid(lonlat, method="structure", keep_collapsed=False)
+    return np.where(shapely.is_valid(lonlat), lonlat, fixed)
 
 
 def _nearby_lines(roads: pd.DataFrame, community: BaseGeometry) -> list[BaseGeometry]:
@@ -820,3 +560,34 @@ def apply_split(tables: Mapping[str, pd.DataFrame], proposal: Proposal) -> dict[
         row = comms["id"] == cid
         comms.loc[row, "retired_grids"] = codes_mod.format_retired(proposal.retired)
     return out
+
+
+__all__ = [
+    "COMPACTNESS",
+    "GAP_TOLERANCE_M",
+    "MIN_SHARED_M",
+    "OVERLAP_M2",
+    "RESTARTS",
+    "SEED",
+    "SLIVER_AREA_M2",
+    "SLIVER_WIDTH_M",
+    "SNAP_DEG",
+    "WEIGHTS",
+    "CommunityUnits",
+    "Graph",
+    "Proposal",
+    "ProposedGrid",
+    "SplitError",
+    "Weight",
+    "apply_split",
+    "balance_ratio",
+    "community_units",
+    "find_community",
+    "microgrids",
+    "propose_split",
+    "regionalise",
+    "road_lines",
+    "straddling",
+    "street_blocks",
+    "weigh",
+]

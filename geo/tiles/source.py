@@ -1,0 +1,322 @@
+"""The tile source of one atlas: per-zoom simplified (or thinned) layers indexed and cached,
+tiles cut, clipped and encoded; one source per atlas object; TileJSON.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+from numpy.typing import NDArray
+
+from geo.atlas import Atlas
+from geo.model import LAYERS
+from geo.tiles.attributes import Attributes, _attribute_frame, attributes_in_steps, build_attributes
+from geo.tiles.encoding import encode_layer
+from geo.tiles.tile_math import (
+    BUFFER,
+    COVERAGES,
+    EXTENT,
+    HALF,
+    MAX_LAT,
+    MAXZOOM,
+    MINZOOM,
+    SIMPLIFY_MAXZOOM,
+    THIN_BELOW,
+    THIN_CELL_PX,
+    _check_layer,
+    _project,
+    check_address,
+    normalise_layers,
+    pixel_size,
+    tile_bounds,
+)
+
+
+@dataclass(frozen=True)
+class ZoomLayer:
+    """One layer ready for the tiles of one zoom: Web Mercator geometry and its index."""
+
+    name: str
+    kind: str  # point | line | polygon
+    rows: NDArray[np.int64]  # positions in the layer (sorted by id) of the features kept
+    geoms: NDArray[np.object_]  # Web Mercator; coverages simplified for the zoom
+    tree: shapely.STRtree
+    tolerance: float = 0.0  # simplify each tile's clipped pieces by this much (0: not at all)
+
+
+def _tolerance(z: int) -> float:
+    """Simplification tolerance at zoom z, metres: a pixel, or 0 above `SIMPLIFY_MAXZOOM`."""
+    return pixel_size(z) if z <= SIMPLIFY_MAXZOOM else 0.0
+
+
+def _thin(geoms: NDArray[np.object_], z: int) -> NDArray[np.int64]:
+    """Positions of the points kept at zoom z: the first of each 4×4-pixel cell of the world."""
+    if z >= THIN_BELOW or len(geoms) == 0:
+        return np.arange(len(geoms))
+    cell = pixel_size(z) * THIN_CELL_PX
+    x, y = shapely.get_x(geoms), shapely.get_y(geoms)
+    ok = np.isfinite(x) & np.isfinite(y)
+    cx = np.floor((x + HALF) / cell)
+    cy = np.floor((HALF - y) / cell)
+    key = np.where(ok, cx * (1 << 32) + cy, -1.0)
+    _, first = np.unique(key, return_index=True)  # np.unique: first occurrence per cell
+    first = np.sort(first)
+    return first[ok[first]]
+
+
+class TileSource:
+    """Tiles of one atlas. Per-layer attributes and per-(layer, zoom) geometry are cached here;
+    a new atlas version gets a new source (see `source_for`), so edits show at once."""
+
+    def __init__(self, atlas: Atlas, buffer: int = BUFFER, extent: int = EXTENT) -> None:
+        self.atlas = atlas
+        self.version = atlas.version
+        self.buffer = buffer
+        self.extent = extent
+        self._lock = threading.RLock()
+        self._attrs: dict[str, Attributes] = {}
+        self._previous: dict[str, Attributes] = {}  # the last version's, see `follow`
+        self._hashes: dict[str, NDArray[np.uint64]] = {}
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._projected: dict[str, NDArray[np.object_]] = {}
+        self._zooms: dict[tuple[str, int], ZoomLayer] = {}
+
+    # -- layers ------------------------------------------------------------------------------
+    def attributes(self, name: str) -> Attributes:
+        """The encoded attributes of layer ``name`` (made once, reusing the last version's)."""
+        attrs = self._attrs.get(name)
+        if attrs is None:
+            with self._lock:
+                attrs = self._attrs.get(name)
+                if attrs is None:
+                    previous = self._previous.get(name)
+                    attrs = build_attributes(self.attribute_frame(name), previous)
+                    self._attrs[name] = attrs
+                    self._previous.pop(name, None)
+        return attrs
+
+    def prepare(self, name: str) -> Iterator[None]:
+        """Make the attributes of layer ``name`` a field per step (for a caller that runs
+        other work between steps, see `geo.api.tiles.TileCache.carry_over`)."""
+        if name in self._attrs:
+            return
+        attrs = None
+        for attrs in attributes_in_steps(self.attribute_frame(name), self._previous.get(name)):
+            if attrs is None:
+                yield
+        with self._lock:
+            self._attrs.setdefault(name, attrs)
+            self._previous.pop(name, None)
+
+    def follow(self, old: TileSource) -> None:
+        """Take over what ``old`` (the previous version's source) made that still holds: the
+        geometry of layers whose table is the same (snapshots share unchanged tables), and
+        encoded fields, reused where unchanged."""
+        self._previous = {**old._previous, **old._attrs, **self._previous}
+        with old._lock:
+            same = {n for n in LAYERS if old.atlas.tables[n] is self.atlas.tables[n]}
+            projected = {n: g for n, g in old._projected.items() if n in same}
+            zooms = {k: zl for k, zl in old._zooms.items() if k[0] in same}
+        with self._lock:
+            self._projected = {**projected, **self._projected}
+            self._zooms = {**zooms, **self._zooms}
+
+    def attribute_hashes(self, name: str) -> NDArray[np.uint64]:
+        """One hash per feature of the attributes its tiles carry (to compare two atlases)."""
+        hashes = self._hashes.get(name)
+        if hashes is None:
+            hashes = pd.util.hash_pandas_object(self.attribute_frame(name), index=False)
+            hashes = self._hashes[name] = hashes.to_numpy()
+        return hashes
+
+    def attribute_frame(self, name: str) -> pd.DataFrame:
+        """The fields the tiles of layer ``name`` carry, one row per feature (made once)."""
+        frame = self._frames.get(name)
+        if frame is None:
+            frame = self._frames[name] = _attribute_frame(self.atlas, name)
+        return frame
+
+    def changed_boxes(self, old: TileSource, name: str, z: int) -> NDArray[np.float64] | None:
+        """Web Mercator bounds (k × 4) of the features of layer ``name`` whose zoom-z tile
+        encoding differs from ``old``'s (their old and their new shape); None when features
+        were added, removed or renumbered, which changes the whole layer.
+
+        A tile of this layer at zoom z that no box touches (clip buffer included) encodes the
+        same bytes under both atlases: its features, their simplified shapes and attributes
+        are equal.
+        """
+        ids_old, ids_new = old.atlas.tables[name]["id"], self.atlas.tables[name]["id"]
+        if len(ids_old) != len(ids_new) or not np.array_equal(ids_old, ids_new):
+            return None
+        shapes = []
+        layers = (old.layer(name, z), self.layer(name, z))
+        for zl in layers:
+            g = np.full(len(ids_new), None, dtype=object)
+            g[zl.rows] = zl.geoms
+            shapes.append(g)
+        changed = old.attribute_hashes(name) != self.attribute_hashes(name)
+        if layers[0] is not layers[1]:  # not the same geometry (see `follow`)
+            changed |= shapely.to_wkb(shapes[0]) != shapely.to_wkb(shapes[1])
+        rows = np.flatnonzero(changed)
+        boxes = np.vstack([shapely.bounds(shapes[0][rows]), shapely.bounds(shapes[1][rows])])
+        return boxes[~np.isnan(boxes).any(axis=1)]
+
+    def fields(self, name: str) -> dict[str, str]:
+        """TileJSON field types of a layer: ``{"id": "String", "enterprises": "Number"...}``."""
+        return dict(self.attributes(_check_layer(name)).types)
+
+    def projected(self, name: str) -> NDArray[np.object_]:
+        """The geometry of layer ``name`` in Web Mercator (projected once)."""
+        geoms = self._projected.get(name)
+        if geoms is None:
+            geoms = _project(self.atlas.tables[name].geometry.values)
+            self._projected[name] = geoms
+        return geoms
+
+    def layer(self, name: str, z: int) -> ZoomLayer:
+        """The layer at zoom z: simplified (or thinned), indexed; built once per atlas.
+
+        Zooms that serve the same geometry share one entry: points from `THIN_BELOW` up,
+        other layers above `SIMPLIFY_MAXZOOM`.
+        """
+        kind = LAYERS[_check_layer(name)].geometry or "point"
+        top = THIN_BELOW if kind == "point" else SIMPLIFY_MAXZOOM + 1
+        key = (name, min(z, top))
+        zl = self._zooms.get(key)
+        if zl is not None:
+            return zl
+        with self._lock:
+            zl = self._zooms.get(key)
+            if zl is None:
+                zl = self._build_layer(name, kind, key[1])
+                self._zooms[key] = zl
+        return zl
+
+    def _build_layer(self, name: str, kind: str, z: int) -> ZoomLayer:
+        base = self.projected(name)
+        tol = 0.0  # points are thinned, never simplified
+        if kind == "point":
+            rows = _thin(base, z)
+            geoms = base[rows]
+        else:
+            # coverages are simplified whole (shared edges); the others per tile, after clipping
+            tol, geoms = _tolerance(z), base
+            if name in COVERAGES:
+                if tol and len(base):
+                    geoms = shapely.coverage_simplify(base, tol, simplify_boundary=True)
+                tol = 0.0
+            rows = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
+            geoms = geoms[rows]
+        return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms), tol)
+
+    # -- tiles -------------------------------------------------------------------------------
+    def clip_box(self, z: int, x: int, y: int) -> tuple[float, float, float, float]:
+        """Web Mercator bounds of tile z/x/y grown by the buffer: what its features are cut to."""
+        minx, miny, maxx, maxy = tile_bounds(z, x, y)
+        pad = (maxx - minx) * self.buffer / self.extent
+        return (minx - pad, miny - pad, maxx + pad, maxy + pad)
+
+    def layer_bytes(self, name: str, z: int, x: int, y: int) -> bytes:
+        """The encoded ``Layer`` of one layer in tile z/x/y (b"" when it has no feature)."""
+        zl = self.layer(name, z)
+        box = self.clip_box(z, x, y)
+        hit = np.sort(zl.tree.query(shapely.box(*box)))
+        if len(hit) == 0:
+            return b""
+        geoms = zl.geoms[hit]
+        if zl.kind != "point":
+            geoms = shapely.clip_by_rect(geoms, *box)
+        if zl.tolerance:
+            geoms = shapely.simplify(geoms, zl.tolerance, preserve_topology=True)
+        rows = zl.rows[hit]
+        return encode_layer(
+            name,
+            zl.kind,
+            geoms,
+            tile_bounds(z, x, y),
+            rows + 1,
+            self.attributes(name),
+            rows,
+            self.extent,
+        )
+
+    def tile(self, z: int, x: int, y: int, layers: Sequence[str] | None = None) -> bytes:
+        """The MVT of tile z/x/y with ``layers`` (default all); b"" when the tile is empty."""
+        check_address(z, x, y)
+        names = normalise_layers(layers)
+        return b"".join(self.layer_bytes(name, z, x, y) for name in names)
+
+    def bounds(self, layers: Sequence[str] | None = None) -> tuple[float, float, float, float]:
+        """WGS84 bounds (w, s, e, n) of the data in ``layers`` (default all)."""
+        boxes = [
+            self.atlas.tables[n].total_bounds
+            for n in normalise_layers(layers)
+            if len(self.atlas.tables[n])
+        ]
+        if not boxes:
+            return (-180.0, -MAX_LAT, 180.0, MAX_LAT)
+        b = np.array(boxes)
+        return (
+            float(np.nanmin(b[:, 0])),
+            float(np.nanmin(b[:, 1])),
+            float(np.nanmax(b[:, 2])),
+            float(np.nanmax(b[:, 3])),
+        )
+
+
+_SOURCES: weakref.WeakKeyDictionary[Atlas, TileSource] = weakref.WeakKeyDictionary()
+_SOURCES_LOCK = threading.Lock()
+
+
+def source_for(atlas: Atlas) -> TileSource:
+    """The tile source of an atlas (one per atlas object, dropped with it)."""
+    src = _SOURCES.get(atlas)
+    if src is None:
+        with _SOURCES_LOCK:
+            src = _SOURCES.get(atlas)
+            if src is None:
+                src = _SOURCES[atlas] = TileSource(atlas)
+    return src
+
+
+def tilejson(
+    atlas: Atlas,
+    tiles_url: str,
+    layers: Sequence[str] | str | None = None,
+    minzoom: int = MINZOOM,
+    maxzoom: int = MAXZOOM,
+) -> dict[str, Any]:
+    """TileJSON 3.0.0 for ``layers`` served at ``tiles_url`` (with {z}/{x}/{y})."""
+    src = source_for(atlas)
+    names = normalise_layers(layers)
+    w, s, e, n = src.bounds(names)
+    return {
+        "tilejson": "3.0.0",
+        "name": names[0] if len(names) == 1 else "geo",
+        "description": "Industrial communities (产业社区): " + ", ".join(names),
+        "version": f"1.0.{atlas.version}",
+        "scheme": "xyz",
+        "tiles": [tiles_url],
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+        "bounds": [w, s, e, n],
+        "center": [(w + e) / 2, (s + n) / 2, min(max(minzoom, 13), maxzoom)],
+        "vector_layers": [
+            {
+                "id": name,
+                "fields": src.fields(name),
+                "minzoom": minzoom,
+                "maxzoom": maxzoom,
+                "description": f"{name} ({LAYERS[name].geometry}s); feature id = position "
+                "in the layer sorted by id, + 1",
+            }
+            for name in names
+        ],
+    }
