@@ -6,7 +6,8 @@ Both take ``{"count": K}`` or ``{"enterprises_per_grid": N}``, and optionally ``
 recomputes exactly the proposal of the same store version. A commit may send
 ``If-Match: <store version>`` (the ``version`` of the proposal, also its ``ETag``): when the
 store has moved on it answers 412 instead of committing a split you have not seen.
-The split and the commit need a ``planner`` token (`geo.api.auth`); the commit's author is the token's user.
+The split and the commit need a ``planner`` token (`geo.api.auth`); the commit's author is the
+token's user.
 """
 
 from __future__ import annotations
