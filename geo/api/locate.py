@@ -9,11 +9,11 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from geo import crs as crs_mod
 from geo.api.auth import require
 from geo.api.deps import atlas
 from geo.atlas import Atlas
-from geo.errors import InvalidInput, PayloadTooLarge
+from geo.errors import PayloadTooLarge
+from geo.service.locate import locate_points
 
 router = APIRouter(tags=["locate"])
 
@@ -62,30 +62,6 @@ class LocateBatchResult(BaseModel):
     """One result per point, in input order."""
 
     results: list[Located]
-
-
-def locate_points(
-    current: Atlas, lon: np.ndarray, lat: np.ndarray, crs: str
-) -> list[dict[str, Any]]:
-    """Locate points or raise a 422 that says which points are wrong and why (an unknown
-    ``crs`` is `geo.crs.UnknownCRSError`, a 422 too)."""
-    reasons = current.diagnose(lon, lat, crs)
-    bad = [(i, r) for i, r in enumerate(reasons) if r]
-    if bad:
-        if len(lon) == 1:
-            raise InvalidInput(bad[0][1])
-        listed = "; ".join(f"point {i}: {r}" for i, r in bad[:20])
-        more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ""
-        raise InvalidInput(f"{len(bad)} of {len(lon)} points cannot be located: {listed}{more}")
-    if len(lon) == 1:  # one point: floats beat numpy's per-call overhead
-        kind = crs_mod.normalize_crs(crs)
-        px, py = crs_mod.to_wgs84_one(float(lon[0]), float(lat[0]), kind)
-        return [{**current.describe_one(px, py), "point": {"lon": px, "lat": py}}]
-    x, y = crs_mod.to_wgs84(lon, lat, crs)
-    described = current.describe_points(current.locate_indices(x, y))
-    for item, px, py in zip(described, x.tolist(), y.tolist(), strict=True):
-        item["point"] = {"lon": px, "lat": py}
-    return described
 
 
 def _json(obj: Any) -> Response:

@@ -15,7 +15,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from geo import crs as crs_mod
 from geo.cli.common import DbOption, atlas_at, err, fail, out, settings_for
 from geo.cli.data import load_reported
 from geo.cli.root import app
@@ -64,13 +63,11 @@ def locate(
     """Print the street, community, grid and micro-grid that own a point, as JSON."""
     import numpy as np
 
+    from geo.service.locate import locate_points
+
     atlas = atlas_at(settings_for(db).db)
-    reason = atlas.diagnose(np.array([lon]), np.array([lat]), crs)[0]
-    if reason:
-        raise fail(reason)
-    x, y = crs_mod.to_wgs84(lon, lat, crs)
-    owners = atlas.locate_indices(x, y)
-    answer = {"point": {"lon": float(x[0]), "lat": float(y[0])}, **atlas.describe_point(owners, 0)}
+    found = locate_points(atlas, np.array([lon]), np.array([lat]), crs)[0]
+    answer = {"point": found.pop("point"), **found}  # the point first, as it is read
     out.print_json(json.dumps(answer, ensure_ascii=False))
 
 
