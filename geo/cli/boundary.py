@@ -12,8 +12,8 @@ from geo.cli.common import (
     DbOption,
     atlas_at,
     err,
+    existing_store,
     fail,
-    open_store_at,
     out,
     print_json,
     read_layer,
@@ -103,10 +103,7 @@ def boundary_build(
 
 def _open(db: str | None) -> tuple[Store, dict]:
     """The store at ``--db`` and the tables of its latest version (exit 2 if there is none)."""
-    path = settings_for(db).db
-    if not Path(path).exists():
-        raise fail(f"no store at {path}: run `geo load DIR --db {path}` first")
-    store = open_store_at(path)
+    store = existing_store(settings_for(db).db)
     return store, store.snapshot().tables
 
 

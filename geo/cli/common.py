@@ -60,13 +60,18 @@ def open_store_at(db: str):
     return open_store(db)
 
 
+def existing_store(db: str):
+    """The store at ``db``, which must exist (exit 2 and how to make one if it does not)."""
+    if not Path(db).exists():
+        raise fail(f"no store at {db}: run `geo load DIR --db {db}` (or `geo serve`) first")
+    return open_store_at(db)
+
+
 def atlas_at(db: str):
     """The atlas of the store's latest version (exit 2 when there is no store)."""
     from geo.atlas import Atlas
 
-    if not Path(db).exists():
-        raise fail(f"no store at {db}: run `geo load DIR --db {db}` (or `geo serve`) first")
-    store = open_store_at(db)
+    store = existing_store(db)
     try:
         return Atlas(store.snapshot())
     finally:
@@ -118,10 +123,7 @@ SourceLayerOption = Annotated[
 
 def read_layer(path: str, layer: str, source_layer: str | None = None):
     """A layer from any source (columns found, ids derived); its issues printed as warnings."""
-    try:
-        frame, issues, _ = geo_io.read_layer_source(path, layer, source_layer=source_layer)
-    except geo_io.InputError as exc:
-        raise fail(str(exc)) from exc
+    frame, issues, _ = geo_io.read_layer_source(path, layer, source_layer=source_layer)
     for issue in issues:
         err.print(f"[yellow]warning[/yellow] {path}: {issue_line(issue)}", highlight=False)
     return frame

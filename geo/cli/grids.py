@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from geo.cli.common import DbOption, fail, open_store_at, out, served, settings_for, show_warnings
+from geo.cli.common import DbOption, existing_store, fail, out, served, settings_for, show_warnings
 from geo.cli.root import app
 
 if TYPE_CHECKING:
@@ -41,10 +40,7 @@ def grids_split(
 
     if (count is None) == (per_grid is None):
         raise fail("give exactly one of --count K or --enterprises-per-grid N")
-    path = settings_for(db).db
-    if not Path(path).exists():
-        raise fail(f"no store at {path}: run `geo load DIR --db {path}` (or `geo serve`) first")
-    store = open_store_at(path)
+    store = existing_store(settings_for(db).db)
     try:
         snapshot = store.snapshot()
         cid = find_community(snapshot.tables, community)  # an id, a name or a short name

@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from geo.cli.common import DbOption, atlas_at, err, fail, out, settings_for
+from geo.cli.common import DbOption, atlas_at, err, out, settings_for
 from geo.cli.root import app
 
 maps_app = typer.Typer(help="HTML maps (folium/Leaflet, in Chinese).", no_args_is_help=True)
@@ -38,14 +38,11 @@ def maps_build(
 
     settings = settings_for(db)
     atlas = atlas_at(settings.db)
-    try:
-        opts = maps.MapOptions(
-            basemap=basemap, tianditu_key=settings.tianditu_key, static_url="static",
-            tiles_url=None, link="{kind}-{id}.html", district_link="index.html",
-            data_attribution=settings.data_attribution,
-        )  # fmt: skip
-    except maps.OptionError as exc:
-        raise fail(str(exc)) from exc
+    opts = maps.MapOptions(
+        basemap=basemap, tianditu_key=settings.tianditu_key, static_url="static",
+        tiles_url=None, link="{kind}-{id}.html", district_link="index.html",
+        data_attribution=settings.data_attribution,
+    )  # fmt: skip
     ids = maps.index_of_maps(atlas)
     jobs = [("index.html", maps.district_map, ())]
     jobs += [(f"community-{i}.html", maps.community_map, (i,)) for i in ids["community"]]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from geo import io as geo_io
-from geo.cli.common import DbOption, atlas_at, fail, out, print_json, settings_for
+from geo.cli.common import DbOption, atlas_at, out, print_json, settings_for
 from geo.cli.root import app
 
 
@@ -25,10 +25,7 @@ def check(
     from geo.boundaries.topology import check_district
 
     if data is not None:
-        try:
-            tables = geo_io.read_directory(data).tables
-        except geo_io.InputError as exc:
-            raise fail(str(exc)) from exc
+        tables = geo_io.read_directory(data).tables
     else:
         tables = atlas_at(settings_for(db).db).tables
     problems = check_district(tables)
@@ -59,11 +56,8 @@ def coverage(
     from geo.grids import coverage as cov
 
     atlas = atlas_at(settings_for(db).db)
-    try:
-        level, key = cov.find_any(atlas, area_id)
-        report = cov.coverage(atlas, level, key, geometry=geometry, min_area_m2=min_area)
-    except cov.UnknownAreaError as exc:
-        raise fail(str(exc)) from exc
+    level, key = cov.find_any(atlas, area_id)
+    report = cov.coverage(atlas, level, key, geometry=geometry, min_area_m2=min_area)
     if as_json:
         print_json(report)
         return

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from geo.cli.common import DbOption, err, fail, open_store_at, out, settings_for
+from geo.cli.common import DbOption, err, existing_store, out, settings_for
 from geo.cli.root import app
 
 users_app = typer.Typer(
@@ -22,10 +21,7 @@ app.add_typer(users_app, name="users")
 @contextmanager
 def _user_store(db: str | None) -> Iterator[Any]:
     """The existing store for a users command (closed afterwards)."""
-    path = settings_for(db).db
-    if not Path(path).exists():
-        raise fail(f"no store at {path}: run `geo load DIR --db {path}` (or `geo serve`) first")
-    store = open_store_at(path)
+    store = existing_store(settings_for(db).db)
     try:
         yield store
     finally:
