@@ -38,6 +38,8 @@ class BatchError(InvalidInput):
 
 @dataclass
 class BatchSummary:
+    """What a batch assignment did: rows read, and rows by status (ok, outside, invalid)."""
+
     rows: int = 0
     status: dict[str, int] = field(default_factory=lambda: {"ok": 0, "outside": 0, "invalid": 0})
 

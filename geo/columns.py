@@ -172,7 +172,7 @@ def match_columns(
     or a column the source lacks is an `InputError` that lists what there is.
     """
     wanted = [*spec.field_names, *extra]
-    by_key = {}
+    by_key: dict[str, str] = {}
     for column in columns:
         by_key.setdefault(_key(column), column)
     used: dict[str, str] = {}
@@ -193,10 +193,10 @@ def match_columns(
         if ours in used:
             continue
         for alias in (ours, *ALIASES.get(ours, ())):
-            column = by_key.get(_key(alias))
-            if column is not None and column not in taken:
-                used[ours] = column
-                taken.add(column)
+            match = by_key.get(_key(alias))
+            if match is not None and match not in taken:
+                used[ours] = match
+                taken.add(match)
                 break
     return ColumnMatch({ours: used[ours] for ours in wanted if ours in used})
 
@@ -273,7 +273,7 @@ def stable_ids(
     geometry). Repeats get ``-2``, ``-3`` … in row order.
     """
     prefix = ID_PREFIX.get(layer, layer[:1].upper())
-    keys = [None] * len(frame)
+    keys: list[str | None] = [None] * len(frame)
     how = ""
     if key is not None:
         keys = [_key_text(v, prefix if _key(key) != "id" else "") for v in frame[key].tolist()]

@@ -63,7 +63,29 @@ class UnknownCRSError(InvalidInput):
 def normalize_crs(name: str) -> str:
     """Return ``wgs84|cgcs2000|gcj02|bd09`` or ``EPSG:n`` for a user-given CRS name.
 
-    Raises `UnknownCRSError` with the accepted values when the name is not understood.
+    Parameters
+    ----------
+    name : str
+        A name as users write it: ``WGS84``, ``GCJ-02``, ``EPSG:4326``, ``4549``, an OGC URN…
+
+    Returns
+    -------
+    str
+        One of `NAMED_CRS`, or ``EPSG:n`` for any other EPSG code.
+
+    Raises
+    ------
+    UnknownCRSError
+        With the accepted values, when the name is not understood.
+
+    Examples
+    --------
+    >>> normalize_crs("GCJ-02"), normalize_crs("EPSG:4326"), normalize_crs("epsg:4549")
+    ('gcj02', 'wgs84', 'EPSG:4549')
+    >>> normalize_crs("mars")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geo.crs.UnknownCRSError: unknown CRS 'mars': use one of wgs84, cgcs2000, gcj02, bd09 or ...
     """
     key = str(name).strip().lower()
     if key in _ALIASES:
@@ -81,7 +103,28 @@ def normalize_crs(name: str) -> str:
 
 
 def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> Coords:
-    """Convert coordinates given in ``crs`` to WGS84 lon/lat (x/y order for projected CRS)."""
+    """Convert coordinates given in ``crs`` to WGS84 lon/lat (x/y order for projected CRS).
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        Longitudes and latitudes (or x and y of a projected CRS), scalars or arrays of one shape.
+    crs : str, default "wgs84"
+        Any name `normalize_crs` accepts. GCJ-02 and BD-09 are inverted by iteration.
+
+    Returns
+    -------
+    tuple of ndarray
+        WGS84 longitudes and latitudes (float64, at least one dimension).
+
+    Examples
+    --------
+    A point as a Chinese geocoder (GCJ-02) returns it, back to WGS84:
+
+    >>> lon, lat = to_wgs84(120.20455794, 30.19758465, "gcj02")
+    >>> lon.round(6), lat.round(6)
+    (array([120.2]), array([30.2]))
+    """
     x, y = as_arrays(lon, lat)
     kind = normalize_crs(crs)
     if kind in ("wgs84", "cgcs2000"):
@@ -94,7 +137,31 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> Coords:
 
 
 def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> Coords:
-    """Convert WGS84 lon/lat to ``crs``."""
+    """Convert WGS84 lon/lat to ``crs``.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        WGS84 longitudes and latitudes, scalars or arrays of one shape.
+    crs : str, default "wgs84"
+        Any name `normalize_crs` accepts.
+
+    Returns
+    -------
+    tuple of ndarray
+        Coordinates in ``crs`` (x and y for a projected CRS).
+
+    Examples
+    --------
+    GCJ-02 moves a point in Hangzhou by about 500 m:
+
+    >>> x, y = from_wgs84([120.2, 120.3], [30.2, 30.3], "gcj02")
+    >>> x.round(6), y.round(6)
+    (array([120.204558, 120.304493]), array([30.197585, 30.297594]))
+    >>> x, y = from_wgs84(120.2, 30.2, "EPSG:4549")
+    >>> x.round(1), y.round(1)
+    (array([519258.5]), array([3342301.1]))
+    """
     x, y = as_arrays(lon, lat)
     kind = normalize_crs(crs)
     if kind in ("wgs84", "cgcs2000"):
@@ -107,7 +174,29 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> Coords:
 
 
 def to_metric(geom, crs: str = "wgs84"):
-    """Geometry (or array of geometries) in ``crs`` (lon/lat by default) → `METRIC_CRS`."""
+    """Geometry (or array of geometries) in ``crs`` (lon/lat by default) → `METRIC_CRS`.
+
+    Parameters
+    ----------
+    geom : shapely.Geometry or array_like of them
+        In ``crs``.
+    crs : str, default "wgs84"
+        Any name `normalize_crs` accepts; `METRIC_CRS` returns ``geom`` itself.
+
+    Returns
+    -------
+    shapely.Geometry or ndarray
+        The same shape of input, in metres (EPSG:4549).
+
+    Examples
+    --------
+    >>> from shapely import Point, box
+    >>> p = to_metric(Point(120.2, 30.2))
+    >>> round(p.x), round(p.y)
+    (519258, 3342301)
+    >>> round(to_metric(box(120.2, 30.2, 120.21, 30.21)).area)  # m²: 0.96 km by 1.11 km
+    1067412
+    """
     if crs == METRIC_CRS:
         return geom
 
@@ -119,7 +208,15 @@ def to_metric(geom, crs: str = "wgs84"):
 
 
 def to_lonlat(geom):
-    """Geometry (or array of geometries) in `METRIC_CRS` → WGS84 lon/lat."""
+    """Geometry (or array of geometries) in `METRIC_CRS` → WGS84 lon/lat.
+
+    Examples
+    --------
+    >>> from shapely import Point
+    >>> p = to_lonlat(Point(519258.463, 3342301.132))
+    >>> round(p.x, 6), round(p.y, 6)
+    (120.2, 30.2)
+    """
 
     def fn(xy: np.ndarray) -> np.ndarray:
         return np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], METRIC_CRS))
@@ -128,13 +225,26 @@ def to_lonlat(geom):
 
 
 def out_of_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
-    """The bounding box test of the standard GCJ-02 algorithm (outside: no offset)."""
+    """The bounding box test of the standard GCJ-02 algorithm (outside: no offset).
+
+    Examples
+    --------
+    >>> out_of_china([120.2, 2.35], [30.2, 48.85])  # Hangzhou, Paris
+    array([False,  True])
+    """
     x, y = as_arrays(lon, lat)
     return (x < 72.004) | (x > 137.8347) | (y < 0.8293) | (y > 55.8271)
 
 
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> Coords:
-    """The GCJ-02 forward transform (the published algorithm)."""
+    """The GCJ-02 forward transform (the published algorithm).
+
+    Examples
+    --------
+    >>> x, y = wgs84_to_gcj02(120.2, 30.2)
+    >>> x.round(6), y.round(6)
+    (array([120.204558]), array([30.197585]))
+    """
     x, y = as_arrays(lon, lat)
     dlon, dlat = _gcj_offset(x, y, np)
     outside = out_of_china(x, y)
@@ -156,12 +266,26 @@ def _gcj_offset(x, y, m):
 
 
 def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> Coords:
-    """Invert GCJ-02 by fixed-point iteration to < 1e-9 degrees round-trip error."""
+    """Invert GCJ-02 by fixed-point iteration to < 1e-9 degrees round-trip error.
+
+    Examples
+    --------
+    >>> x, y = gcj02_to_wgs84(*wgs84_to_gcj02(120.2, 30.2))
+    >>> bool(abs(x[0] - 120.2) < 1e-9 and abs(y[0] - 30.2) < 1e-9)
+    True
+    """
     return _invert(wgs84_to_gcj02, *as_arrays(lon, lat))
 
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> Coords:
-    """Baidu's BD-09 offset of GCJ-02 (the published forward formula)."""
+    """Baidu's BD-09 offset of GCJ-02 (the published forward formula).
+
+    Examples
+    --------
+    >>> x, y = gcj02_to_bd09(120.204558, 30.197585)
+    >>> x.round(6), y.round(6)
+    (array([120.211068]), array([30.20348]))
+    """
     return _bd_forward(*as_arrays(lon, lat), np)
 
 
@@ -173,7 +297,14 @@ def _bd_forward(x, y, m):
 
 def to_wgs84_one(lon: float, lat: float, kind: str) -> tuple[float, float]:
     """`to_wgs84` of one point for a `normalize_crs` name, with floats: a single point would
-    spend most of its time in numpy's per-call overhead (the inverses iterate)."""
+    spend most of its time in numpy's per-call overhead (the inverses iterate).
+
+    Examples
+    --------
+    >>> lon, lat = to_wgs84_one(120.20455794, 30.19758465, "gcj02")
+    >>> round(lon, 6), round(lat, 6)
+    (120.2, 30.2)
+    """
     if kind in ("wgs84", "cgcs2000"):
         return lon, lat
     if kind == "bd09":
@@ -205,7 +336,14 @@ def _invert_one(forward, x: float, y: float) -> tuple[float, float]:
 
 
 def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> Coords:
-    """Invert BD-09 to GCJ-02 by iterating the forward formula."""
+    """Invert BD-09 to GCJ-02 by iterating the forward formula.
+
+    Examples
+    --------
+    >>> x, y = bd09_to_gcj02(*gcj02_to_bd09(120.2, 30.2))
+    >>> x.round(9), y.round(9)
+    (array([120.2]), array([30.2]))
+    """
     return _invert(gcj02_to_bd09, *as_arrays(lon, lat))
 
 
@@ -242,7 +380,17 @@ def _shift_lon(x, y, m):
 
 
 def as_arrays(lon: ArrayLike, lat: ArrayLike) -> Coords:
-    """Coordinates as float64 arrays of one shape (scalars become length-1 arrays)."""
+    """Coordinates as float64 arrays of one shape (scalars become length-1 arrays).
+
+    Examples
+    --------
+    >>> as_arrays(120, 30)
+    (array([120.]), array([30.]))
+    >>> as_arrays([120, 121], 30)
+    Traceback (most recent call last):
+    ...
+    ValueError: lon and lat differ in shape: (2,) vs (1,)
+    """
     x = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     y = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     if x.shape != y.shape:

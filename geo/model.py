@@ -35,6 +35,8 @@ ENTERPRISE_CRS_VALUES = ("wgs84", "cgcs2000", "gcj02", "bd09")
 
 @dataclass(frozen=True)
 class Field:
+    """One field of a layer: its type, whether a value is required, the values allowed."""
+
     name: str
     type: FieldType
     required: bool = True
@@ -51,10 +53,12 @@ class LayerSpec:
 
     @property
     def field_names(self) -> tuple[str, ...]:
+        """The names of the fields, ``id`` first."""
         return tuple(f.name for f in self.fields)
 
     @property
     def required(self) -> tuple[str, ...]:
+        """The names of the fields that need a value."""
         return tuple(f.name for f in self.fields if f.required)
 
 

@@ -187,7 +187,8 @@ def _valid_polygons(geoms: np.ndarray) -> np.ndarray:
     single = shapely.get_num_geometries(fixed) == 1
     fixed[single] = shapely.get_geometry(fixed[single], 0)
     fixed = shapely.orient_polygons(fixed)
-    return np.where(shapely.area(fixed) > 0, fixed, None)
+    fixed[shapely.area(fixed) <= 0] = None
+    return fixed
 
 
 def _polygonal(geom: BaseGeometry | None) -> BaseGeometry | None:

@@ -37,7 +37,14 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Frame:
-    """A grid of cells over an extent; levels that share a frame share their cell lookups."""
+    """A grid of cells over an extent; levels that share a frame share their cell lookups.
+
+    Examples
+    --------
+    >>> frame = Frame(x0=0.0, y0=0.0, dx=1.0, dy=1.0, nx=4, ny=3)
+    >>> frame.cells_of(np.array([0.5, 3.5, 9.0]), np.array([0.5, 2.5, 0.0]))  # 9.0: outside
+    array([ 0, 11, 12])
+    """
 
     x0: float
     y0: float
@@ -87,6 +94,13 @@ class Frame:
         return np.where(inside, flat, self.outside)
 
     def centres(self, flat: IntArray) -> tuple[FloatArray, FloatArray]:
+        """The centre (x, y) of each cell of the flat indices ``flat``.
+
+        Examples
+        --------
+        >>> Frame(x0=0.0, y0=0.0, dx=1.0, dy=1.0, nx=4, ny=3).centres(np.array([0, 11]))
+        (array([0.5, 3.5]), array([0.5, 2.5]))
+        """
         rows, cols = np.divmod(flat, self.nx)
         return self.x0 + (cols + 0.5) * self.dx, self.y0 + (rows + 0.5) * self.dy
 
@@ -102,6 +116,7 @@ class Window:
 
     @classmethod
     def whole(cls, frame: Frame) -> Window:
+        """Every cell of ``frame``."""
         return cls(0, frame.ny, 0, frame.nx)
 
     @classmethod
@@ -114,12 +129,20 @@ class Window:
         return cls(max(r0, 0), min(r1, frame.ny), max(c0, 0), min(c1, frame.nx))
 
     def union(self, other: Window) -> Window:
+        """The smallest window holding both.
+
+        Examples
+        --------
+        >>> Window(0, 2, 1, 3).union(Window(1, 3, 0, 1))
+        Window(r0=0, r1=3, c0=0, c1=3)
+        """
         return Window(
             min(self.r0, other.r0), max(self.r1, other.r1),
             min(self.c0, other.c0), max(self.c1, other.c1),
         )  # fmt: skip
 
     def grown(self, frame: Frame, by: int) -> Window:
+        """This window grown by ``by`` cells on every side, within ``frame``."""
         return Window(
             max(self.r0 - by, 0), min(self.r1 + by, frame.ny),
             max(self.c0 - by, 0), min(self.c1 + by, frame.nx),
@@ -127,6 +150,7 @@ class Window:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
         return (self.r1 - self.r0, self.c1 - self.c0)
 
     def flat(self, frame: Frame) -> IntArray:
@@ -137,7 +161,26 @@ class Window:
 
 
 class PolygonIndex:
-    """Polygons of one level, sorted by id, ready to answer "who owns these points"."""
+    """Polygons of one level, sorted by id, ready to answer "who owns these points".
+
+    Parameters
+    ----------
+    geoms : array_like of shapely polygons
+        Sorted by id: on a shared boundary the smaller index wins.
+    parent : array_like of int, optional
+        For a constrained level, the index of each polygon's parent in the parent level.
+    frame : Frame, optional
+        The cells of the shortcut raster (default: `Frame.covering` the polygons).
+
+    Examples
+    --------
+    Two squares sharing an edge; the second point lies on that edge:
+
+    >>> from shapely import box
+    >>> index = PolygonIndex([box(0, 0, 0.01, 0.01), box(0.01, 0, 0.02, 0.01)])
+    >>> index.owners([0.005, 0.01, 0.015, 1.0], [0.005, 0.005, 0.005, 1.0])
+    array([ 0,  0,  1, -1])
+    """
 
     def __init__(
         self, geoms: NDArray[np.object_], parent: IntArray | None = None, frame: Frame | None = None
@@ -266,7 +309,15 @@ class PolygonIndex:
         y: FloatArray,
         parent_owner: IntArray | None = None,
     ) -> IntArray:
-        """The ownership rule by GEOS predicates alone (the shortcuts' ground truth)."""
+        """The ownership rule by GEOS predicates alone (the shortcuts' ground truth).
+
+        Examples
+        --------
+        >>> from shapely import box
+        >>> index = PolygonIndex([box(0, 0, 0.01, 0.01), box(0.01, 0, 0.02, 0.01)])
+        >>> index.exact_owners(np.array([0.01, 0.015]), np.array([0.005, 0.005]))
+        array([0, 1])
+        """
         if len(x) == 0 or len(self.geoms) == 0:
             return np.full(x.shape, NONE, dtype=np.int64)
         pi, gi = self.tree.query(shapely.points(x, y), predicate="intersects")
@@ -394,6 +445,23 @@ class Hierarchy:
 
     Every cell that no boundary of any level touches maps to one row of a table holding the
     owner at every level; only points in the other cells go through the levels one by one.
+
+    Examples
+    --------
+    A community of two grids (the grids constrained by the community level):
+
+    >>> from shapely import box
+    >>> communities = PolygonIndex([box(0, 0, 0.02, 0.01)])
+    >>> grids = PolygonIndex(
+    ...     [box(0, 0, 0.01, 0.01), box(0.01, 0, 0.02, 0.01)],
+    ...     parent=np.array([0, 0]),
+    ...     frame=communities.frame,
+    ... )
+    >>> levels = Hierarchy(communities.frame, [(communities, None), (grids, 0)])
+    >>> levels.owners([0.005, 0.015, 0.5], [0.005, 0.005, 0.5])
+    [array([ 0,  0, -1]), array([ 0,  1, -1])]
+    >>> levels.owner_of(0.01, 0.005)  # on the grids' shared edge: the smaller index
+    [0, 0]
     """
 
     def __init__(self, frame: Frame, levels: list[tuple[PolygonIndex, int | None]]) -> None:

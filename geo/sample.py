@@ -1,6 +1,6 @@
 """The sample district: the real Binjiang from OpenStreetMap, with synthetic enterprises.
 
-``python -m geo.sample -o data/geojson`` rebuilds the committed sample from the extract
+``python -m geo.sample -o geo/data/sample`` rebuilds the committed sample from the extract
 ``data/osm/binjiang.osm.pbf`` through the path a user takes:
 
 1. Roads (named highways and waterways, ids ``W<osm id>``), the three 街道 (admin_level 8),
@@ -387,7 +387,7 @@ def write_district(out_dir: str | Path, frames: dict[str, pd.DataFrame]) -> list
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m geo.sample -o data/geojson [-i EXTRACT] [--scale N] [--seed S]``."""
+    """``python -m geo.sample -o geo/data/sample [-i EXTRACT] [--scale N] [--seed S]``."""
     parser = argparse.ArgumentParser(
         prog="python -m geo.sample", description="Build the sample district from the extract."
     )

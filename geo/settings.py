@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "geojson"
+# the sample district, shipped inside the package (package data) so `geo serve` finds it installed
+SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
 DATA_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (openstreetmap.org/copyright)"
 
 

@@ -76,6 +76,7 @@ class Source:
 
     @property
     def is_vector(self) -> bool:
+        """Whether the source has geometries (else a table of rows)."""
         return isinstance(self.frame, gpd.GeoDataFrame)
 
 
@@ -342,8 +343,12 @@ def to_wgs84(
     if kind is not None and not override and frame.crs is not None:
         offsets = kind in ("gcj02", "bd09") and frame.crs.to_epsg() in (4326, 4490)
         if not offsets:
-            frame, found, notes = _reproject(frame, [])
-            return frame, found, [f"--crs {declared} not applied: the file has its own CRS", *notes]
+            frame, found, own_notes = _reproject(frame, [])
+            return (
+                frame,
+                found,
+                [f"--crs {declared} not applied: the file has its own CRS", *own_notes],
+            )
     if kind in ("gcj02", "bd09"):
         if frame.crs is not None and not frame.crs.is_geographic:
             raise SourceError(

@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 import json
 import re
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -25,8 +24,8 @@ from geo.boundaries.build import BuildError, BuildResult, build_boundary
 from geo.boundaries.fourto import Ref, parse_four_to
 from geo.boundaries.roads import RoadNetwork
 from geo.crs import METRIC_CRS, from_wgs84, to_metric
+from geo.settings import SAMPLE_DIR as SAMPLE
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "geojson"
 X0, Y0 = (float(v[0]) for v in from_wgs84(120.15, 30.18, METRIC_CRS))
 RECT = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
 BOX = box(0, 0, 1000, 800)

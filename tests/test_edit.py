@@ -14,9 +14,8 @@ from geo.boundaries.roads import RoadNetwork
 from geo.crs import to_lonlat, to_metric
 from geo.io import read_directory
 from geo.service.load import check_four_to
+from geo.settings import SAMPLE_DIR as SAMPLE
 from geo.store import SQLiteStore, StaleCommunityError
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "geojson"
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from geo.crs import from_wgs84
 from geo.io import InputError, Issue, LoadResult, read_directory, write_csv, write_geojson
 from geo.io import write as geo_io_write
 from geo.model import LAYERS, OFFICERS, TABLES
+from geo.settings import SAMPLE_DIR as SAMPLE
 
 CODE_OK = make_credit_code("330108", "MA2B3C4D")
 CODE_BAD = CODE_OK[:17] + ("0" if CODE_OK[17] != "0" else "1")
@@ -818,8 +819,6 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch) -
 
 
 # ----------------------------------------------------------------------------- the sample district
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "geojson"
 
 
 def test_sample_district_loads() -> None:

@@ -39,7 +39,7 @@ WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from geo.store.sqlite import SQLiteStore
+    from geo.store import sqlite, tables
 
     target = sys.argv[1]
     if target == "audit-spill":  # a small write too: a tiny page cache spills it into the WAL
@@ -55,7 +55,7 @@ CHILD = textwrap.dedent(
         sqlite3.connect = small_cache
         target = "audit"
     if target == "load":  # slow down the enterprises rows, inside replace_all's transaction
-        original = SQLiteStore._insert_rows
+        original = tables._insert_rows
 
         def slow_rows(rows):
             for i, row in enumerate(rows):
@@ -67,7 +67,7 @@ CHILD = textwrap.dedent(
         def insert(cur, name, spec, rows):
             return original(cur, name, spec, slow_rows(rows) if name == "enterprises" else rows)
 
-        SQLiteStore._insert_rows = staticmethod(insert)
+        tables._insert_rows = insert
     elif target == "audit":  # any write: stop after its last statement, before the COMMIT
         from geo.store import users
 
@@ -80,14 +80,14 @@ CHILD = textwrap.dedent(
 
         users.append_audit = audit
     else:  # the boundary commit: stop after the new boundary and version rows are written
-        original = SQLiteStore._insert_history
+        original = sqlite.insert_history
 
         def history(cur, rows):
             original(cur, rows)
             print("writing", flush=True)
             time.sleep(60)
 
-        SQLiteStore._insert_history = staticmethod(history)
+        sqlite.insert_history = history
     from geo.cli import main
 
     sys.argv = ["geo", *sys.argv[2:]]

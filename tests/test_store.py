@@ -23,7 +23,8 @@ from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, P
 
 from geo.model import LAYERS, TABLES
 from geo.store import SQLiteStore, StaleVersionError, StoreSchemaError, open_store
-from geo.store.sqlite import decode_geometries, encode_geometries
+from geo.store import tables as store_tables
+from geo.store.gpkg_blobs import decode_geometries, encode_geometries
 
 ROOT = Path(__file__).resolve().parents[1]
 X0, Y0 = 120.20, 30.20  # Binjiang
@@ -404,7 +405,7 @@ def test_value_types_are_checked(store: SQLiteStore) -> None:
 def test_failure_mid_transaction_leaves_previous_version(store, path, monkeypatch) -> None:
     first = sample_tables()
     store.replace_all(first, author="t", reason="good")
-    original = SQLiteStore._insert_rows
+    original = store_tables._insert_rows
     seen = []
 
     def failing(cur, name, spec, rows):
@@ -413,7 +414,7 @@ def test_failure_mid_transaction_leaves_previous_version(store, path, monkeypatc
             raise RuntimeError("disk on fire")
         return original(cur, name, spec, rows)
 
-    monkeypatch.setattr(SQLiteStore, "_insert_rows", staticmethod(failing))
+    monkeypatch.setattr(store_tables, "_insert_rows", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         store.replace_all(sample_tables("v2"), author="t", reason="fails")
     assert seen[:2] == ["roads", "streets"]
@@ -465,10 +466,11 @@ KILLED_WRITER = textwrap.dedent(
     """
     import sys, time
     import geopandas as gpd, numpy as np, shapely
+    from geo.store import tables as store_tables
     from geo.store.sqlite import SQLiteStore
 
     store = SQLiteStore(sys.argv[1])
-    original = SQLiteStore._insert_rows
+    original = store_tables._insert_rows
 
     def slow_rows(rows):
         for i, row in enumerate(rows):
@@ -480,7 +482,7 @@ KILLED_WRITER = textwrap.dedent(
     def insert(cur, name, spec, rows):
         return original(cur, name, spec, slow_rows(rows) if name == "enterprises" else rows)
 
-    SQLiteStore._insert_rows = staticmethod(insert)
+    store_tables._insert_rows = insert
     n = 200_000
     rng = np.random.default_rng(1)
     ents = gpd.GeoDataFrame(

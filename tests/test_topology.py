@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from geo.boundaries.topology import check_district, check_partition
 from geo.cli import app
 from geo.io import read_directory
+from geo.settings import SAMPLE_DIR
 
 runner = CliRunner()
 X0, Y0 = 500_000.0, 3_340_000.0  # EPSG:4549 metres near Binjiang
@@ -25,7 +26,7 @@ def b(x0: float, y0: float, x1: float, y1: float) -> Polygon:
 
 @pytest.fixture(scope="module")
 def sample_tables() -> dict:
-    return read_directory(Path(__file__).resolve().parents[1] / "data" / "geojson").tables
+    return read_directory(SAMPLE_DIR).tables
 
 
 def test_sample_district_is_clean(sample_tables: dict) -> None:

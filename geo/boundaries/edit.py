@@ -262,9 +262,11 @@ class Proposal:
 
     @property
     def area_m2(self) -> float:
+        """The area in square metres (EPSG:4549)."""
         return float(self.metric.area)
 
     def feature(self, properties: Mapping[str, Any] | None = None) -> dict:
+        """A GeoJSON Feature of the boundary with its area, sides and ``properties``."""
         props: dict[str, Any] = {"area_m2": round(self.area_m2, 1)}
         if self.sides is not None:
             props["sides"] = self.sides
@@ -358,14 +360,18 @@ def propose(
 
 @dataclass(frozen=True)
 class Validation:
+    """A boundary's problems: errors forbid the write, gaps are only reported."""
+
     errors: list[Problem]  # forbid the write
     gaps: list[Problem]  # reported only
 
     @property
     def ok(self) -> bool:
+        """Whether the boundary may be saved."""
         return not self.errors
 
     def message(self) -> str:
+        """Why the boundary cannot be saved, and what to do."""
         return (
             "the boundary cannot be saved: "
             + "; ".join(p.message for p in self.errors)
@@ -494,9 +500,11 @@ class Rebuild:
 
     @property
     def ok(self) -> bool:
+        """Whether the rebuild matches the stored boundary (IoU at least `MIN_IOU`)."""
         return self.error is None and self.iou is not None and self.iou >= MIN_IOU
 
     def message(self) -> str:
+        """What the check found, in one line."""
         if self.error is not None:
             return f"cannot build {self.id} from its four-to text: {self.error}"
         return (

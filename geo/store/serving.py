@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -29,12 +30,15 @@ DDL = (
 
 @dataclass(frozen=True)
 class Server:
+    """A serving process (worker id, pid) and the version it answered from when last seen."""
+
     worker: str
     pid: int
     version: int
     seen: float
 
     def alive(self) -> bool:
+        """Whether the process still runs (on this machine)."""
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -45,10 +49,12 @@ class Server:
 
 
 def new_worker_id() -> str:
+    """A worker id unique to this process: pid and a random suffix."""
     return f"{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def ensure_schema(cur) -> None:
+def ensure_schema(cur: sqlite3.Cursor) -> None:
+    """Create the serving table if missing."""
     for statement in DDL:
         cur.execute(statement)
 
@@ -64,11 +70,13 @@ def mark(store, worker: str, version: int) -> None:
 
 
 def unregister(store, worker: str) -> None:
+    """Forget ``worker`` (a server shutting down)."""
     with store._write() as cur:
         cur.execute("DELETE FROM geo_serving WHERE worker = ?", (worker,))
 
 
 def servers(store) -> list[Server]:
+    """Every registered server, alive or not."""
     with store._read() as cur:
         rows = cur.execute("SELECT worker, pid, version, seen FROM geo_serving").fetchall()
     return [Server(w, int(p), int(v), float(s)) for w, p, v, s in rows]

@@ -52,6 +52,8 @@ DDL = (
 
 @dataclass(frozen=True)
 class User:
+    """An authenticated user and their role."""
+
     name: str
     role: str
 
@@ -73,6 +75,7 @@ class NoSuchUser(UserError):
 
 
 def ensure_schema(cur: sqlite3.Cursor) -> None:
+    """Create the users, tokens and audit tables if missing."""
     for statement in DDL:
         cur.execute(statement)
 
@@ -82,6 +85,7 @@ def _now() -> str:
 
 
 def hash_secret(secret: str, salt: bytes) -> bytes:
+    """PBKDF2-SHA256 of a token's secret."""
     return hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, PBKDF2_ITERATIONS)
 
 
@@ -205,6 +209,7 @@ def revoke_user(store, name: str, *, audit: Mapping[str, Any] | None = None) -> 
 
 
 def list_users(store) -> list[dict[str, Any]]:
+    """Every user with role, creation, revocation and count of active tokens, by name."""
     with store._read() as cur:
         rows = cur.execute(
             "SELECT u.name, u.role, u.created, u.revoked, "

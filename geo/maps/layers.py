@@ -1,0 +1,307 @@
+"""The maps' layers (grids, parks, buildings, enterprises), search entries and config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import folium
+import numpy as np
+import pandas as pd
+import shapely
+from folium.plugins import FastMarkerCluster, VectorGridProtobuf
+
+from geo.atlas import Atlas
+from geo.maps.data import (
+    Derived,
+    building_props,
+    collection,
+    derived,
+    grid_lookup,
+    grid_props,
+    lonlat,
+    park_props,
+    pinyin_keys,
+    plain,
+)
+from geo.maps.options import COLORS, MapError, MapOptions
+from geo.maps.page import geojson_layer, plugin_assets
+
+_POPUP_STYLE = "max-width: 320px;"
+
+
+def popup(fields: list[str], aliases: list[str]) -> folium.GeoJsonPopup:
+    """A popup table of ``fields`` labelled with ``aliases``."""
+    return folium.GeoJsonPopup(
+        fields=fields,
+        aliases=aliases,
+        localize=False,
+        labels=True,
+        style=_POPUP_STYLE,
+        max_width=340,
+    )
+
+
+def polygon_layers(
+    m: folium.Map,
+    atlas: Atlas,
+    d: Derived,
+    opts: MapOptions,
+    grids: pd.DataFrame,
+    parks: pd.DataFrame,
+    buildings: pd.DataFrame,
+    *,
+    faded: bool = False,
+) -> dict[str, Any]:
+    """Grids, parks and buildings (faded: the officer map's other buildings) added to ``m``."""
+    layers: dict[str, Any] = {}
+    grid_style = {
+        "color": COLORS["grid"],
+        "weight": 2,
+        "dashArray": "6 4",
+        "fillOpacity": 0.02,
+        "className": "geo-grids",
+    }
+    layers["grids"] = geojson_layer(
+        collection(grids, grid_props(atlas, grids, d), opts),
+        "网格",
+        grid_style,
+        popup=popup(
+            ["name", "code", "community", "enterprises"], ["网格", "网格编码", "产业社区", "企业数"]
+        ),
+    ).add_to(m)
+    park_style = {
+        "color": COLORS["park"],
+        "weight": 1.5,
+        "fillColor": COLORS["park"],
+        "fillOpacity": 0.08 if faded else 0.18,
+        "className": "geo-parks",
+    }
+    layers["parks"] = geojson_layer(
+        collection(parks, park_props(atlas, parks, d), opts),
+        "产业园区",
+        park_style,
+        popup=popup(
+            ["name", "code", "grid", "address", "enterprises"],
+            ["园区", "微网格编码", "网格", "地址", "企业数"],
+        ),
+    ).add_to(m)
+    props = building_props(atlas, buildings, d)
+    data = collection(buildings, props, opts)
+    b_layer = folium.GeoJson(
+        data,
+        name="网格内其他楼宇" if faded else "楼宇",
+        style_function=_building_style_faded if faded else _building_style,
+        embed=True,
+        **(
+            {
+                "popup": popup(
+                    ["name", "kind_label", "address", "park", "grid", "team", "enterprises"],
+                    ["楼宇", "类型", "地址", "所属园区", "网格", "一长二员", "企业数"],
+                )
+            }
+            if data["features"]
+            else {}
+        ),
+    ).add_to(m)
+    layers["buildings"] = b_layer
+    return layers
+
+
+def _building_style(feature: dict[str, Any]) -> dict[str, Any]:
+    """A building coloured by its kind."""
+    color = COLORS.get(feature["properties"].get("kind"), COLORS["enterprise"])
+    return {
+        "color": color,
+        "weight": 1,
+        "fillColor": color,
+        "fillOpacity": 0.55,
+        "className": "geo-buildings",
+    }
+
+
+def _building_style_faded(feature: dict[str, Any]) -> dict[str, Any]:
+    """A building in grey (not the officer's)."""
+    return {
+        "color": COLORS["faded"],
+        "weight": 1,
+        "fillColor": COLORS["faded"],
+        "fillOpacity": 0.25,
+        "className": "geo-buildings",
+    }
+
+
+ENT_COLUMNS = [
+    "lat",
+    "lon",
+    "id",
+    "name",
+    "credit_code",
+    "address",
+    "chain",
+    "building",
+    "park",
+    "grid_id",
+]
+
+
+def enterprise_rows(atlas: Atlas, ent: pd.DataFrame, opts: MapOptions) -> list[list[Any]]:
+    """``ENT_COLUMNS`` of each enterprise, for the clustered markers."""
+    bnames = dict(
+        zip(atlas.tables["buildings"]["id"], atlas.tables["buildings"]["name"], strict=True)
+    )
+    pnames = dict(zip(atlas.tables["parks"]["id"], atlas.tables["parks"]["name"], strict=True))
+    x, y = lonlat(ent["lon"].to_numpy(), ent["lat"].to_numpy(), opts)
+    rows = []
+    for i, r in enumerate(ent.itertuples(index=False)):
+        rows.append(
+            [
+                float(y[i]),
+                float(x[i]),
+                r.id,
+                r.name,
+                r.credit_code,
+                r.address or "",
+                plain(r.chain) or "",
+                bnames.get(r.building_id, "") if r.building_id else "",
+                pnames.get(r.park_id, "") if r.park_id else "",
+                r.grid_id,
+            ]
+        )
+    return rows
+
+
+def enterprise_layer(
+    m: folium.Map, atlas: Atlas, ent: pd.DataFrame, opts: MapOptions
+) -> tuple[Any, str]:
+    """Enterprises: clustered markers inline, or vector tiles above ``inline_max``."""
+    if opts.tiles_url and not opts.gcj02 and len(ent) > opts.inline_max:
+        url = opts.tiles_url.rstrip("/") + "/enterprises/{z}/{x}/{y}.mvt"
+        options = (
+            "{interactive: true, maxNativeZoom: 18, maxZoom: 20, "
+            "getFeatureId: function (f) { return f.properties.id; }, "
+            "vectorTileLayerStyles: {enterprises: GeoMaps.enterpriseTileStyle}}"
+        )
+        layer = VectorGridProtobuf(url, name=f"企业（{len(ent)}，矢量瓦片）", options=options)
+        plugin_assets(layer, opts, ["vectorgrid"], [])
+        return layer.add_to(m), "tiles"
+    layer = FastMarkerCluster(
+        enterprise_rows(atlas, ent, opts),
+        callback="GeoMaps.enterpriseMarker",
+        name=f"企业（{len(ent)}）",
+        options={
+            "chunkedLoading": True,
+            "showCoverageOnHover": False,
+            "spiderfyOnMaxZoom": True,
+            "disableClusteringAtZoom": 19,
+        },
+    )
+    plugin_assets(layer, opts, ["markercluster"], ["markercluster", "markercluster_default"])
+    return layer.add_to(m), "inline"
+
+
+def _search_entries(
+    atlas: Atlas, ent: pd.DataFrame, buildings: pd.DataFrame, d: Derived, opts: MapOptions
+) -> list[list[Any]]:
+    """``[kind, name, detail, pinyin, initials, lat, lon, ref]`` for enterprises, buildings and
+    the officers of those buildings (ref: the id of the layer to open)."""
+    out: list[list[Any]] = []
+    x, y = lonlat(ent["lon"].to_numpy(), ent["lat"].to_numpy(), opts)
+    for i, r in enumerate(ent.itertuples(index=False)):
+        py, ini = pinyin_keys(r.name)
+        out.append(["企业", r.name, r.credit_code, py, ini, float(y[i]), float(x[i]), r.id])
+    if len(buildings):
+        c = shapely.point_on_surface(np.asarray(buildings.geometry, dtype=object))
+        bx, by = lonlat(shapely.get_x(c), shapely.get_y(c), opts)
+        for i, r in enumerate(buildings.itertuples(index=False)):
+            label = r.name or ""  # a footprint without a name is not searched for by name
+            if label:
+                py, ini = pinyin_keys(label)
+                out.append(
+                    ["楼宇", label, r.address or "", py, ini, float(by[i]), float(bx[i]), r.id]
+                )
+            for _oid, name, role in d.officers_by_building.get(r.id, []):
+                py, ini = pinyin_keys(name)
+                where = f"{role} · {label or r.id}"
+                out.append(["人员", name, where, py, ini, float(by[i]), float(bx[i]), r.id])
+    return out
+
+
+def search_config(
+    atlas: Atlas,
+    ent: pd.DataFrame,
+    buildings: pd.DataFrame,
+    d: Derived,
+    opts: MapOptions,
+    community_id: str | None,
+) -> dict[str, Any]:
+    """``{"search": entries}`` embedded, or ``{"searchUrl": url}`` to fetch them later."""
+    if opts.search_url is None:
+        return {"search": _search_entries(atlas, ent, buildings, d, opts)}
+    query = [f"community={community_id}"] if community_id else []
+    if opts.gcj02:
+        query.append("coords=gcj02")
+    return {"searchUrl": opts.search_url + ("?" + "&".join(query) if query else "")}
+
+
+def no_community(community_id: str, comms: pd.DataFrame) -> str:
+    """The message for an unknown community id (naming the known ones)."""
+    if len(comms) == 0:
+        return (
+            f"no community {community_id!r}: the store has none yet; build one from four-to "
+            "text with `geo boundary build` or POST /communities"
+        )
+    return f"no community {community_id!r}: known ids are {', '.join(comms['id'])}"
+
+
+def search_data(atlas: Atlas, community_id: str | None, opts: MapOptions) -> list[list[Any]]:
+    """The search entries of the district (None) or of one community, as the maps use them."""
+    d = derived(atlas)
+    if community_id is None:
+        return _search_entries(atlas, d.ent, atlas.tables["buildings"], d, opts)
+    comms = atlas.tables["communities"]
+    if not (comms["id"] == community_id).any():
+        raise MapError(no_community(community_id, comms))
+    grids = atlas.tables["grids"]
+    gids = set(grids.loc[grids["community_id"] == community_id, "id"])
+    buildings = atlas.tables["buildings"][atlas.tables["buildings"]["grid_id"].isin(gids)]
+    ent = d.ent[d.ent["community_id"] == community_id]
+    return _search_entries(atlas, ent, buildings, d, opts)
+
+
+def legend(*items: tuple[str, str, str]) -> list[list[str]]:
+    """Legend rows: [colour, label, symbol]."""
+    return [list(i) for i in items]
+
+
+LEGEND_BASE = (
+    (COLORS["community"], "产业社区边界", "line"),
+    (COLORS["grid"], "网格（标注网格编码）", "dash"),
+    (COLORS["park"], "产业园区", "fill"),
+    (COLORS["enterprise"], "企业楼宇", "fill"),
+    (COLORS["mixed-use"], "商住楼宇", "fill"),
+    (COLORS["point"], "企业（聚合）", "dot"),
+)
+
+
+def common_config(atlas: Atlas, opts: MapOptions, kind: str, title: str) -> dict[str, Any]:
+    """The config every page hands to ``GeoMaps.init``."""
+    return {
+        "kind": kind,
+        "title": title,
+        "version": atlas.version,
+        "basemap": opts.basemap,
+        "crs": "gcj02" if opts.gcj02 else "wgs84",
+        "grids": grid_lookup(atlas),
+        "links": {"district": opts.district_link + opts.extra_query},
+    }
+
+
+def officer_links(atlas: Atlas, buildings: pd.DataFrame, opts: MapOptions) -> dict[str, Any]:
+    """building id -> [[officer id, name, role, href], ...] ("我的楼宇" links)."""
+    d = derived(atlas)
+    out: dict[str, Any] = {}
+    for b in buildings["id"]:
+        team = d.officers_by_building.get(b)
+        if team:
+            out[b] = [[i, n, r, opts.href("officer", i)] for i, n, r in team]
+    return out

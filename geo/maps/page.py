@@ -1,0 +1,152 @@
+"""Page scaffolding: a folium map with the vendored assets, base map, attribution, rendering."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import folium
+from branca.element import Element, MacroElement
+from folium.template import Template
+
+from geo.maps.options import ASSETS_CSS, ASSETS_JS, MapOptions
+
+_OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+_OSM_ATTR = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> 贡献者'
+_TDT = (
+    "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+    "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk={key}"
+)
+_AMAP = (
+    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+    "&x={x}&y={y}&z={z}"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Page scaffolding
+
+
+class App(MacroElement):
+    """Hands the page's config and folium layers to ``GeoMaps.init`` (static/geo/maps.js)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        GeoMaps.init({{ this._parent.get_name() }}, {{ this.config|tojson }}, {
+        {%- for key, layer in this.layers.items() %}
+            {{ key|tojson }}: {{ layer.get_name() }},
+        {%- endfor %}
+        });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, config: dict[str, Any], layers: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "GeoApp"
+        self.config = config
+        self.layers = layers
+
+
+def assets(opts: MapOptions, js: list[str], css: list[str]):
+    """``(js, css)`` folium asset lists of vendored files under ``opts.static_url``."""
+    s = opts.static_url.rstrip("/")
+    return (
+        [(f"geo_{k}", f"{s}/{ASSETS_JS[k]}") for k in js],
+        [(f"geo_{k}_css", f"{s}/{ASSETS_CSS[k]}") for k in css],
+    )
+
+
+def new_map(opts: MapOptions, title: str, bounds: list[list[float]]) -> folium.Map:
+    """A folium map fitted to ``bounds``: vendored assets, base map, data attribution."""
+    center = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
+    m = folium.Map(location=center, zoom_start=14, tiles=None, control_scale=True)
+    m.options["maxZoom"] = 19  # MarkerCluster needs it even with no base map (basemap=none)
+    m.options["minZoom"] = 3
+    js, css = assets(opts, ["leaflet", "geo_maps"], ["leaflet", "geo_maps"])
+    m.default_js, m.default_css = js, css  # instance attributes: folium's CDN list is untouched
+    root = m.get_root()
+    root.title = title
+    root.header.add_child(
+        Element('<meta name="referrer" content="no-referrer-when-downgrade">'), name="referrer"
+    )
+    root.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
+    _basemap(m, opts)
+    if opts.data_attribution:
+        _Attribution(opts.data_attribution).add_to(m)
+    m.fit_bounds(bounds)
+    return m
+
+
+class _Attribution(MacroElement):
+    """Credit for the data in the map's attribution control (text, escaped: never markup)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.html|tojson }});"
+        "{% endmacro %}"
+    )
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "Attribution"
+        self.html = html.escape(text)
+
+
+def _basemap(m: folium.Map, opts: MapOptions) -> None:
+    """Add the base map's tile layers (none for ``basemap='none'``)."""
+    if opts.basemap == "osm":
+        folium.TileLayer(_OSM, attr=_OSM_ATTR, name="OpenStreetMap", max_zoom=19).add_to(m)
+    elif opts.basemap == "tianditu":
+        for layer, name, overlay in (("vec", "天地图", False), ("cva", "天地图注记", True)):
+            folium.TileLayer(
+                _TDT.replace("{layer}", layer).replace("{key}", opts.tianditu_key or ""),
+                attr="&copy; 天地图",
+                name=name,
+                subdomains="01234567",
+                overlay=overlay,
+                control=False,
+                max_zoom=18,
+            ).add_to(m)
+    elif opts.basemap == "amap":
+        folium.TileLayer(
+            _AMAP, attr="&copy; 高德地图（GCJ-02）", name="高德地图", subdomains="1234", max_zoom=18
+        ).add_to(m)
+
+
+def plugin_assets(obj: Any, opts: MapOptions, js: list[str], css: list[str]) -> Any:
+    """Point a folium plugin's assets at the vendored copies."""
+    obj.default_js, obj.default_css = assets(opts, js, css)
+    return obj
+
+
+def geojson_layer(
+    data: dict[str, Any], name: str, style: dict[str, Any], *, show: bool = True, **kw: Any
+) -> folium.GeoJson:
+    """A GeoJson layer whose features all share ``style`` (functions are built in the page)."""
+    if not data["features"]:  # folium checks popup fields against the first feature
+        kw.pop("popup", None)
+        kw.pop("tooltip", None)
+    return folium.GeoJson(
+        data, name=name, style_function=lambda _f: style, show=show, embed=True, **kw
+    )
+
+
+CDN_HOSTS = (
+    "cdn.jsdelivr.net",
+    "cdnjs.cloudflare.com",
+    "unpkg.com",
+    "code.jquery.com",
+    "netdna.bootstrapcdn.com",
+)
+
+
+def render(m: folium.Map) -> str:
+    """The page's HTML (lang zh-CN); fails if a CDN link slipped in."""
+    html = m.get_root().render()
+    for host in CDN_HOSTS:  # a new folium default would break intranet use: fail loudly
+        if host in html:
+            raise RuntimeError(f"a CDN link ({host}) slipped into a map page")
+    return html.replace("<html>", '<html lang="zh-CN">', 1)
