@@ -173,6 +173,33 @@ def _paths(plan: dict, rng: random.Random) -> tuple[str, str]:
     return "owner", f"/enterprises/{rng.choice(plan['enterprises'])}/owner"
 
 
+async def _open_loop(one, plan: dict, rng, start: float, end: float, rate: float) -> None:
+    """Start every request at its own scheduled time, ``rate`` per second, answered or not."""
+    tasks: set[asyncio.Task] = set()
+    sent = 0
+    while (now := time.perf_counter()) < end:
+        due = int((now - start) * rate) + 1
+        for i in range(sent, due):  # every request due by now, each at its own time
+            task = asyncio.create_task(one(*_paths(plan, rng), start + i / rate))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        sent = due
+        # until the next one is due; at least 1 ms (the event loop's timer resolution)
+        await asyncio.sleep(max(0.001, start + sent / rate - time.perf_counter()))
+    if tasks:
+        await asyncio.wait(tasks)
+
+
+async def _closed_loop(one, plan: dict, rng, end: float, concurrency: int) -> None:
+    """Each of ``concurrency`` connections sends its next request when answered."""
+
+    async def loop() -> None:
+        while time.perf_counter() < end:
+            await one(*_paths(plan, rng), time.perf_counter())
+
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+
+
 async def _client_main(
     port: int, plan: dict, warmup: float, seconds: float, concurrency: int, rate: float, seed: int
 ) -> tuple[dict, dict, float]:
@@ -209,26 +236,9 @@ async def _client_main(
             errors[key] = errors.get(key, 0) + 1
 
     if rate > 0:
-        tasks: set[asyncio.Task] = set()
-        sent = 0
-        while (now := time.perf_counter()) < end:
-            due = int((now - start) * rate) + 1
-            for i in range(sent, due):  # every request due by now, each at its own time
-                task = asyncio.create_task(one(*_paths(plan, rng), start + i / rate))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            sent = due
-            # until the next one is due; at least 1 ms (the event loop's timer resolution)
-            await asyncio.sleep(max(0.001, start + sent / rate - time.perf_counter()))
-        if tasks:
-            await asyncio.wait(tasks)
+        await _open_loop(one, plan, rng, start, end, rate)
     else:
-
-        async def loop() -> None:
-            while time.perf_counter() < end:
-                await one(*_paths(plan, rng), time.perf_counter())
-
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        await _closed_loop(one, plan, rng, end, concurrency)
     while not pool.empty():
         pool.get_nowait().close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
