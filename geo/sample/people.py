@@ -15,7 +15,7 @@ from geo.model import (
     OFFICERS,
     TEAM_ROLES,
 )
-from geo.sample_places import _door_numbers, _Names
+from geo.sample.places import _door_numbers, _Names
 
 
 def _points_in(polys: np.ndarray, rng: np.random.Generator) -> np.ndarray:

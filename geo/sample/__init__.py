@@ -6,7 +6,7 @@
 1. Roads (named highways and waterways, ids ``W<osm id>``), the three 街道 (admin_level 8),
    the named areas of the spec, named industrial/commercial sites and building footprints are
    read from the extract.
-2. Each industrial community of ``geo/sample_spec.toml`` is built from its four-to text over
+2. Each industrial community of ``geo/sample/spec.toml`` is built from its four-to text over
    those roads by `geo.boundaries.build.build_boundary` (what ``geo boundary build`` does), and
    trimmed to its 街道 where the real street border cuts a corner off.
 3. Named sites inside a community become its parks (micro-grids), footprints inside it its
@@ -45,7 +45,7 @@ from geo.model import (
     ROADS,
     STREETS,
 )
-from geo.sample_osm import (
+from geo.sample.osm_extract import (
     _areas,
     _district,
     _polygonal,
@@ -55,8 +55,8 @@ from geo.sample_osm import (
     read_extract,
     round7,
 )
-from geo.sample_people import _chains, _enterprises, _name_enterprises, _officers, _shared_vertices
-from geo.sample_places import (
+from geo.sample.people import _chains, _enterprises, _name_enterprises, _officers, _shared_vertices
+from geo.sample.places import (
     SNAP,
     _addresses,
     _buildings,
@@ -70,9 +70,9 @@ from geo.sample_places import (
     _street_names,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: data/osm holds the extract
 DEFAULT_SOURCE = ROOT / "data" / "osm" / "binjiang.osm.pbf"
-SPEC_PATH = Path(__file__).resolve().parent / "sample_spec.toml"
+SPEC_PATH = Path(__file__).resolve().parent / "spec.toml"
 ENTERPRISE_COLUMNS = (
     "id",
     "name",
@@ -397,7 +397,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the spec's)")
     args = parser.parse_args(argv)
     write_district(args.out, make_district(args.scale, args.seed, args.source))
-
-
-if __name__ == "__main__":
-    main()

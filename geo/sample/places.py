@@ -15,7 +15,7 @@ import shapely
 from geo import crs
 from geo.boundaries.build import build_boundary
 from geo.boundaries.roads import RoadNetwork
-from geo.sample_osm import _osm_id, _polygonal, _round_geoms, _tag
+from geo.sample.osm_extract import _osm_id, _polygonal, _round_geoms, _tag
 
 MIN_PARK_M2 = 800.0  # m²: smaller pieces of a site inside a community are dropped
 MIN_BUILDING_M2 = 40.0
