@@ -19,11 +19,13 @@ def no_phones(body, atlas) -> None:
     assert not any(p in text for p in atlas.tables["officers"]["phone"].head(50))
 
 
-def test_officer_view_hides_phone_unless_personal() -> None:
+def test_officer_view_hides_phone_from_anonymous_callers() -> None:
     row = {"id": "O1", "name": "郝梦", "role": "楼宇管理长", "phone": "13900000000",
            "party_member": True}  # fmt: skip
-    assert "phone" not in officer_view(row, personal=False)
-    assert officer_view(row, personal=True)["phone"] == "13900000000"
+    assert "phone" not in officer_view(row)
+    assert "phone" not in officer_view(row, "anonymous")
+    for role in ("officer", "planner", "admin"):
+        assert officer_view(row, role)["phone"] == "13900000000"
 
 
 def test_officer_buildings_enterprises_and_grid(client, atlas) -> None:

@@ -17,8 +17,8 @@ the route's declared role: a role declared with ``Depends(require(role))`` on th
 route decorator or a parameter; undeclared routes are open to reads (GET, HEAD, OPTIONS) and
 need ``planner`` for anything else (deny by default: a new write route is protected before
 anyone thinks of it). ``POST /locate`` declares ``require("anonymous")``. Too low a role is a
-403, no token where one is needed a 401. `personal` tells a route whether to add personal
-fields (caller is at least an officer).
+403, no token where one is needed a 401. `caller_role` tells a route the caller's role; the
+fields each role may see are in one table, `geo.visibility`.
 
 `document_security` describes the same policy in ``/openapi.json``: an HTTP bearer scheme (the
 Authorize button of ``/docs``) and, per operation, the role it needs.
@@ -182,12 +182,14 @@ async def policy(request: Request) -> None:
     _enforce(user, effective_role(request.scope.get("route"), request.method))
 
 
-async def personal(request: Request) -> bool:
-    """Whether the caller may see personal fields (officers' phones): at least an officer."""
-    return at_least(await authenticate(request), "officer")
+async def caller_role(request: Request) -> str:
+    """The caller's role (``anonymous`` without a token): which fields it may see is
+    `geo.visibility`'s table (officers' phones, enterprises' employees)."""
+    user = await authenticate(request)
+    return user.role if user else "anonymous"
 
 
-Personal = Annotated[bool, Depends(personal)]
+Role = Annotated[str, Depends(caller_role)]
 Planner = Annotated[User, Depends(require("planner"))]
 
 

@@ -10,14 +10,17 @@ from fastapi import APIRouter, Depends, Path, Query
 from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 
-from geo.api.auth import Personal
+from geo import visibility
+from geo.api.auth import Role
 from geo.api.deps import atlas
 from geo.api.locate import Cell, MicroGrid
 from geo.api.people import People, microgrid_team, people_index
 from geo.atlas import Atlas
 from geo.errors import InvalidInput, NotFound
+from geo.model import ENTERPRISES
 
 router = APIRouter(tags=["enterprises"])
+_CAST: dict[str, Any] = {"int": int, "float": float, "bool": bool, "str": str}
 
 EnterpriseKey = Annotated[str, Path(description="enterprise id or unified social credit code")]
 
@@ -78,20 +81,29 @@ def enterprise_row(current: Atlas, key: str) -> int:
     summary="The street, community, grid and micro-grid that own an enterprise",
 )
 async def enterprise_owner(
-    current: Annotated[Atlas, Depends(atlas)], key: EnterpriseKey, personal: Personal
+    current: Annotated[Atlas, Depends(atlas)], key: EnterpriseKey, role: Role
 ) -> dict[str, Any]:
     """The street, community, grid and micro-grid of an enterprise, and its team."""
     row = enterprise_row(current, key)
     owner = current.enterprise_owner(row)
     grid = owner.get("grid")
     owner["grid_code"] = grid["code"] if grid else None
-    owner |= microgrid_team(current, int(current.enterprises["_microgrid"].iat[row]), personal)
-    if personal:
-        employees = current.enterprises["employees"].iat[row]
-        owner["enterprise"] = dict(owner["enterprise"]) | {
-            "employees": None if pd.isna(employees) else int(employees)
-        }
+    owner |= microgrid_team(current, int(current.enterprises["_microgrid"].iat[row]), role)
+    owner["enterprise"] = dict(owner["enterprise"]) | _restricted_details(current, row, role)
     return owner
+
+
+def _restricted_details(current: Atlas, row: int, role: str) -> dict[str, Any]:
+    """The enterprise's restricted fields ``role`` may see (`geo.visibility`: employees for
+    officer+), as the owner look-up adds them; none for anonymous callers."""
+    out: dict[str, Any] = {}
+    for f in ENTERPRISES.fields:
+        if f.name in visibility.RESTRICTED["enterprises"] and visibility.may_see(
+            "enterprises", f.name, role
+        ):
+            value = current.enterprises[f.name].iat[row]
+            out[f.name] = None if pd.isna(value) else _CAST[f.type](value)
+    return out
 
 
 # -- neighbours -------------------------------------------------------------------------------

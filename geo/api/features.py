@@ -5,6 +5,11 @@ published). Every request reads one atlas. The routes here build the documents a
 their parameters are read by `geo.api.dependencies` (one dependency each, a bad value is a 400
 that says what to fix), features are selected and encoded by `geo.api.ogc_items` and the
 ``f=html`` pages come from templates (`geo.api.ogc_html`).
+
+What a caller sees of a layer is `geo.visibility`'s: every route reads the collection as
+`Visible` (the spec without the fields the caller's role may not see), so the items (JSON and
+HTML), the schema, the queryables and the property filters agree — a filter on a hidden field
+(``?employees=`` for an anonymous caller) is a 400, since it would leak the field's values.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from geo.api import ogc_html, ogc_items
+from geo.api.auth import Role
 from geo.api.dependencies import (
     CRS84,
     CRS_LIST,
@@ -29,17 +35,19 @@ from geo.api.dependencies import (
     Collection,
     Coords,
     FeatureId,
-    Filters,
     Html,
     Limit,
     Offset,
     Output,
     OutputCRS,
     feature_parameters,
+    property_filters,
 )
 from geo.api.deps import atlas
 from geo.atlas import Atlas
+from geo.errors import BadRequest
 from geo.model import LAYERS, LayerSpec
+from geo.visibility import hidden_fields, least_role, visible_spec
 
 __all__ = ["MAX_LIMIT", "install", "router"]
 
@@ -257,6 +265,30 @@ def install(app: FastAPI) -> None:
 Current = Annotated[Atlas, Depends(atlas)]
 
 
+def visible_collection(spec: Collection, role: Role) -> LayerSpec:
+    """The collection as the caller may see it: without the fields its role may not see."""
+    return visible_spec(spec, role)
+
+
+Visible = Annotated[LayerSpec, Depends(visible_collection)]
+
+
+def visible_filters(request: Request, spec: Visible, role: Role) -> dict[str, list[Any]]:
+    """The property filters of the request, on the fields the caller may see only (400 for a
+    hidden one: its answers would tell the field's values)."""
+    for name in hidden_fields(spec.name, role):
+        if name in request.query_params:
+            raise BadRequest(
+                f"{name} of {spec.name} is shown to {least_role(spec.name, name)}+ callers "
+                f"only, so it cannot filter for this caller ({role}): remove {name}= or send "
+                "Authorization: Bearer <token> with that role"
+            )
+    return property_filters(request, spec)
+
+
+Filters = Annotated[dict[str, list[Any]], Depends(visible_filters)]
+
+
 @router.get(
     "/",
     name="features_landing",
@@ -352,7 +384,7 @@ def collections(request: Request, current: Current, as_html: Html) -> Response:
     operation_id="describeCollection",
     openapi_extra=_doc(_JSON_OR_HTML, ("400", "404")),
 )
-def collection(request: Request, current: Current, spec: Collection, as_html: Html) -> Response:
+def collection(request: Request, current: Current, spec: Visible, as_html: Html) -> Response:
     """One layer: its extent, CRS list and links."""
     doc = _collection_doc(request, current, spec)
     doc["links"][:2] = _self_links(request, as_html)
@@ -376,7 +408,7 @@ def collection(request: Request, current: Current, spec: Collection, as_html: Ht
     operation_id="getQueryables",
     openapi_extra=_doc({SCHEMA_JSON: {"schema": {"type": "object"}}}, ("404",)),
 )
-def queryables(request: Request, spec: Collection) -> Response:
+def queryables(request: Request, spec: Visible) -> Response:
     """The properties that filter a layer's items (``name=value``)."""
     doc = _schema_doc(request, spec, "features_queryables")
     doc["properties"].pop("geometry")
@@ -390,7 +422,7 @@ def queryables(request: Request, spec: Collection) -> Response:
     operation_id="getSchema",
     openapi_extra=_doc({SCHEMA_JSON: {"schema": {"type": "object"}}}, ("404",)),
 )
-def schema(request: Request, spec: Collection) -> Response:
+def schema(request: Request, spec: Visible) -> Response:
     """The JSON schema of a layer's features."""
     return JSONResponse(_schema_doc(request, spec, "features_schema"), media_type=SCHEMA_JSON)
 
@@ -445,7 +477,7 @@ def _geojson(body: bytes, out: OutputCRS) -> GeoJSONResponse:
 def items(
     request: Request,
     current: Current,
-    spec: Collection,
+    spec: Visible,
     as_html: Html,
     out: Output,
     shift: Coords,
@@ -486,7 +518,7 @@ def items(
 def item(
     request: Request,
     current: Current,
-    spec: Collection,
+    spec: Visible,
     _only: Annotated[None, Depends(feature_parameters)],
     as_html: Html,
     out: Output,

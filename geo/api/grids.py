@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from geo import crs
-from geo.api.auth import Personal, Planner, audit_context, require
+from geo.api.auth import Planner, Role, audit_context, require
 from geo.api.deps import atlas
 from geo.api.people import (
     PARK_TEAM_NOTE,
@@ -171,7 +171,7 @@ def commit(
 
 # -- reading a grid (GET /grids/{grid_id}, open to every caller) ------------------------------
 def _microgrid_items(
-    current: Atlas, people: People, mpos: np.ndarray, per_micro: np.ndarray, personal: bool
+    current: Atlas, people: People, mpos: np.ndarray, per_micro: np.ndarray, role: str
 ) -> tuple[list[dict[str, Any]], dict[str, None]]:
     """The grid's micro-grids with their teams and enterprise counts, and their officers' ids."""
     micro = current.levels["microgrid"].table
@@ -185,21 +185,21 @@ def _microgrid_items(
             item |= {"team": [], "team_complete": None, "missing_roles": []}
             item["team_note"] = PARK_TEAM_NOTE
         else:
-            item |= team_fields(people, row["id"], personal)
+            item |= team_fields(people, row["id"], role)
             officer_ids.update(dict.fromkeys(o["id"] for o in item["team"]))
         microgrids.append(item)
     return microgrids, officer_ids
 
 
 def _grid_officers(
-    people: People, grid_id: str, officer_ids: dict[str, None], personal: bool
+    people: People, grid_id: str, officer_ids: dict[str, None], role: str
 ) -> list[dict[str, Any]]:
     """The officers of the grid's micro-grids and of the buildings inside its parks."""
     grid_buildings = people.buildings.loc[people.buildings["grid_id"] == grid_id, "id"]
     extra = people.pairs.loc[people.pairs["building_id"].isin(grid_buildings), "officer_id"]
     officer_ids = officer_ids | dict.fromkeys(extra)
     return [
-        officer_view(people.officers.loc[i].to_dict() | {"id": i}, personal)
+        officer_view(people.officers.loc[i].to_dict() | {"id": i}, role)
         for i in sorted(officer_ids)
     ]
 
@@ -207,7 +207,7 @@ def _grid_officers(
 @router.get("/grids/{grid_id}", summary="A grid: its micro-grids, teams, officers, enterprises")
 def get_grid(
     current: Annotated[Atlas, Depends(atlas)],
-    personal: Personal,
+    role: Role,
     grid_id: Annotated[str, Path(description="grid id (C01-G01) or 15-digit grid code")],
     limit: Limit = 1000,
     offset: Offset = 0,
@@ -223,14 +223,14 @@ def get_grid(
     ent = current.enterprises
     in_grid = np.flatnonzero(ent["_grid"].to_numpy() == pos)
     per_micro = np.bincount(ent["_microgrid"].to_numpy()[in_grid] + 1, minlength=len(micro) + 1)[1:]
-    microgrids, officer_ids = _microgrid_items(current, people, mpos, per_micro, personal)
+    microgrids, officer_ids = _microgrid_items(current, people, mpos, per_micro, role)
     items = enterprise_items(current, in_grid)
     in_micro = int((ent["_microgrid"].to_numpy()[in_grid] >= 0).sum())
     return {
         **parents(current, g["id"]),
         "area_m2": round(float(crs.to_metric(g.geometry).area), 1),
         "microgrids": microgrids,
-        "officers": _grid_officers(people, g["id"], officer_ids, personal),
+        "officers": _grid_officers(people, g["id"], officer_ids, role),
         "enterprises": {
             "total": len(in_grid),
             "in_microgrids": in_micro,

@@ -1,8 +1,9 @@
 """People on the map (一长二员): officers and the teams of micro-grids.
 
-Officers' phone numbers are personal data: responses are built with
-``officer_view(row, personal=...)`` where ``personal`` is `geo.api.auth.personal` (the caller
-holds at least an ``officer`` token); anonymous answers have no ``phone`` key at all.
+Officers' phone numbers are personal data: responses are built with ``officer_view(row, role)``
+where ``role`` is the caller's (`geo.api.auth.caller_role`) and the fields it may see come from
+`geo.visibility` (``phone``: officer+); anonymous answers have no ``phone`` key at all. The
+enterprise lists here are public views (`geo.visibility.public`).
 Per-atlas indexes (teams, enterprise → building, metric coordinates; the search index of
 `geo.api.search`) are built once per atlas (`per_atlas`) and dropped with it.
 
@@ -24,8 +25,8 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query
 from numpy.typing import NDArray
 
-from geo import crs
-from geo.api.auth import Personal
+from geo import crs, visibility
+from geo.api.auth import Role
 from geo.api.deps import atlas
 from geo.atlas import Atlas
 from geo.errors import NotFound
@@ -37,20 +38,18 @@ PARK_TEAM_NOTE = (
     "a park micro-grid has no 一长二员 team of its own: the teams belong to its buildings "
     "(see GET /microgrids/{park id})"
 )
-_ENT_COLUMNS = ["id", "name", "credit_code", "chain"]
+_ENT_COLUMNS = visibility.public("enterprises", ["id", "name", "credit_code", "chain"])
 
 
 # -- views -------------------------------------------------------------------------------------
-def officer_view(row: Any, personal: bool = False) -> dict[str, Any]:
-    """An officer as served: name, role, party membership; the phone only when ``personal``."""
-    out = {
-        "id": row["id"],
-        "name": row["name"],
-        "role": row["role"],
-        "party_member": bool(row["party_member"]),
-    }
-    if personal:
-        out["phone"] = row["phone"]
+_OFFICER_FIELDS = ("id", "name", "role", "party_member", "phone")
+
+
+def officer_view(row: Any, role: str = visibility.PUBLIC) -> dict[str, Any]:
+    """An officer as served to a caller of ``role``: name, role, party membership; the phone
+    only for those `geo.visibility` lets see it (officer+)."""
+    out = {f: row[f] for f in visibility.only_visible("officers", _OFFICER_FIELDS, role)}
+    out["party_member"] = bool(out["party_member"])
     return out
 
 
@@ -74,12 +73,12 @@ class People:
         lo, hi = np.searchsorted(keys, [b, b + 1])
         return np.sort(self.by_building[lo:hi])
 
-    def team(self, building_id: str, personal: bool = False) -> list[dict[str, Any]]:
+    def team(self, building_id: str, role: str = visibility.PUBLIC) -> list[dict[str, Any]]:
         """The officer views of a building's team (empty when it has none)."""
         if building_id not in self.teams.index:
             return []
         ids = self.teams.at[building_id, "officer_ids"]
-        return [officer_view(self.officers.loc[i].to_dict() | {"id": i}, personal) for i in ids]
+        return [officer_view(self.officers.loc[i].to_dict() | {"id": i}, role) for i in ids]
 
 
 _CACHE: weakref.WeakKeyDictionary[Atlas, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -162,12 +161,12 @@ def page_of(items: list, offset: int, limit: int) -> list:
     return items[offset : offset + limit]
 
 
-def team_fields(people: People, building_id: str, personal: bool = False) -> dict[str, Any]:
+def team_fields(people: People, building_id: str, role: str = visibility.PUBLIC) -> dict[str, Any]:
     """``team``, ``team_complete`` and ``missing_roles`` of a building micro-grid."""
     if building_id not in people.teams.index:
         return {"team": [], "team_complete": None, "missing_roles": []}
     t = people.teams.loc[building_id]
-    team = people.team(building_id, personal)
+    team = people.team(building_id, role)
     return {
         "team": team,
         # a building inside a park needs no team of its own: complete is not asked of it
@@ -176,7 +175,9 @@ def team_fields(people: People, building_id: str, personal: bool = False) -> dic
     }
 
 
-def microgrid_team(current: Atlas, microgrid_pos: int, personal: bool = False) -> dict[str, Any]:
+def microgrid_team(
+    current: Atlas, microgrid_pos: int, role: str = visibility.PUBLIC
+) -> dict[str, Any]:
     """``team`` (officer views) and ``team_note`` of a micro-grid position (for the owner)."""
     if microgrid_pos < 0:
         return {"team": [], "team_note": "the enterprise is in no micro-grid, so it has no team"}
@@ -184,7 +185,7 @@ def microgrid_team(current: Atlas, microgrid_pos: int, personal: bool = False) -
     if row["kind"] == "park":
         return {"team": [], "team_note": PARK_TEAM_NOTE}
     people = people_index(current)
-    team = people.team(row["id"], personal)
+    team = people.team(row["id"], role)
     note = None if team else "no officer serves this building yet"
     return {"team": team, "team_note": note}
 
@@ -197,7 +198,7 @@ Offset = Annotated[int, Query(ge=0, description="skip this many enterprises")]
 @router.get("/officers/{officer_id}", summary="An officer's buildings, their enterprises and grid")
 def get_officer(
     current: Annotated[Atlas, Depends(atlas)],
-    personal: Personal,
+    role: Role,
     officer_id: Annotated[str, Path(description="officer id, e.g. O0001")],
 ) -> dict[str, Any]:
     """An officer, the buildings it serves with their enterprises, and their grids."""
@@ -228,13 +229,13 @@ def get_officer(
                 "kind": b["kind"],
                 "microgrid": cell_view(current, "microgrid", micro_id),
                 **above,
-                **team_fields(people, building_id, personal),
+                **team_fields(people, building_id, role),
                 "enterprise_count": len(rows),
                 "enterprises": enterprise_items(current, rows),
             }
         )
     return {
-        "officer": officer_view(row, personal=personal),
+        "officer": officer_view(row, role),
         "buildings": buildings,
         "grids": [p["grid"] | {"community": p["community"]} for p in grids.values()],
         "unknown_building_ids": unknown,
@@ -248,7 +249,7 @@ def get_officer(
 )
 def get_microgrid(
     current: Annotated[Atlas, Depends(atlas)],
-    personal: Personal,
+    role: Role,
     microgrid_id: Annotated[str, Path(description="park id (P0001), building id or 18-digit code")],
     limit: Limit = 1000,
     offset: Offset = 0,
@@ -275,13 +276,13 @@ def get_microgrid(
                 "address": b.at[m, "address"],
                 "kind": b.at[m, "kind"],
                 "enterprise_count": len(rows),
-                **team_fields(people, bid, personal),
+                **team_fields(people, bid, role),
             }
         )
     if row["kind"] == "park":
         team = {"team": [], "team_complete": None, "missing_roles": [], "team_note": PARK_TEAM_NOTE}
     else:
-        team = team_fields(people, row["id"], personal) | {"team_note": None}
+        team = team_fields(people, row["id"], role) | {"team_note": None}
     ent_rows = np.flatnonzero(current.enterprises["_microgrid"].to_numpy() == pos)
     return {
         "microgrid": current.levels["microgrid"].describe(pos),

@@ -1,4 +1,8 @@
-"""Search: officers, parks, buildings and enterprises by Chinese name, pinyin or initials."""
+"""Search: officers, parks, buildings and enterprises by Chinese name, pinyin or initials.
+
+Results are the same for every caller, so they show public fields only: the index is built
+from the columns `geo.visibility.public` admits (an officer's role, never its phone).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from geo import visibility
 from geo.api.deps import atlas
 from geo.api.people import per_atlas
 from geo.atlas import Atlas
@@ -15,20 +20,26 @@ from geo.search import KINDS, SearchIndex
 router = APIRouter(tags=["search"])
 
 
+# kind, table, the column shown as the hit's detail
+_SOURCES = (
+    ("officer", "officers", "role"),
+    ("building", "buildings", "address"),
+    ("park", "parks", "address"),
+    ("enterprise", "enterprises", "address"),
+)
+
+
+def _build(current: Atlas) -> SearchIndex:
+    """The index of the public columns (id, name and detail) of each searched table."""
+    return SearchIndex.build(
+        (kind, current.tables[table][visibility.public(table, ["id", "name", detail])], detail)
+        for kind, table, detail in _SOURCES
+    )
+
+
 def search_index(current: Atlas) -> SearchIndex:
     """The name / pinyin / initials index of this atlas (built once)."""
-    return per_atlas(
-        current,
-        "search",
-        lambda a: SearchIndex.build(
-            [
-                ("officer", a.tables["officers"], "role"),
-                ("building", a.tables["buildings"], "address"),
-                ("park", a.tables["parks"], "address"),
-                ("enterprise", a.tables["enterprises"], "address"),
-            ]
-        ),
-    )
+    return per_atlas(current, "search", _build)
 
 
 @router.get("/search", summary="Officers, parks, buildings and enterprises by name or pinyin")

@@ -7,6 +7,10 @@ cached tiles that the edit cannot have changed — no changed feature touches th
 new, at that zoom — are carried over to the new version, so an edit re-encodes only the tiles
 around it. ``ETag`` is a hash of the tile's bytes (unchanged tiles keep theirs across versions);
 ``If-None-Match`` answers 304.
+
+Tiles are the same for every caller, so they carry public fields only (`geo.visibility`: no
+``employees``; the atlas's shared `geo.tiles.source_for` source is the public one) and the cache
+key needs no role: a token never changes a tile.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from rich.progress import (
 )
 
 from geo import io as geo_io
+from geo import visibility
 from geo.cli.common import (
     DbOption,
     FieldOption,
@@ -131,8 +132,11 @@ def import_cmd(
     )
 
 
-def _export_tiles(db: str, output: Path, minzoom: int, maxzoom: int, layers: str | None) -> None:
-    """Write the vector tiles of ``layers`` (default all) as a PMTiles archive."""
+def _export_tiles(
+    db: str, output: Path, minzoom: int, maxzoom: int, layers: str | None, role: str
+) -> None:
+    """Write the vector tiles of ``layers`` (default all) as a PMTiles archive, with the
+    fields ``role`` may see (`geo.visibility`; anonymous: public, as the service's tiles)."""
     from geo import tiles
 
     atlas = atlas_at(db)
@@ -147,6 +151,7 @@ def _export_tiles(db: str, output: Path, minzoom: int, maxzoom: int, layers: str
             maxzoom,
             names,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            role=role,
         )
     out.print(f"{summary['tiles']} tiles ({summary['bytes']:,} bytes) → {output}", highlight=False)
 
@@ -158,11 +163,24 @@ def export(
     minzoom: Annotated[int, typer.Option(help="tiles: lowest zoom")] = 10,
     maxzoom: Annotated[int, typer.Option(help="tiles: highest zoom")] = 16,
     layers: Annotated[str | None, typer.Option(help="tiles: comma-separated layers")] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="tiles: the fields of this role (anonymous: public only, e.g. no employees; "
+            "officer and up: every field). Layers are always written whole"
+        ),
+    ] = "anonymous",
     db: DbOption = None,
 ) -> None:
-    """Write one layer as GeoJSON (RFC 7946) or CSV, or every layer's tiles as PMTiles."""
+    """Write one layer as GeoJSON (RFC 7946) or CSV, or every layer's tiles as PMTiles.
+
+    A layer is written whole (every field, employees and phones included): the operator runs
+    this on the store itself. Tiles carry public fields only unless ``--role`` says otherwise,
+    since a PMTiles archive is usually published."""
     if layer == "tiles":
-        _export_tiles(settings_for(db).db, output, minzoom, maxzoom, layers)
+        if role not in visibility.RANK:
+            raise fail(f"unknown role {role!r}: use one of {', '.join(visibility.RANK)}")
+        _export_tiles(settings_for(db).db, output, minzoom, maxzoom, layers, role)
         return
     if layer not in TABLES:
         raise fail(f"unknown layer {layer!r}: use one of {', '.join(TABLES)}")

@@ -1,5 +1,9 @@
 """The attributes a layer's tiles carry: the served fields per layer (with counts) and their
 values encoded once per atlas as MVT ``Value`` messages, reused field by field across versions.
+
+Tiles are public (the service's tiles and maps are the same for every caller): they carry the
+fields `geo.visibility` lets an anonymous caller see, never ``employees``. Only an operator's
+export that asks for a more trusted role (`geo export tiles --role officer`) carries more.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
+from geo import visibility
 from geo.atlas import Atlas
 from geo.ownership import NONE
 from geo.tiles.encoding import _varint
@@ -52,7 +57,14 @@ def _counts(owners: NDArray[np.int64], n: int) -> NDArray[np.int64]:
     return np.bincount(hit, minlength=n)[:n]
 
 
-def _attribute_frame(atlas: Atlas, name: str) -> pd.DataFrame:
+def _attribute_frame(atlas: Atlas, name: str, role: str = visibility.PUBLIC) -> pd.DataFrame:
+    """The fields the tiles of layer ``name`` carry for ``role`` (`geo.visibility`)."""
+    frame = _all_attributes(atlas, name)
+    hidden = [c for c in visibility.hidden_fields(name, role) if c in frame.columns]
+    return frame.drop(columns=hidden) if hidden else frame
+
+
+def _all_attributes(atlas: Atlas, name: str) -> pd.DataFrame:
     """The fields served for each layer, including counts that make maps useful."""
     t = atlas.tables[name].reset_index(drop=True)
     ent = atlas.enterprises

@@ -6,6 +6,7 @@ import gzip
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from geo import visibility
 from geo.atlas import Atlas
 from geo.tiles.source import source_for, tilejson
 from geo.tiles.tile_math import MAXZOOM, MINZOOM, TileError, normalise_layers, tiles_covering
@@ -18,11 +19,13 @@ def write_pmtiles(
     maxzoom: int = 16,
     layers: Sequence[str] | str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    role: str = visibility.PUBLIC,
 ) -> dict[str, int]:
     """Write a PMTiles v3 archive of ``layers`` (default all) for z = minzoom..maxzoom.
 
     Tiles cover the bounds of the data; empty tiles are left out. Tiles are gzip-compressed
-    MVT. ``progress(done, total)`` is called as tiles are made. Returns
+    MVT. The tiles carry the fields ``role`` may see (`geo.visibility`; default public, as the
+    service's tiles). ``progress(done, total)`` is called as tiles are made. Returns
     ``{"tiles": written, "candidates": total, "bytes": file size}``.
     """
     from pmtiles.tile import Compression, TileType, zxy_to_tileid
@@ -30,7 +33,7 @@ def write_pmtiles(
 
     if not MINZOOM <= minzoom <= maxzoom <= MAXZOOM:
         raise TileError(f"zooms must satisfy {MINZOOM} <= minzoom <= maxzoom <= {MAXZOOM}")
-    src = source_for(atlas)
+    src = source_for(atlas, role)
     names = normalise_layers(layers)
     w, s, e, n = src.bounds(names)
     candidates = sorted(
@@ -53,7 +56,7 @@ def write_pmtiles(
                 progress(done, total)
         if written == 0:
             raise TileError("no tile has any feature: nothing to write")
-        meta = tilejson(atlas, "", names, minzoom, maxzoom)
+        meta = tilejson(atlas, "", names, minzoom, maxzoom, source=src)
         metadata = {k: v for k, v in meta.items() if k not in ("tiles", "tilejson")}
         header = {
             "tile_type": TileType.MVT,

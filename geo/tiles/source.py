@@ -1,5 +1,8 @@
 """The tile source of one atlas: per-zoom simplified (or thinned) layers indexed and cached,
 tiles cut, clipped and encoded; one source per atlas object; TileJSON.
+
+A source serves the fields a role may see (`geo.visibility`); the shared one of an atlas
+(`source_for`) is public, so the tile cache of `geo.api.tiles` needs no role in its key.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
+from geo import visibility
 from geo.atlas import Atlas
 from geo.model import LAYERS
 from geo.tiles.attributes import Attributes, _attribute_frame, attributes_in_steps, build_attributes
@@ -75,8 +79,15 @@ class TileSource:
     """Tiles of one atlas. Per-layer attributes and per-(layer, zoom) geometry are cached here;
     a new atlas version gets a new source (see `source_for`), so edits show at once."""
 
-    def __init__(self, atlas: Atlas, buffer: int = BUFFER, extent: int = EXTENT) -> None:
+    def __init__(
+        self,
+        atlas: Atlas,
+        buffer: int = BUFFER,
+        extent: int = EXTENT,
+        role: str = visibility.PUBLIC,
+    ) -> None:
         self.atlas = atlas
+        self.role = role  # the fields served are those this role may see
         self.version = atlas.version
         self.buffer = buffer
         self.extent = extent
@@ -140,7 +151,7 @@ class TileSource:
         """The fields the tiles of layer ``name`` carry, one row per feature (made once)."""
         frame = self._frames.get(name)
         if frame is None:
-            frame = self._frames[name] = _attribute_frame(self.atlas, name)
+            frame = self._frames[name] = _attribute_frame(self.atlas, name, self.role)
         return frame
 
     def changed_boxes(self, old: TileSource, name: str, z: int) -> NDArray[np.float64] | None:
@@ -275,8 +286,11 @@ _SOURCES: weakref.WeakKeyDictionary[Atlas, TileSource] = weakref.WeakKeyDictiona
 _SOURCES_LOCK = threading.Lock()
 
 
-def source_for(atlas: Atlas) -> TileSource:
-    """The tile source of an atlas (one per atlas object, dropped with it)."""
+def source_for(atlas: Atlas, role: str = visibility.PUBLIC) -> TileSource:
+    """The public tile source of an atlas (one per atlas object, dropped with it); for another
+    ``role`` (an operator's export) a source of its own, not shared."""
+    if role != visibility.PUBLIC:
+        return TileSource(atlas, role=role)
     src = _SOURCES.get(atlas)
     if src is None:
         with _SOURCES_LOCK:
@@ -292,9 +306,11 @@ def tilejson(
     layers: Sequence[str] | str | None = None,
     minzoom: int = MINZOOM,
     maxzoom: int = MAXZOOM,
+    source: TileSource | None = None,
 ) -> dict[str, Any]:
-    """TileJSON 3.0.0 for ``layers`` served at ``tiles_url`` (with {z}/{x}/{y})."""
-    src = source_for(atlas)
+    """TileJSON 3.0.0 for ``layers`` served at ``tiles_url`` (with {z}/{x}/{y}); the fields
+    are ``source``'s (default: the atlas's public source)."""
+    src = source or source_for(atlas)
     names = normalise_layers(layers)
     w, s, e, n = src.bounds(names)
     return {
