@@ -239,6 +239,13 @@ def test_map_pages_show_no_restricted_field(client, auth_headers, atlas, caller)
         assert "employees" not in page.text and "从业人数" not in page.text, url
         if phone:
             assert phone not in page.text
+    # the maps' search entries: names, roles, addresses and credit codes only
+    phones = set(atlas.tables["officers"]["phone"])
+    for params in ({}, {"community": "C01"}):
+        r = client.get("/maps/search.json", params=params, headers=h)
+        assert r.status_code == 200
+        cells = {str(c) for entry in r.json() for c in entry}
+        assert not cells & phones
 
 
 # -- the JSON views ------------------------------------------------------------------------------
