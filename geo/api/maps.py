@@ -19,6 +19,7 @@ from geo import maps
 from geo.api.deps import atlas, settings
 from geo.atlas import Atlas
 from geo.errors import NotFound
+from geo.maps import csp
 from geo.settings import Settings
 
 router = APIRouter(tags=["maps"])
@@ -48,9 +49,16 @@ def _options(request: Request, cfg: Settings, basemap: str) -> maps.MapOptions:
 
 async def _page(builder: Callable[..., str], *args: Any) -> HTMLResponse:
     """The page ``builder(*args)`` makes, built in a worker thread (an unknown community or
-    officer is `maps.MapError`: a 404)."""
+    officer is `maps.MapError`: a 404), with its Content-Security-Policy: no script but the
+    vendored files and the page's own inline blocks (by hash), see `geo.maps.csp`."""
     html = await run_in_threadpool(builder, *args)
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    opts = next(a for a in args if isinstance(a, maps.MapOptions))
+    headers = {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": csp.policy(html, opts.basemap),
+        "X-Content-Type-Options": "nosniff",
+    }
+    return HTMLResponse(html, headers=headers)
 
 
 @router.get("/maps/", response_class=HTMLResponse, summary="District overview map (HTML)")
