@@ -148,3 +148,13 @@ def test_served_pages_carry_the_policy(hostile_client, path):
     assert "connect-src 'self'" in policy
     for p in MARKUP:
         assert p not in r.text
+
+
+def test_the_maps_own_script_is_revalidated(client):
+    """geo/maps.js changes with the pages (a page calling a function yesterday's copy lacks
+    would break): it is revalidated, while the pinned vendored assets are cached for a day."""
+    own = client.get("/static/geo/maps.js")
+    assert own.status_code == 200 and own.headers["cache-control"] == "no-cache"
+    assert "bindPopups" in own.text
+    pinned = client.get(f"/static/{maps.LEAFLET}/leaflet.js")
+    assert pinned.headers["cache-control"] == "public, max-age=86400"

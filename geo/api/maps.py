@@ -29,6 +29,7 @@ BasemapQuery = Annotated[
 ]
 _STATIC_ROOT = maps.STATIC_DIR.resolve()
 _STATIC_CACHE = "public, max-age=86400"  # assets are pinned: a new version is a new path
+_OWN_CACHE = "no-cache"  # geo/maps.js and .css change with the pages: revalidate (ETag)
 
 
 def _options(request: Request, cfg: Settings, basemap: str) -> maps.MapOptions:
@@ -144,4 +145,5 @@ def static(path: str) -> FileResponse:
     target = (_STATIC_ROOT / path).resolve()
     if not target.is_relative_to(_STATIC_ROOT) or not target.is_file():
         raise NotFound(f"no static file {path!r}")
-    return FileResponse(target, headers={"Cache-Control": _STATIC_CACHE})
+    cache = _OWN_CACHE if target.is_relative_to(_STATIC_ROOT / "geo") else _STATIC_CACHE
+    return FileResponse(target, headers={"Cache-Control": cache})
