@@ -141,7 +141,9 @@ class Page:
 
         self.page.goto(url)
         try:
-            self.page.wait_for_function("window.GEO && window.GEO.ready === true", timeout=timeout)
+            self.page.wait_for_function(
+                "() => window.GEO && window.GEO.ready === true", timeout=timeout
+            )
         except PlaywrightTimeout:
             pytest.fail(f"{url} never became ready; console errors: {self.errors}")
 
@@ -373,7 +375,7 @@ def test_editor_preview_save_and_stale_save(edit_server, desktop, issue_headers)
     planner = issue_headers(edit_server.db, "planner", "planner-browser")
     before = httpx.get(f"{url}/communities/C01").json()
     desktop.open(f"{url}/maps/editor/C01?basemap=none")
-    desktop.page.wait_for_function("GEO.editor && GEO.editor.ready")
+    desktop.page.wait_for_function("() => GEO.editor && GEO.editor.ready")
     desktop.page.fill("#geo-token", planner["Authorization"].removeprefix("Bearer "))
     assert desktop.js("GEO.editor.version") == before["properties"]["version"]
     assert desktop.page.locator(".geo-road-label").count() > 5  # roads labelled by name
@@ -384,7 +386,7 @@ def test_editor_preview_save_and_stale_save(edit_server, desktop, issue_headers)
     desktop.page.locator(".leaflet-pm-icon-edit").click()  # finish editing
     desktop.page.locator("#geo-preview").click()
     desktop.page.wait_for_function(
-        "GEO.editor.lastPreview || (GEO.editor.lastMessage || {}).kind === 'error'"
+        "() => GEO.editor.lastPreview || (GEO.editor.lastMessage || {}).kind === 'error'"
     )
     assert desktop.js("GEO.editor.lastPreview"), desktop.js("GEO.editor.lastMessage")
     assert "预览" in desktop.page.locator("#geo-message").inner_text()
@@ -392,7 +394,7 @@ def test_editor_preview_save_and_stale_save(edit_server, desktop, issue_headers)
     desktop.page.fill("#geo-reason", "测试：北界调整")
     desktop.page.locator("#geo-save").click()
     desktop.page.wait_for_function(
-        "GEO.editor.saved === 1 || GEO.editor.lastMessage.kind === 'error'"
+        "() => GEO.editor.saved === 1 || GEO.editor.lastMessage.kind === 'error'"
     )
     assert desktop.js("GEO.editor.lastMessage.kind") == "ok", desktop.js("GEO.editor.lastMessage")
     after = httpx.get(f"{url}/communities/C01").json()
@@ -407,7 +409,7 @@ def test_editor_preview_save_and_stale_save(edit_server, desktop, issue_headers)
     assert other.status_code == 200, other.text
     _drag_vertex(desktop, second)
     desktop.page.locator("#geo-save").click()
-    desktop.page.wait_for_function("GEO.editor.lastMessage.kind === 'error'")
+    desktop.page.wait_for_function("() => GEO.editor.lastMessage.kind === 'error'")
     text = desktop.page.locator("#geo-message").inner_text()
     assert "已被他人修改" in text
     desktop.shot("editor-412-desktop")

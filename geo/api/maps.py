@@ -19,6 +19,7 @@ from geo import maps
 from geo.api.deps import atlas, settings
 from geo.atlas import Atlas
 from geo.errors import NotFound
+from geo.maps import csp
 from geo.settings import Settings
 
 router = APIRouter(tags=["maps"])
@@ -28,6 +29,7 @@ BasemapQuery = Annotated[
 ]
 _STATIC_ROOT = maps.STATIC_DIR.resolve()
 _STATIC_CACHE = "public, max-age=86400"  # assets are pinned: a new version is a new path
+_OWN_CACHE = "no-cache"  # geo/maps.js and .css change with the pages: revalidate (ETag)
 
 
 def _options(request: Request, cfg: Settings, basemap: str) -> maps.MapOptions:
@@ -48,9 +50,16 @@ def _options(request: Request, cfg: Settings, basemap: str) -> maps.MapOptions:
 
 async def _page(builder: Callable[..., str], *args: Any) -> HTMLResponse:
     """The page ``builder(*args)`` makes, built in a worker thread (an unknown community or
-    officer is `maps.MapError`: a 404)."""
+    officer is `maps.MapError`: a 404), with its Content-Security-Policy: no script but the
+    vendored files and the page's own inline blocks (by hash), see `geo.maps.csp`."""
     html = await run_in_threadpool(builder, *args)
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    opts = next(a for a in args if isinstance(a, maps.MapOptions))
+    headers = {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": csp.policy(html, opts.basemap),
+        "X-Content-Type-Options": "nosniff",
+    }
+    return HTMLResponse(html, headers=headers)
 
 
 @router.get("/maps/", response_class=HTMLResponse, summary="District overview map (HTML)")
@@ -136,4 +145,5 @@ def static(path: str) -> FileResponse:
     target = (_STATIC_ROOT / path).resolve()
     if not target.is_relative_to(_STATIC_ROOT) or not target.is_file():
         raise NotFound(f"no static file {path!r}")
-    return FileResponse(target, headers={"Cache-Control": _STATIC_CACHE})
+    cache = _OWN_CACHE if target.is_relative_to(_STATIC_ROOT / "geo") else _STATIC_CACHE
+    return FileResponse(target, headers={"Cache-Control": cache})

@@ -18,7 +18,7 @@ from geo.maps.layers import (
     search_config,
 )
 from geo.maps.options import COLORS, MapOptions
-from geo.maps.page import App, geojson_layer, new_map, render
+from geo.maps.page import App, TextTooltip, geojson_layer, new_map, render
 
 
 def district_map(atlas: Atlas, opts: MapOptions | None = None) -> str:
@@ -89,9 +89,7 @@ def _communities_layer(
             "type": comms["type"].to_numpy(),
             "four_to": comms["four_to"].to_numpy(),
             "enterprises": [int(counts.get(i, 0)) for i in comms["id"]],
-            "link": [
-                f'<a href="{opts.href("community", i)}">打开社区地图</a>' for i in comms["id"]
-            ],
+            "link": [opts.href("community", i) for i in comms["id"]],
         }
     )
     return geojson_layer(
@@ -107,8 +105,9 @@ def _communities_layer(
         popup=popup(
             ["name", "type", "four_to", "enterprises", "link"],
             ["产业社区", "类型", "四至", "企业数", "地图"],
+            links=("link",),
         ),
-        tooltip=folium.GeoJsonTooltip(["name"], labels=False, sticky=True),
+        tooltip=TextTooltip("name", sticky=True),
     ).add_to(m)
 
 

@@ -24,21 +24,14 @@ from geo.maps.data import (
     plain,
 )
 from geo.maps.options import COLORS, MapError, MapOptions
-from geo.maps.page import geojson_layer, plugin_assets
-
-_POPUP_STYLE = "max-width: 320px;"
+from geo.maps.page import TextPopup, geojson_layer, plugin_assets
 
 
-def popup(fields: list[str], aliases: list[str]) -> folium.GeoJsonPopup:
-    """A popup table of ``fields`` labelled with ``aliases``."""
-    return folium.GeoJsonPopup(
-        fields=fields,
-        aliases=aliases,
-        localize=False,
-        labels=True,
-        style=_POPUP_STYLE,
-        max_width=340,
-    )
+def popup(fields: list[str], aliases: list[str], links: tuple[str, ...] = ()) -> TextPopup:
+    """A popup table of ``fields`` labelled with ``aliases``, drawn as text (``links``: fields
+    holding a URL, drawn as a link)."""
+    rows = [[f, a, "link"] if f in links else [f, a] for f, a in zip(fields, aliases, strict=True)]
+    return TextPopup(rows, maxWidth=340)
 
 
 def polygon_layers(
@@ -92,17 +85,13 @@ def polygon_layers(
         name="网格内其他楼宇" if faded else "楼宇",
         style_function=_building_style_faded if faded else _building_style,
         embed=True,
-        **(
-            {
-                "popup": popup(
-                    ["name", "kind_label", "address", "park", "grid", "team", "enterprises"],
-                    ["楼宇", "类型", "地址", "所属园区", "网格", "一长二员", "企业数"],
-                )
-            }
-            if data["features"]
-            else {}
-        ),
     ).add_to(m)
+    b_layer.add_child(
+        popup(
+            ["name", "kind_label", "address", "park", "grid", "team", "enterprises"],
+            ["楼宇", "类型", "地址", "所属园区", "网格", "一长二员", "企业数"],
+        )
+    )
     layers["buildings"] = b_layer
     return layers
 

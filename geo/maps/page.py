@@ -9,6 +9,7 @@ import folium
 from branca.element import Element, MacroElement
 from folium.template import Template
 
+from geo.maps.csp import check_inline_scripts
 from geo.maps.options import ASSETS_CSS, ASSETS_JS, MapOptions
 
 _OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -68,7 +69,7 @@ def new_map(opts: MapOptions, title: str, bounds: list[list[float]]) -> folium.M
     js, css = assets(opts, ["leaflet", "geo_maps"], ["leaflet", "geo_maps"])
     m.default_js, m.default_css = js, css  # instance attributes: folium's CDN list is untouched
     root = m.get_root()
-    root.title = title
+    root.title = html.escape(title)  # branca writes <title>{{ title }}</title> unescaped
     root.header.add_child(
         Element('<meta name="referrer" content="no-referrer-when-downgrade">'), name="referrer"
     )
@@ -122,16 +123,64 @@ def plugin_assets(obj: Any, opts: MapOptions, js: list[str], css: list[str]) -> 
     return obj
 
 
+class TextPopup(MacroElement):
+    """A popup table of a GeoJson layer's properties, drawn by ``GeoMaps.bindPopups`` with
+    ``textContent`` (never as markup: folium's GeoJsonPopup writes values with innerHTML).
+
+    ``fields``: ``[property, label]`` rows, or ``[property, label, "link"]`` for a property
+    holding a URL (drawn as a link labelled ``link_text``)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "GeoMaps.bindPopups({{ this._parent.get_name() }}, {{ this.fields|tojson }}, "
+        "{{ this.options|tojson }});"
+        "{% endmacro %}"
+    )
+
+    def __init__(self, fields: list[list[str]], **options: Any) -> None:
+        super().__init__()
+        self._name = "TextPopup"
+        self.fields = fields
+        self.options = options
+
+
+class TextTooltip(MacroElement):
+    """A tooltip of one property of a GeoJson layer's features, as text
+    (``GeoMaps.bindTooltips``; folium's GeoJsonTooltip writes values with innerHTML)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "GeoMaps.bindTooltips({{ this._parent.get_name() }}, {{ this.field|tojson }}, "
+        "{{ this.options|tojson }});"
+        "{% endmacro %}"
+    )
+
+    def __init__(self, field: str, **options: Any) -> None:
+        super().__init__()
+        self._name = "TextTooltip"
+        self.field = field
+        self.options = options
+
+
 def geojson_layer(
-    data: dict[str, Any], name: str, style: dict[str, Any], *, show: bool = True, **kw: Any
+    data: dict[str, Any],
+    name: str,
+    style: dict[str, Any],
+    *,
+    show: bool = True,
+    popup: TextPopup | None = None,
+    tooltip: TextTooltip | None = None,
+    **kw: Any,
 ) -> folium.GeoJson:
-    """A GeoJson layer whose features all share ``style`` (functions are built in the page)."""
-    if not data["features"]:  # folium checks popup fields against the first feature
-        kw.pop("popup", None)
-        kw.pop("tooltip", None)
-    return folium.GeoJson(
+    """A GeoJson layer whose features all share ``style`` (functions are built in the page),
+    with its text popup and tooltip."""
+    layer = folium.GeoJson(
         data, name=name, style_function=lambda _f: style, show=show, embed=True, **kw
     )
+    for child in (popup, tooltip):
+        if child is not None:
+            layer.add_child(child)
+    return layer
 
 
 CDN_HOSTS = (
@@ -144,9 +193,11 @@ CDN_HOSTS = (
 
 
 def render(m: folium.Map) -> str:
-    """The page's HTML (lang zh-CN); fails if a CDN link slipped in."""
-    html = m.get_root().render()
+    """The page's HTML (lang zh-CN); fails if a CDN link slipped in, or if an inline script
+    holds text that could end it early (data in scripts is JSON with ``<>&`` escaped)."""
+    page = m.get_root().render()
     for host in CDN_HOSTS:  # a new folium default would break intranet use: fail loudly
-        if host in html:
+        if host in page:
             raise RuntimeError(f"a CDN link ({host}) slipped into a map page")
-    return html.replace("<html>", '<html lang="zh-CN">', 1)
+    check_inline_scripts(page)
+    return page.replace("<html>", '<html lang="zh-CN">', 1)

@@ -22,6 +22,57 @@
     return e;
   }
 
+  /* a URL for an href: relative, or http(s); anything else (javascript:, data:) becomes '#' */
+  function safeHref(u) {
+    var s = String(u == null ? '' : u);
+    var scheme = /^\s*([a-z][a-z0-9+.-]*):/i.exec(s);
+    return !scheme || /^https?$/i.test(scheme[1]) ? s : '#';
+  }
+  G.safeHref = safeHref;
+
+  /* ---------------------------------------------------------------- popups and tooltips
+     of the folium GeoJSON layers: built as DOM with textContent, so a name is never markup */
+  function propsTable(props, fields) {
+    var d = el('div', 'geo-popup geo-props');
+    var table = el('table');
+    fields.forEach(function (f) {
+      var v = props ? props[f[0]] : null;
+      var tr = el('tr');
+      var th = el('th');
+      th.textContent = f[1];
+      var td = el('td');
+      if (f[2] === 'link' && v) {
+        var a = el('a');
+        a.href = safeHref(v);
+        a.textContent = '打开社区地图';
+        td.appendChild(a);
+      } else {
+        td.textContent = v == null ? '' : String(v);
+      }
+      tr.appendChild(th);
+      tr.appendChild(td);
+      table.appendChild(tr);
+    });
+    d.appendChild(table);
+    return d;
+  }
+  G.propsTable = propsTable;
+
+  G.bindPopups = function (group, fields, options) {
+    group.bindPopup(function (layer) {
+      return propsTable(layer.feature && layer.feature.properties, fields);
+    }, options || {});
+  };
+
+  G.bindTooltips = function (group, field, options) {
+    group.bindTooltip(function (layer) {
+      var span = el('span');
+      var p = layer.feature && layer.feature.properties;
+      span.textContent = p && p[field] != null ? String(p[field]) : '';
+      return span;
+    }, options || {});
+  };
+
   function gridText(id) {
     var g = (cfg.grids || {})[id];
     return g ? esc(g[0]) + ' <span class="geo-code">' + esc(g[1]) + '</span>' : '—';
@@ -68,11 +119,11 @@
       var html = '<b>' + esc(cfg.title) + '</b>';
       if (cfg.subtitle) html += '<div class="geo-sub">' + esc(cfg.subtitle) + '</div>';
       if (cfg.kind !== 'district' && cfg.links && cfg.links.district) {
-        html += '<div class="geo-sub"><a href="' + esc(cfg.links.district) + '">← 区级总览</a></div>';
+        html += '<div class="geo-sub"><a href="' + esc(safeHref(cfg.links.district)) + '">← 区级总览</a></div>';
       }
       if (cfg.communityLinks) {
         html += '<div class="geo-sub geo-links">' + cfg.communityLinks.map(function (c) {
-          return '<a href="' + esc(c[2]) + '">' + esc(c[1]) + '</a>';
+          return '<a href="' + esc(safeHref(c[2])) + '">' + esc(c[1]) + '</a>';
         }).join(' ') + '</div>';
       }
       if (cfg.crs === 'gcj02') html += '<div class="geo-sub">高德底图：图层已转换为 GCJ-02</div>';
@@ -216,7 +267,7 @@
       var c = ev.popup.getElement().querySelector('.leaflet-popup-content');
       if (!c || c.querySelector('.geo-team')) return;
       c.appendChild(el('div', 'geo-team', '我的楼宇：' + team.map(function (t) {
-        return '<a href="' + esc(t[3]) + '">' + esc(t[1]) + '（' + esc(t[2]) + '）</a>';
+        return '<a href="' + esc(safeHref(t[3])) + '">' + esc(t[1]) + '（' + esc(t[2]) + '）</a>';
       }).join(' ')));
     });
   }
