@@ -153,6 +153,7 @@ def commit(
     request: Request,
     response: Response,
     user: Planner,
+    current: Annotated[Atlas, Depends(atlas)],
     if_match_header: Annotated[
         str | None,
         Header(alias="If-Match", description="the store version of the proposal you reviewed"),
@@ -160,7 +161,7 @@ def commit(
 ) -> dict[str, Any]:
     """Commit the split if ``If-Match`` is the store version of the proposal (428 without it);
     every server answers from the new version before the 2xx."""
-    grid_actions.check_community_id(community_id)  # a 404 before the 428: no such community
+    grid_actions.check_community(current.tables, community_id)  # an unknown one: 404, not 428
     expected = if_match(
         if_match_header,
         f"the store version of the split you reviewed (POST /communities/{community_id}/grids/"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from geo.errors import InvalidInput
-from geo.ids import id_problem, shown
+from geo.ids import hostile, id_problem, shown
 from geo.model import PARENT, Field, LayerSpec
 
 GEOJSON_LAYERS = ("roads", "streets", "communities", "grids", "parks", "buildings")
@@ -207,7 +207,7 @@ def _keep_valid(
     for k, (fid, row) in enumerate(zip(frame["id"], frame["_row"], strict=True)):
         if fid is None:
             continue
-        if (problem := id_problem(fid, table)) is not None:
+        if (problem := id_problem(fid)) is not None:
             problems[k].append(f"id {shown(fid)} {problem}")
             bad[k] = True
         elif fid in first:
@@ -219,7 +219,7 @@ def _keep_valid(
             first[fid] = row
     for k in np.flatnonzero(bad):
         fid = frame["id"].iloc[k]
-        fid = fid if fid is None or id_problem(fid, table) is None else shown(fid)  # escaped
+        fid = shown(fid) if isinstance(fid, str) and hostile(fid) else fid  # a NUL, a bidi …
         result.rejected.append(
             Issue(table, int(frame["_row"].iloc[k]), fid, "; ".join(problems[k]))
         )

@@ -171,7 +171,7 @@ def community(tables: Tables, community_id: str) -> pd.Series:
     """The community's row; `UnknownCommunityId` (listing the communities) if there is none,
     and for a value that is no community id at all (`geo.ids`: control characters, ``/`` …)."""
     comm = tables["communities"]
-    problem = id_problem(community_id, "communities")
+    problem = id_problem(community_id)
     if problem is not None:
         raise UnknownCommunityId(f"no community {shown(community_id)}: the id {problem}")
     # compared as Python strings: numpy's fixed-width text drops trailing NULs ('C07\0' == 'C07')
@@ -306,7 +306,7 @@ def revert(
 def history(store: Store, tables: Tables, community_id: str) -> list[CommunityVersion]:
     """Every version of the community's boundary, newest first (`UnknownCommunityId` for an id
     that has no history and is not in the atlas, or is no community id)."""
-    if id_problem(community_id, "communities") is not None:
+    if id_problem(community_id) is not None:
         community(tables, community_id)  # the 404 that says why
     versions = store.community_history(community_id)
     if not versions:
@@ -361,7 +361,7 @@ def _validate(
 def _check_new(new: NewCommunity, reason: str) -> None:
     """`InvalidInput` for a new community's id, street id, code or reason that is not one."""
     if new.id is not None:
-        check_id(new.id, "id", "communities")
+        check_id(new.id, "id", new="communities")
     check_id(new.street_id, "street_id")
     if new.code is not None:
         check_code(new.code)

@@ -48,9 +48,19 @@ class GridSplit:
 def check_community_id(community_id: str) -> str:
     """``community_id`` if it is a community id (`geo.ids`); else `NoSuchCommunity` saying why
     (a NUL, a bidi control, a slash … can name no community)."""
-    problem = id_problem(community_id, "communities")
+    problem = id_problem(community_id)
     if problem is not None:
         raise NoSuchCommunity(f"no community {shown(community_id)}: the id {problem}")
+    return community_id
+
+
+def check_community(tables: Mapping[str, pd.DataFrame], community_id: str) -> str:
+    """``community_id`` if ``tables`` hold that community; else `NoSuchCommunity` (listing the
+    communities, or saying why the value is no id)."""
+    check_community_id(community_id)
+    if community_id not in set(tables["communities"]["id"]):
+        known = ", ".join(tables["communities"]["id"])
+        raise NoSuchCommunity(f"no community {community_id!r}; communities are {known}")
     return community_id
 
 
@@ -68,10 +78,7 @@ def propose_split(
     Raises `NoSuchCommunity` for an unknown id and `geo.grids.split.SplitError` for a split
     that cannot be made (too many grids for the street blocks, an unknown weight …).
     """
-    check_community_id(community_id)
-    if community_id not in set(tables["communities"]["id"]):
-        known = ", ".join(tables["communities"]["id"])
-        raise NoSuchCommunity(f"no community {community_id!r}; communities are {known}")
+    check_community(tables, community_id)
     proposal = split_mod.propose_split(
         tables, community_id, count=count, per_grid=per_grid, weight=weight
     )
