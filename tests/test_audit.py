@@ -70,7 +70,11 @@ def test_every_write_is_audited_with_versions_and_request_id(api) -> None:
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
     writes.append((r, "POST", "/communities", cid))
-    r = c.post("/communities/C02/grids/commit", json={"count": 4}, headers=planner)
+    r = c.post(
+        "/communities/C02/grids/commit",
+        json={"count": 4},
+        headers={**planner, "If-Match": str(c.get("/health").json()["data_version"])},
+    )
     assert r.status_code == 200, r.text
     writes.append((r, "POST", "/communities/C02/grids/commit", "C02"))
     r = c.post("/users", json={"name": "officer-wu", "role": "officer"}, headers=admin)

@@ -27,6 +27,7 @@ from geo.boundaries import edit
 from geo.boundaries.roads import RoadNetwork
 from geo.crs import to_metric
 from geo.errors import NotFound
+from geo.ids import MAX_REASON_CHARS
 from geo.model import COMMUNITIES, COMMUNITY_TYPES, MANAGEMENT_MODES
 from geo.service import boundaries
 from geo.store.base import CommunityVersion
@@ -77,13 +78,19 @@ class BoundaryBody(BaseModel):
         edit.SNAP_TOLERANCE_M, ge=0, le=100, description="drawn vertices this close snap to roads"
     )
     extend_m: float = Field(0.0, ge=0, le=2000, description=_EXTEND_HELP)
-    reason: str = Field("", description="why the boundary changes (kept in the history)")
+    reason: str = Field(
+        "",
+        max_length=MAX_REASON_CHARS,
+        description="why the boundary changes (kept in the history)",
+    )
 
 
 class CreateBody(BoundaryBody):
     """A new community: its attributes and its boundary."""
 
-    id: str | None = Field(None, description="new community id (default: the next Cnn)")
+    id: str | None = Field(
+        None, description="new community id: C and digits (default: the next Cnn)"
+    )
     name: str
     street_id: str
     type: str = Field(description=f"one of {', '.join(COMMUNITY_TYPES)}")
@@ -96,7 +103,7 @@ class RevertBody(BaseModel):
     """The history version to go back to, and why."""
 
     version: int = Field(ge=1, description="the history version to go back to")
-    reason: str = ""
+    reason: str = Field("", max_length=MAX_REASON_CHARS, description="why (kept in the history)")
 
 
 # ------------------------------------------------------------------------------------ helpers

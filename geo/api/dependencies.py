@@ -310,6 +310,10 @@ def page_offset(
     return _integer("offset", offset, 0, 0, None)
 
 
+# projected coordinates (metres) beyond this are no place on Earth in any supported CRS
+PROJECTED_LIMIT = 1e9
+
+
 def _bbox_numbers(raw: str) -> tuple[float, float, float, float]:
     """The 4 numbers of a ``bbox``, lower corner first (400 when malformed or inverted)."""
     parts = raw.split(",")
@@ -345,14 +349,20 @@ def parse_bbox(raw: str, in_crs: OutputCRS) -> shapely.Geometry:
             raise BadRequest(f"bbox={raw!r} is out of range for {in_crs.uri} (axis order {order})")
         return shapely.box(x1, y1, x2, y2)
     # projected: densify the edges, then take the polygon in WGS84
-    ring = shapely.segmentize(shapely.box(x1, y1, x2, y2), max((x2 - x1), (y2 - y1), 1.0) / 32)
+    cannot = BadRequest(f"bbox={raw!r} cannot be converted from {in_crs.uri}; check the numbers")
+    if max(abs(x1), abs(y1), abs(x2), abs(y2)) > PROJECTED_LIMIT:
+        raise cannot  # no projected CRS reaches this far (and the arithmetic would overflow)
 
     def back(xy: np.ndarray) -> np.ndarray:
         return np.column_stack(crs_mod.to_wgs84(xy[:, 0], xy[:, 1], in_crs.name))
 
-    area = shapely.transform(ring, back)
+    try:  # a zero-width box cannot be densified: GEOS refuses it
+        ring = shapely.segmentize(shapely.box(x1, y1, x2, y2), max((x2 - x1), (y2 - y1), 1.0) / 32)
+        area = shapely.transform(ring, back)
+    except shapely.errors.GEOSException:
+        raise cannot from None
     if not shapely.is_valid(area) or not np.all(np.isfinite(shapely.bounds(area))):
-        raise BadRequest(f"bbox={raw!r} cannot be converted from {in_crs.uri}; check the numbers")
+        raise cannot
     return area
 
 

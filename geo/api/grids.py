@@ -3,9 +3,10 @@
 
 Both take ``{"count": K}`` or ``{"enterprises_per_grid": N}``, and optionally ``"weight"``
 (``enterprises`` | ``employees`` | ``floor_area``). The split is deterministic, so a commit
-recomputes exactly the proposal of the same store version. A commit may send
-``If-Match: <store version>`` (the ``version`` of the proposal, also its ``ETag``): when the
-store has moved on it answers 412 instead of committing a split you have not seen.
+recomputes exactly the proposal of the same store version. A commit sends
+``If-Match: <store version>`` (the ``version`` of the proposal, also its ``ETag``): without it
+the answer is 428, and when the store has moved on it is 412 instead of committing a split you
+have not seen.
 The split and the commit need a ``planner`` token (`geo.api.auth`); the commit's author is the
 token's user.
 """
@@ -35,7 +36,7 @@ from geo.api.people import (
     position,
     team_fields,
 )
-from geo.api.versions import Publisher, optional_if_match
+from geo.api.versions import Publisher, if_match
 from geo.atlas import Atlas
 from geo.errors import NotFound
 from geo.service import grids as grid_actions
@@ -152,16 +153,24 @@ def commit(
     request: Request,
     response: Response,
     user: Planner,
-    if_match: Annotated[
+    current: Annotated[Atlas, Depends(atlas)],
+    if_match_header: Annotated[
         str | None,
         Header(alias="If-Match", description="the store version of the proposal you reviewed"),
     ] = None,
 ) -> dict[str, Any]:
-    """Commit the split; every server answers from the new version before the 2xx."""
+    """Commit the split if ``If-Match`` is the store version of the proposal (428 without it);
+    every server answers from the new version before the 2xx."""
+    grid_actions.check_community(current.tables, community_id)  # an unknown one: 404, not 428
+    expected = if_match(
+        if_match_header,
+        f"the store version of the split you reviewed (POST /communities/{community_id}/grids/"
+        "split returns it as version and ETag)",
+    )
     split = grid_actions.commit_split(
         request.app.state.atlas.store, community_id,
         count=body.count, per_grid=body.enterprises_per_grid, weight=body.weight,
-        author=user.name, expected_version=optional_if_match(if_match),
+        author=user.name, expected_version=expected,
         audit=audit_context(request, target=community_id),
         publish=Publisher(request),
     )  # fmt: skip

@@ -1,6 +1,9 @@
 """Request limits: body size (413), request time (503), vertices and features (422).
 
-Two pure-ASGI middlewares, installed by `install`, take their limits from `geo.settings.Settings`:
+Pure-ASGI middlewares, installed by `install`, take their limits from `geo.settings.Settings`:
+
+* `PathGuard`: a path holding a control or format character (``%00``, a bidi control) once
+  percent-decoded is a 404 before any route sees it.
 
 * `BodyLimit`: a ``Content-Length`` over ``max_body_bytes`` is answered 413 before the body is
   read; a chunked body is counted as it arrives and cut off with a 413 at the limit.
@@ -27,7 +30,14 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo.api.errors import response_for
-from geo.errors import BadRequest, GeoError, InvalidInput, PayloadTooLarge, Unavailable
+from geo.errors import (
+    BadRequest,
+    GeoError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 from geo.settings import Settings
 
 
@@ -124,6 +134,30 @@ class BodyLimit:
                 raise
 
 
+class PathGuard:
+    """404 for a path holding a control or format character (a NUL, a bidi control) once
+    percent-decoded: no route, id or file name has one, and lower layers (the file system,
+    numpy's text, the store) would each read it differently."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 404 for such a path; pass every other request on."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.isprintable():
+            await self.app(scope, receive, send)
+            return
+        bad = next(ch for ch in path if not ch.isprintable())
+        await _send(
+            scope, receive, send,
+            NotFound(
+                f"no such path: it holds the control or format character U+{ord(bad):04X}; "
+                "ids and file names are printable text"
+            ),
+        )  # fmt: skip
+
+
 class Timeout:
     """503 (with ``Retry-After``) for a request that has not started answering in ``seconds``.
 
@@ -202,10 +236,11 @@ def _document_422(app: FastAPI) -> None:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the body-size and timeout middlewares (the timeout outermost) and a NaN-safe 422
-    (documented as a sentence or a list)."""
+    """Add the path guard, body-size and timeout middlewares (the timeout outermost) and a
+    NaN-safe 422 (documented as a sentence or a list)."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
     _document_422(app)
+    app.add_middleware(PathGuard)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Timeout, seconds=settings.request_timeout_seconds)
 
@@ -215,6 +250,21 @@ def install(app: FastAPI, settings: Settings) -> None:
 
 class _BadPosition(ValueError):
     pass
+
+
+# lon/lat are within ±180; projected metres (EPSG:4549, a zoned Gauss-Krüger easting, web
+# mercator) within ±1e8: a coordinate beyond this is a mistake, and as an integer of hundreds of
+# digits it would overflow the conversion to float
+COORDINATE_LIMIT = 1e9
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters (a 400-digit integer, a long position)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit
+        return f"an integer of {value.bit_length():,} bits"
+    return text if len(text) <= 60 else f"{text[:40]}…({len(text):,} characters)"
 
 
 def _vertices(coords: Any) -> int:
@@ -229,9 +279,14 @@ def _vertices(coords: Any) -> int:
         if item and not isinstance(item[0], list | tuple):
             for v in item:  # a position
                 if isinstance(v, bool) or not isinstance(v, int | float):
-                    raise _BadPosition(f"coordinate {v!r} in {item!r} is not a number")
-                if not math.isfinite(v):
-                    raise _BadPosition(f"coordinate {v} in {item!r} is not a finite number")
+                    raise _BadPosition(f"coordinate {_short(v)} in {_short(item)} is not a number")
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise _BadPosition(f"coordinate {v} in {_short(item)} is not a finite number")
+                if not -COORDINATE_LIMIT <= v <= COORDINATE_LIMIT:  # exact for ints of any size
+                    raise _BadPosition(
+                        f"coordinate {_short(v)} in {_short(item)} is out of range: no supported "
+                        f"CRS has coordinates beyond ±{COORDINATE_LIMIT:g}"
+                    )
             count += 1
             continue
         stack.extend(item)

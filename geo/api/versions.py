@@ -9,8 +9,11 @@ from fastapi import Request
 
 from geo.atlas import Atlas
 from geo.errors import BadRequest, PreconditionRequired
+from geo.ids import shown
 
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+# at most 18 ASCII digits: a version is a 64-bit integer (and int() of thousands of digits is
+# refused by Python itself)
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?([0-9]{1,18})"?\s*$')
 
 
 class IfMatchRequired(PreconditionRequired):
@@ -47,7 +50,10 @@ def optional_if_match(value: str | None) -> int | None:
         return None
     m = _IF_MATCH.match(value)
     if not m:
-        raise BadRequest(f"If-Match {value!r} is not a version number; send e.g. If-Match: 3")
+        raise BadRequest(
+            f"If-Match {shown(value)} is not a version number (at most 18 digits); "
+            "send e.g. If-Match: 3"
+        )
     return int(m[1])
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from geo.errors import InvalidInput
+from geo.ids import hostile, id_problem, shown
 from geo.model import PARENT, Field, LayerSpec
 
 GEOJSON_LAYERS = ("roads", "streets", "communities", "grids", "parks", "buildings")
@@ -199,13 +200,17 @@ def _frame(
 def _keep_valid(
     frame: pd.DataFrame, problems: list[list[str]], table: str, result: LoadResult
 ) -> pd.DataFrame:
-    """Reject rows with problems and repeated ids; return the rest."""
+    """Reject rows with problems, ids that are no ids (`geo.ids`) and repeated ids; return the
+    rest."""
     bad = np.array([bool(p) for p in problems], dtype=bool)
     first: dict[str, int] = {}
     for k, (fid, row) in enumerate(zip(frame["id"], frame["_row"], strict=True)):
         if fid is None:
             continue
-        if fid in first:
+        if (problem := id_problem(fid)) is not None:
+            problems[k].append(f"id {shown(fid)} {problem}")
+            bad[k] = True
+        elif fid in first:
             problems[k].append(
                 f"id {fid!r} is already used by row {first[fid]}; ids must be unique within a table"
             )
@@ -214,6 +219,7 @@ def _keep_valid(
             first[fid] = row
     for k in np.flatnonzero(bad):
         fid = frame["id"].iloc[k]
+        fid = shown(fid) if isinstance(fid, str) and hostile(fid) else fid  # a NUL, a bidi …
         result.rejected.append(
             Issue(table, int(frame["_row"].iloc[k]), fid, "; ".join(problems[k]))
         )

@@ -20,11 +20,14 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from geo.boundaries import edit
 from geo.boundaries.roads import RoadNetwork
+from geo.boundaries.topology import MIN_AREA_M2, SLIVER_WIDTH_M
 from geo.crs import to_metric
 from geo.errors import InvalidInput, NotFound
+from geo.ids import COMMUNITY_CODE, check_code, check_id, check_reason, id_problem, shown
 from geo.model import COMMUNITY_TYPES, MANAGEMENT_MODES
 from geo.store.base import CommunityExists, CommunityVersion, StaleCommunityError, Store
 
@@ -57,6 +60,11 @@ class BoundaryRefused(edit.EditError):
 
 class InvalidCommunity(InvalidInput):
     """A new community whose type or management mode is not one of the model's."""
+
+
+class DegenerateBoundary(InvalidInput):
+    """A boundary with no usable shape: coordinates out of range (a projection that overflowed),
+    or an area or mean width under the topology check's sliver limits."""
 
 
 # ------------------------------------------------------------------------------ what goes in
@@ -160,9 +168,14 @@ def build(
 
 
 def community(tables: Tables, community_id: str) -> pd.Series:
-    """The community's row; `UnknownCommunityId` (listing the communities) if there is none."""
+    """The community's row; `UnknownCommunityId` (listing the communities) if there is none,
+    and for a value that is no community id at all (`geo.ids`: control characters, ``/`` …)."""
     comm = tables["communities"]
-    hit = np.flatnonzero(comm["id"].to_numpy() == community_id)
+    problem = id_problem(community_id)
+    if problem is not None:
+        raise UnknownCommunityId(f"no community {shown(community_id)}: the id {problem}")
+    # compared as Python strings: numpy's fixed-width text drops trailing NULs ('C07\0' == 'C07')
+    hit = np.flatnonzero((comm["id"] == community_id).to_numpy(dtype=bool))
     if not len(hit):
         known = ", ".join(comm["id"].tolist())
         raise UnknownCommunityId(f"no community {community_id!r}; communities are {known}")
@@ -175,6 +188,7 @@ def preview(
     """What ``draft`` as the boundary of ``community_id`` would change; nothing is written."""
     row = community(tables, community_id)
     prop = _propose(tables, draft, row["street_id"], roads)
+    _check_coordinates(prop)
     check = edit.validate(tables, community_id, row["street_id"], prop.metric)
     return BoundaryPreview(prop, check, edit.impact(tables, community_id, prop.polygon))
 
@@ -194,8 +208,10 @@ def set_boundary(
 ) -> BoundaryCommit:
     """Write ``draft`` as the boundary of ``community_id`` (a new version), if the community is
     still at ``expected_version`` (None: whatever it is now; else `StaleCommunityError`) and the
-    boundary validates (else `BoundaryRefused`). Four-to text replaces the community's text."""
+    boundary validates (else `BoundaryRefused`; `DegenerateBoundary` for one with no usable
+    shape). Four-to text replaces the community's text. Nothing is written on any error."""
     row = community(tables, community_id)
+    check_reason(reason)
     have = store.community_version(community_id)
     expected = have if expected_version is None else expected_version
     if expected != have:  # an early answer; the store checks again inside the write
@@ -222,8 +238,10 @@ def create_community(
     publish: Publish | None = None,
 ) -> BoundaryCommit:
     """Add a community with boundary ``draft``: `CommunityExists` for a taken id,
-    `InvalidCommunity` for an unknown type or mode, `BoundaryRefused` if it does not validate."""
+    `InvalidCommunity` for an unknown type or mode, an id, street id or code that is not one
+    (`geo.ids`) or a reason too long, `BoundaryRefused` if it does not validate."""
     comm = tables["communities"]
+    _check_new(new, reason)
     cid = new.id or _next_id(comm["id"].tolist())
     if cid in set(comm["id"]):
         raise CommunityExists(f"community {cid} exists already; choose another id")
@@ -267,6 +285,7 @@ def revert(
     as a new version: `StaleCommunityError` unless the latest version is ``expected_version``
     (None: any), `UnknownVersion` for a version the history does not hold."""
     row = community(tables, community_id)
+    check_reason(reason)
     versions = {v.version: v for v in store.community_history(community_id)}
     latest = max(versions, default=0)
     expected = latest if expected_version is None else expected_version
@@ -286,7 +305,9 @@ def revert(
 
 def history(store: Store, tables: Tables, community_id: str) -> list[CommunityVersion]:
     """Every version of the community's boundary, newest first (`UnknownCommunityId` for an id
-    that has no history and is not in the atlas)."""
+    that has no history and is not in the atlas, or is no community id)."""
+    if id_problem(community_id) is not None:
+        community(tables, community_id)  # the 404 that says why
     versions = store.community_history(community_id)
     if not versions:
         community(tables, community_id)
@@ -297,17 +318,25 @@ def history(store: Store, tables: Tables, community_id: str) -> list[CommunityVe
 
 
 def _propose(tables: Tables, draft: BoundaryDraft, street_id: str, roads: Roads) -> edit.Proposal:
-    """The proposed boundary; a side the four-to text leaves open is closed by the street."""
-    return edit.propose(
-        four_to=draft.four_to,
-        geometry=draft.geometry,
-        roads=tables["roads"] if roads is None else roads,
-        areas=edit.named_areas(tables),
-        crs=draft.crs,
-        snap_tolerance_m=draft.snap_tolerance_m,
-        extend_m=draft.extend_m,
-        within=_street(tables, street_id) if draft.four_to is not None else None,
-    )
+    """The proposed boundary; a side the four-to text leaves open is closed by the street.
+    `DegenerateBoundary` for a drawing the geometry engine cannot work on (rings that collapse
+    to fewer than 3 points when snapped)."""
+    try:
+        return edit.propose(
+            four_to=draft.four_to,
+            geometry=draft.geometry,
+            roads=tables["roads"] if roads is None else roads,
+            areas=edit.named_areas(tables),
+            crs=draft.crs,
+            snap_tolerance_m=draft.snap_tolerance_m,
+            extend_m=draft.extend_m,
+            within=_street(tables, street_id) if draft.four_to is not None else None,
+        )
+    except shapely.errors.GEOSException as exc:
+        raise DegenerateBoundary(
+            f"the boundary is degenerate: the geometry engine cannot use it ({exc}); draw its "
+            "real outline"
+        ) from exc
 
 
 def _street(tables: Tables, street_id: str) -> Any:
@@ -321,10 +350,53 @@ def _validate(
     tables: Tables, community_id: str, street_id: str, prop: edit.Proposal
 ) -> edit.Validation:
     """The validation of a boundary to write; `BoundaryRefused` when it forbids the write."""
+    _check_coordinates(prop)
+    _check_shape(community_id, prop)
     check = edit.validate(tables, community_id, street_id, prop.metric)
     if not check.ok:
         raise BoundaryRefused(check.message())
     return check
+
+
+def _check_new(new: NewCommunity, reason: str) -> None:
+    """`InvalidInput` for a new community's id, street id, code or reason that is not one."""
+    if new.id is not None:
+        check_id(new.id, "id", new="communities")
+    check_id(new.street_id, "street_id")
+    if new.code is not None:
+        check_code(new.code)
+    check_reason(reason)
+
+
+def _check_coordinates(prop: edit.Proposal) -> None:
+    """`DegenerateBoundary` for a boundary whose coordinates are not finite lon/lat (a drawn
+    geometry in a projected CRS whose numbers overflowed the projection)."""
+    lonlat = shapely.get_coordinates(prop.polygon)
+    metric = shapely.get_coordinates(prop.metric)
+    ok = (
+        np.isfinite(lonlat).all()
+        and np.isfinite(metric).all()
+        and (np.abs(lonlat[:, 0]) <= 180).all()
+        and (np.abs(lonlat[:, 1]) <= 90).all()
+    )
+    if not ok:
+        raise DegenerateBoundary(
+            "the boundary's coordinates are out of range once converted to lon/lat: check the "
+            "numbers and that the request's crs is the CRS they are in"
+        )
+
+
+def _check_shape(community_id: str, prop: edit.Proposal) -> None:
+    """`DegenerateBoundary` for a boundary under the topology check's sliver limits: less than
+    ``MIN_AREA_M2`` or a mean width (2 · area / perimeter) under ``SLIVER_WIDTH_M``."""
+    area, perimeter = float(prop.metric.area), float(prop.metric.length)
+    width = 2 * area / perimeter if perimeter > 0 else 0.0
+    if area < MIN_AREA_M2 or width < SLIVER_WIDTH_M:
+        raise DegenerateBoundary(
+            f"the boundary of {community_id} is degenerate ({area:.3g} m², mean width "
+            f"{width:.3g} m); a community needs at least {MIN_AREA_M2:g} m² and a mean width "
+            f"of {SLIVER_WIDTH_M:g} m: draw its real outline"
+        )
 
 
 def _four_to_field(four_to: str | None) -> dict[str, Any]:
@@ -388,15 +460,15 @@ def _next_id(ids: list[str]) -> str:
     >>> _next_id(["C01", "C07", "X9"]), _next_id([])
     ('C08', 'C01')
     """
-    nums = [int(m[1]) for i in ids if (m := re.fullmatch(r"C(\d+)", str(i)))]
+    nums = [int(m[1]) for i in ids if (m := re.fullmatch(r"C([0-9]+)", str(i)))]
     return f"C{max(nums, default=0) + 1:02d}"
 
 
 def _next_code(codes: list[str]) -> str:
     """The 3-digit code after the highest of a street's communities.
 
-    >>> _next_code(["001", "002", None]), _next_code([])
+    >>> _next_code(["001", "002", None, "²", "١٢٣"]), _next_code([])
     ('003', '001')
     """
-    nums = [int(c) for c in codes if isinstance(c, str) and c.isdigit()]
+    nums = [int(c) for c in codes if isinstance(c, str) and COMMUNITY_CODE.fullmatch(c)]
     return f"{max(nums, default=0) + 1:03d}"

@@ -16,6 +16,7 @@ import pandas as pd
 
 from geo.errors import NotFound, PreconditionFailed
 from geo.grids import split as split_mod
+from geo.ids import id_problem, shown
 from geo.store.base import Snapshot, Store
 
 #: After the write: wait until the servers answer from the new version; the warnings to report.
@@ -44,6 +45,25 @@ class GridSplit:
         return {**self.proposal.summary(), "version": self.version, "committed": self.committed}
 
 
+def check_community_id(community_id: str) -> str:
+    """``community_id`` if it is a community id (`geo.ids`); else `NoSuchCommunity` saying why
+    (a NUL, a bidi control, a slash … can name no community)."""
+    problem = id_problem(community_id)
+    if problem is not None:
+        raise NoSuchCommunity(f"no community {shown(community_id)}: the id {problem}")
+    return community_id
+
+
+def check_community(tables: Mapping[str, pd.DataFrame], community_id: str) -> str:
+    """``community_id`` if ``tables`` hold that community; else `NoSuchCommunity` (listing the
+    communities, or saying why the value is no id)."""
+    check_community_id(community_id)
+    if community_id not in set(tables["communities"]["id"]):
+        known = ", ".join(tables["communities"]["id"])
+        raise NoSuchCommunity(f"no community {community_id!r}; communities are {known}")
+    return community_id
+
+
 def propose_split(
     tables: Mapping[str, pd.DataFrame],
     version: int,
@@ -58,9 +78,7 @@ def propose_split(
     Raises `NoSuchCommunity` for an unknown id and `geo.grids.split.SplitError` for a split
     that cannot be made (too many grids for the street blocks, an unknown weight …).
     """
-    if community_id not in set(tables["communities"]["id"]):
-        known = ", ".join(tables["communities"]["id"])
-        raise NoSuchCommunity(f"no community {community_id!r}; communities are {known}")
+    check_community(tables, community_id)
     proposal = split_mod.propose_split(
         tables, community_id, count=count, per_grid=per_grid, weight=weight
     )
@@ -87,6 +105,7 @@ def commit_split(
     write, ``publish(version)`` (when given) hands the new version to the servers. ``reuse``:
     a snapshot the caller read before (its tables not written since are not read again).
     """
+    check_community_id(community_id)
     snapshot = store.snapshot(reuse)
     if expected_version is not None and expected_version != snapshot.version:
         raise StaleProposal(
