@@ -217,11 +217,11 @@ def test_a_running_server_serves_a_restore_whose_version_equals_the_live_one(
         assert before != WEST
         done = _cli("restore", str(saved), "--db", str(live))
         assert done.returncode == 0, done.stderr
-        assert f"as version {live_version + 1}" in done.stdout
         deadline = time.monotonic() + 15
         while _c01(base) != WEST and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _c01(base) == WEST  # the server follows the restore
+        assert f"as version {live_version + 1}" in done.stdout
         with open_store(live) as store:
             latest = store.history(1)[0]
         assert latest.version == live_version + 1 and latest.author == "restore"
