@@ -31,8 +31,8 @@ from pathlib import Path
 from geo.model import TABLES
 from geo.service import backup_checks
 from geo.service.backup_checks import BackupError
-from geo.store import serving, users
-from geo.store.schema import now
+from geo.store import users
+from geo.store.schema import initialise, now
 from geo.store.sqlite import BUSY_TIMEOUT_S, GPKG_APPLICATION_ID
 
 __all__ = ["BackupError", "Checked", "backup", "restore", "validate"]
@@ -192,24 +192,22 @@ def _as_new_version(
     version = max(live_version, checked.version) + 1
     reason = f"restored from {src.name} (its version {checked.version})"
     with _editing(part) as cur:
+        initialise(cur, part)  # what opening it as a store would add (an older file's tables)
         _clear_serving(cur)
-        serving.ensure_schema(cur)
         cur.executemany(
             "INSERT INTO geo_serving (worker, pid, version, seen) VALUES (?, ?, ?, ?)",
             live_servers,
         )
-        if _has_table(cur, "geo_table_stamps"):  # every table re-read by every server
-            stamps = [(secrets.token_hex(8), name) for name in TABLES]
-            cur.executemany("UPDATE geo_table_stamps SET stamp=? WHERE table_name=?", stamps)
+        stamps = [(name, secrets.token_hex(8)) for name in TABLES]  # every server re-reads all
+        cur.executemany("INSERT OR REPLACE INTO geo_table_stamps VALUES (?, ?)", stamps)
         cur.execute(
             "INSERT INTO geo_versions (version, author, time, reason) VALUES (?, ?, ?, ?)",
             (version, RESTORE_AUTHOR, now(), reason),
         )
-        if _has_table(cur, "geo_audit"):
-            users.append_audit(
-                cur, None, actor=RESTORE_AUTHOR, before=live_version, after=version,
-                default_path="restore", detail=reason,
-            )  # fmt: skip
+        users.append_audit(
+            cur, None, actor=RESTORE_AUTHOR, before=live_version, after=version,
+            default_path="restore", detail=reason,
+        )  # fmt: skip
     return version
 
 
