@@ -45,14 +45,20 @@ class BatchSummary:
 
 
 def detect_encoding(path: Path, probe_bytes: int = 1 << 20) -> str:
-    """``utf-8-sig`` when the start of the file decodes as UTF-8, else ``gb18030`` (GBK)."""
-    head = path.open("rb").read(probe_bytes)
+    """A first guess from the file's first ``probe_bytes``: ``utf-8-sig`` when they decode as
+    UTF-8, else ``gb18030`` (GBK). An ASCII start proves nothing: `assign_csv` starts over in
+    GB18030 when a later byte is not UTF-8."""
+    with path.open("rb") as f:
+        head = f.read(probe_bytes)
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not just a character cut at the probe's end
             return "gb18030"
     return "utf-8-sig"
+
+
+FIELD_LIMIT = 1 << 24  # characters in one CSV field (Python's csv default is 131,072)
 
 
 def assign_csv(
@@ -71,34 +77,70 @@ def assign_csv(
 
     The CRS is ``crs`` when given, else the row's ``crs_col`` when the file has one, else WGS84.
     The coordinate columns are ``lon_col``/``lat_col``, found by name when not given.
-    ``progress`` is called with the number of input bytes read so far.
+    ``progress`` is called with the number of input bytes read so far. The text is read as
+    UTF-8 unless its first megabyte says GBK; a file that turns out not to be UTF-8 further
+    on is read again from the start as GB18030 (one pass in the common cases, two at worst).
+    Nothing is left at ``dst`` (nor beside it) when this raises.
     """
     if crs is not None:
         crs = crs_mod.normalize_crs(crs)
-    summary = BatchSummary()
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
     tmp = dst.with_name(dst.name + ".part")
+    encoding = detect_encoding(src)
     try:
-        with src.open("rb") as raw, tmp.open("w", encoding="utf-8-sig", newline="") as out:
-            reader = csv.reader(io.TextIOWrapper(raw, encoding=detect_encoding(src), newline=""))
-            header = next(reader, None)
-            if not header:
-                raise BatchError(f"{src} is empty: expected a header row with lon/lat columns")
-            cols = _columns(src, header, lon_col, lat_col, crs_col if crs is None else None)
-            writer = csv.writer(out)
-            writer.writerow(header + OUTPUT_COLUMNS)
-            for rows in _chunks(reader, chunk_rows):
-                result = _assign_rows(atlas, rows, cols, crs)
-                writer.writerows(_padded(rows, len(header), result))
-                _count(summary, result)
-                if progress:
-                    progress(raw.tell())
-    except (UnicodeDecodeError, csv.Error) as exc:
+        try:
+            summary = _stream(atlas, src, tmp, encoding, crs, (lon_col, lat_col, crs_col),
+                              chunk_rows, progress)  # fmt: skip
+        except UnicodeDecodeError:
+            if encoding == "gb18030":
+                raise
+            encoding = "gb18030"  # an ASCII (or UTF-8-looking) start, GBK further on
+            summary = _stream(atlas, src, tmp, encoding, crs, (lon_col, lat_col, crs_col),
+                              chunk_rows, progress)  # fmt: skip
+        tmp.replace(dst)
+    except UnicodeDecodeError as exc:
+        raise BatchError(
+            f"{src}: not UTF-8 nor GBK/GB18030 text (byte {exc.start} of a block: {exc.reason})"
+            "; save it as CSV in UTF-8"
+        ) from exc
+    except csv.Error as exc:
+        raise BatchError(
+            f"{src}: not a readable CSV file ({exc}; fields may hold at most "
+            f"{FIELD_LIMIT:,} characters); save it as CSV"
+        ) from exc
+    finally:
         tmp.unlink(missing_ok=True)
-        raise BatchError(f"{src}: not a readable CSV text file ({exc}); save it as CSV") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(dst)
+    return summary
+
+
+def _stream(
+    atlas: Atlas,
+    src: Path,
+    tmp: Path,
+    encoding: str,
+    crs: str | None,
+    names: tuple[str | None, str | None, str],
+    chunk_rows: int,
+    progress: Callable[[int], None] | None,
+) -> BatchSummary:
+    """One pass of `assign_csv`: ``src`` read as ``encoding``, written to ``tmp``."""
+    lon_col, lat_col, crs_col = names
+    summary = BatchSummary()
+    with src.open("rb") as raw, tmp.open("w", encoding="utf-8-sig", newline="") as out:
+        reader = csv.reader(io.TextIOWrapper(raw, encoding=encoding, newline=""))
+        header = next(reader, None)
+        if not header:
+            raise BatchError(f"{src} is empty: expected a header row with lon/lat columns")
+        cols = _columns(src, header, lon_col, lat_col, crs_col if crs is None else None)
+        writer = csv.writer(out)
+        writer.writerow([defuse_formula(c) for c in header] + OUTPUT_COLUMNS)
+        for rows in _chunks(reader, chunk_rows):
+            result = _assign_rows(atlas, rows, cols, crs)
+            writer.writerows(_padded(rows, len(header), result))
+            _count(summary, result)
+            if progress:
+                progress(raw.tell())
     return summary
 
 
@@ -190,6 +232,7 @@ def _write_table(table: pd.DataFrame, owners: pd.DataFrame, dst: Path) -> None:
         elif dst.suffix.lower() == ".xlsx":
             text = frame.select_dtypes(include=["object", "string"]).columns
             frame[text] = frame[text].map(lambda v: defuse_formula(v) if isinstance(v, str) else v)
+            frame.columns = [defuse_formula(str(c)) for c in frame.columns]  # headers too
             frame.to_excel(tmp, index=False, engine="openpyxl")
         else:
             write_csv(frame, tmp)

@@ -117,8 +117,10 @@ def test_cli_backup_and_restore_round_trip(store_copy: Path, tmp_path: Path) -> 
 
     r = runner.invoke(cli, ["restore", str(out), "--db", str(store_copy)])
     assert r.exit_code == 0, r.output
-    assert _state(store_copy) == saved
-    assert holder.current().version == saved[0]  # the open store sees the restored file
+    restored = _state(store_copy)  # the backup's data as a new version above the live one
+    assert restored == (edited[0] + 1, saved[1])
+    assert f"as version {edited[0] + 1}" in r.output
+    assert holder.current().version == restored[0]  # the open store sees the restored file
     assert holder.current().tables["communities"].set_index("id").loc["C01"].four_to == TORCH
     serving.close()
     con = sqlite3.connect(store_copy)
@@ -128,7 +130,7 @@ def test_cli_backup_and_restore_round_trip(store_copy: Path, tmp_path: Path) -> 
 
     fresh = tmp_path / "new.gpkg"  # restore creates a missing store
     assert runner.invoke(cli, ["restore", str(out), "--db", str(fresh)]).exit_code == 0
-    assert _state(fresh) == saved
+    assert _state(fresh) == (saved[0] + 1, saved[1])
 
 
 def _plain_sqlite(path: Path) -> Path:

@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from geo import __version__
 from geo.api import (
+    access_log,
     audit,
     auth,
     communities,
@@ -97,6 +98,7 @@ def app_from_env() -> FastAPI:
     # Atlas builds run beside the event loop in this process (geo.api.state): hand the GIL back
     # to the loop every millisecond instead of every 5, so requests wait less during a build.
     sys.setswitchinterval(0.001)
+    access_log.install()  # no credential reaches a log (uvicorn's access log prints queries)
     settings = Settings()
     app = create_app(open_store(settings.db), settings)
     # The atlas is millions of long-lived objects: keep them out of the collector's scans, and

@@ -228,7 +228,8 @@ def restore(
     target = settings_for(db).db
     done = restore_store(source, target)
     out.print(
-        f"restored {source} into {target} (version {done.version}, {done.communities} "
-        "communities); running servers pick it up within GEO_REFRESH_SECONDS",
+        f"restored {source} (its version {done.source_version}, {done.communities} "
+        f"communities) into {target} as version {done.version}; running servers pick it up "
+        "within GEO_REFRESH_SECONDS",
         highlight=False,
     )

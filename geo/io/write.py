@@ -59,7 +59,7 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
             table["geometry"] = shapely.to_wkt(geoms)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(table.columns)
+    writer.writerow(defuse_formula(str(c)) for c in table.columns)  # headers are cells too
     for record in _plain_records(table):
         writer.writerow(_csv_cell(v) for v in record.values())
     _atomic_write(Path(path), buffer.getvalue().encode("utf-8-sig"))

@@ -3,31 +3,41 @@
 * `backup` copies the store into a new single-file GeoPackage (no ``-wal``) while the service
   keeps serving and writing: the copy is taken in one step inside one read transaction, so it is
   exactly one committed version (WAL readers never block the writer, nor it them). The copy is
-  written aside, checked (`validate`) and renamed into place, so ``OUT`` is never half written.
-* `restore` first checks that ``IN`` is a geo GeoPackage (SQLite integrity, the GeoPackage
-  ``application_id``, geo's ``geo_meta``/``geo_versions`` and every layer table, a schema this
-  geo understands), then copies it *into* the store with the same backup API: one write
-  transaction, so every reader (a running `geo serve` included) sees either the old store or the
-  restored one, and a crash or ``kill -9`` mid-restore leaves the old store. Running servers
-  notice the restored version within ``GEO_REFRESH_SECONDS`` (its version number differs).
-  A missing store is created by writing aside and renaming.
+  written aside, cleared of serving state (``geo_serving``: which server processes answer from
+  which version, meaningless anywhere else), checked (`validate`) and renamed into place, so
+  ``OUT`` is never half written.
+* `restore` first checks that ``IN`` is a geo GeoPackage holding only what geo writes
+  (`geo.service.backup_checks`: schema version, no foreign trigger, view or other object,
+  every layer's columns, every row and geometry as a write would accept it). It copies ``IN``
+  aside, drops the serving state it carries, gives every table a new stamp and appends one new
+  store version, *greater than the live store's* (author ``restore``, the reason naming the
+  file), then copies that into the store with the same backup API: one write transaction, so
+  every reader (a running `geo serve` included) sees either the old store or the restored one,
+  and a crash or ``kill -9`` mid-restore leaves the old store. Servers watch the version
+  number, so they pick up every restore within ``GEO_REFRESH_SECONDS`` even when the backup's
+  own version equals the live one. The live store's serving registry is kept, so writers still
+  wait for the servers that run. A missing store is created by writing aside and renaming.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from geo.errors import InvalidInput
 from geo.model import TABLES
-from geo.store.sqlite import BUSY_TIMEOUT_S, GPKG_APPLICATION_ID, SCHEMA_VERSION
+from geo.service import backup_checks
+from geo.service.backup_checks import BackupError
+from geo.store import users
+from geo.store.schema import initialise, now
+from geo.store.sqlite import BUSY_TIMEOUT_S, GPKG_APPLICATION_ID
 
+__all__ = ["BackupError", "Checked", "backup", "restore", "validate"]
 
-class BackupError(InvalidInput):
-    """A file that is not a geo GeoPackage, or a copy that failed (the message says why)."""
+RESTORE_AUTHOR = "restore"
 
 
 @dataclass(frozen=True)
@@ -38,10 +48,15 @@ class Checked:
     version: int  # the store version the file holds
     schema_version: int
     communities: int
+    source_version: int | None = None  # a restore: the version the backup held
 
 
-def validate(path: str | os.PathLike[str]) -> Checked:
-    """Check that ``path`` is a geo GeoPackage this geo can open; raise `BackupError` if not."""
+def validate(path: str | os.PathLike[str], *, strict: bool = False) -> Checked:
+    """Check that ``path`` is a geo GeoPackage this geo can open; raise `BackupError` if not.
+
+    ``strict`` (a file to restore): also refuse objects geo does not create, wrong columns and
+    rows a write would refuse (`geo.service.backup_checks`).
+    """
     path = Path(path)
     if not path.is_file():
         raise BackupError(f"{path} is not a file")
@@ -53,33 +68,36 @@ def validate(path: str | os.PathLike[str]) -> Checked:
     except sqlite3.Error as exc:
         raise BackupError(f"cannot open {path}: {exc}") from exc
     try:
-        ok = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if ok != "ok":
-            raise BackupError(f"{path} is damaged (SQLite quick_check: {ok})")
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        if app_id != GPKG_APPLICATION_ID:
-            raise BackupError(
-                f"{path} is an SQLite file but not a GeoPackage (application_id {app_id:#x})"
-            )
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        missing = sorted({"geo_meta", "geo_versions", "gpkg_contents", *TABLES} - tables)
-        if missing:
-            raise BackupError(
-                f"{path} is a GeoPackage but not a geo store: no table {', '.join(missing)}"
-            )
-        row = conn.execute("SELECT value FROM geo_meta WHERE key='schema_version'").fetchone()
-        schema = int(row[0]) if row else 0
-        if not 1 <= schema <= SCHEMA_VERSION:
-            raise BackupError(
-                f"{path} has store schema version {schema}; this geo understands 1 to "
-                f"{SCHEMA_VERSION}"
-            )
-        version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()[0]
-        communities = conn.execute("SELECT COUNT(*) FROM communities").fetchone()[0]
+        return _checked(conn, path, strict)
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path} cannot be read as a geo store: {exc}") from exc
     finally:
         conn.close()
+
+
+def _checked(conn: sqlite3.Connection, path: Path, strict: bool) -> Checked:
+    """`validate` on an open read-only connection."""
+    ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if ok != "ok":
+        raise BackupError(f"{path} is damaged (SQLite quick_check: {ok})")
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app_id != GPKG_APPLICATION_ID:
+        raise BackupError(
+            f"{path} is an SQLite file but not a GeoPackage (application_id {app_id:#x})"
+        )
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = sorted({"geo_meta", "geo_versions", "gpkg_contents", *TABLES} - tables)
+    if missing:
+        raise BackupError(
+            f"{path} is a GeoPackage but not a geo store: no table {', '.join(missing)}"
+        )
+    schema = backup_checks.schema_version(conn, path)
+    if strict:
+        backup_checks.check_objects(conn, path)
+        backup_checks.check_columns(conn, path)
+        backup_checks.check_rows(conn, path)
+    version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()[0]
+    communities = conn.execute("SELECT COUNT(*) FROM communities").fetchone()[0]
     return Checked(path, int(version), schema, int(communities))
 
 
@@ -98,6 +116,34 @@ def _aside(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.part")
 
 
+@contextlib.contextmanager
+def _editing(path: Path):
+    """A write transaction on the aside copy ``path`` (not live: no fsync needed until the
+    copy into the store, which is itself durable)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn.cursor()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _has_table(cur: sqlite3.Cursor, name: str) -> bool:
+    return cur.execute("SELECT 1 FROM sqlite_master WHERE name=?", (name,)).fetchone() is not None
+
+
+def _clear_serving(cur: sqlite3.Cursor) -> None:
+    """Drop the serving registry a copy carries: its processes run on another store."""
+    if _has_table(cur, "geo_serving"):
+        cur.execute("DELETE FROM geo_serving")
+
+
 def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     """Copy the store ``db`` to ``out`` (replaced atomically); return what ``out`` holds."""
     db, out = Path(db), Path(out)
@@ -112,6 +158,8 @@ def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     src = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     try:
         _copy(src, part)
+        with _editing(part) as cur:
+            _clear_serving(cur)
         checked = validate(part)
         os.replace(part, out)
     except sqlite3.Error as exc:
@@ -123,37 +171,91 @@ def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     return Checked(out, checked.version, checked.schema_version, checked.communities)
 
 
+def _live_state(db: Path) -> tuple[int, list[tuple]]:
+    """The live store's version and its serving registry (the servers that run on it)."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()[0]
+        rows = []
+        if _has_table(conn.cursor(), "geo_serving"):
+            rows = conn.execute("SELECT worker, pid, version, seen FROM geo_serving").fetchall()
+        return int(version), rows
+    finally:
+        conn.close()
+
+
+def _as_new_version(
+    part: Path, src: Path, checked: Checked, live_version: int, live_servers: list[tuple]
+) -> int:
+    """Make the aside copy a new store version above ``live_version``: the backup's tables, new
+    table stamps, the live serving registry, a version row and an audit row. Its number."""
+    version = max(live_version, checked.version) + 1
+    reason = f"restored from {src.name} (its version {checked.version})"
+    with _editing(part) as cur:
+        initialise(cur, part)  # what opening it as a store would add (an older file's tables)
+        _clear_serving(cur)
+        cur.executemany(
+            "INSERT INTO geo_serving (worker, pid, version, seen) VALUES (?, ?, ?, ?)",
+            live_servers,
+        )
+        stamps = [(name, secrets.token_hex(8)) for name in TABLES]  # every server re-reads all
+        cur.executemany("INSERT OR REPLACE INTO geo_table_stamps VALUES (?, ?)", stamps)
+        cur.execute(
+            "INSERT INTO geo_versions (version, author, time, reason) VALUES (?, ?, ?, ?)",
+            (version, RESTORE_AUTHOR, now(), reason),
+        )
+        users.append_audit(
+            cur, None, actor=RESTORE_AUTHOR, before=live_version, after=version,
+            default_path="restore", detail=reason,
+        )  # fmt: skip
+    return version
+
+
 def restore(src: str | os.PathLike[str], db: str | os.PathLike[str]) -> Checked:
-    """Replace the store ``db`` with the backup ``src`` atomically; return what it now holds."""
+    """Replace the store ``db`` with the backup ``src`` atomically, as a new store version
+    above the live one; return what the store now holds."""
     src, db = Path(src), Path(db)
     if db.exists() and src.resolve() == db.resolve():
         raise BackupError("the backup and the store are the same file")
-    checked = validate(src)
-    source = sqlite3.connect(f"{src.resolve().as_uri()}?mode=ro", uri=True)
+    checked = validate(src, strict=True)
+    if db.exists():
+        validate(db)  # never overwrite something that is not a geo store
+    elif not db.parent.is_dir():
+        raise BackupError(f"directory {db.parent} does not exist")
+    part = _aside(db)
     try:
-        if not db.exists():
-            if not db.parent.is_dir():
-                raise BackupError(f"directory {db.parent} does not exist")
-            part = _aside(db)
-            try:
-                _copy(source, part)
-                os.replace(part, db)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    part.unlink()
-        else:
-            validate(db)  # never overwrite something that is not a geo store
-            target = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            try:
-                target.execute("PRAGMA journal_mode=WAL")
-                target.execute("PRAGMA synchronous=FULL")
-                source.backup(target)  # one write transaction on the live store
-                # keep WAL mode: the backup copies the source's header (journal_mode=DELETE)
-                target.execute("PRAGMA journal_mode=WAL")
-            finally:
-                target.close()
+        source = sqlite3.connect(f"{src.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            _copy(source, part)
+        finally:
+            source.close()
+        version = _into_store(part, src, checked, db)
     except sqlite3.Error as exc:
         raise BackupError(f"restore of {db} from {src} failed: {exc}") from exc
     finally:
-        source.close()
-    return Checked(db, checked.version, checked.schema_version, checked.communities)
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+    return Checked(db, version, checked.schema_version, checked.communities, checked.version)
+
+
+def _into_store(part: Path, src: Path, checked: Checked, db: Path) -> int:
+    """Turn ``part`` into the next version of ``db`` and put it in place; the version."""
+    if not db.exists():
+        version = _as_new_version(part, src, checked, 0, [])
+        os.replace(part, db)
+        return version
+    # read the live version as late as possible: the restore commits the one above it
+    live_version, live_servers = _live_state(db)
+    version = _as_new_version(part, src, checked, live_version, live_servers)
+    copy = sqlite3.connect(part)
+    target = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        target.execute("PRAGMA journal_mode=WAL")
+        target.execute("PRAGMA synchronous=FULL")
+        copy.backup(target)  # one write transaction on the live store
+        # keep WAL mode: the backup copies the source's header (journal_mode=DELETE)
+        target.execute("PRAGMA journal_mode=WAL")
+    finally:
+        target.close()
+        copy.close()
+    return version
