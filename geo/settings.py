@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     # Heavy requests: POST /locate with a body over heavy_body_bytes, and the planner's
     # boundary build/preview and grid split. Each client (a token's user, else the address)
     # may run heavy_per_client of them at once and start heavy_rate a second (bursts of
-    # heavy_burst); over that: 429 with Retry-After. Admins are exempt from those two. At most
+    # heavy_burst); over that: 429 with Retry-After. A token's user gets heavy_user_factor times
+    # those limits (0: none); admins none. At most
     # heavy_concurrency run at once in a process (0: one less than the cores, at least one);
     # the rest wait up to heavy_queue_seconds for a turn, then 503 with Retry-After.
     # 0 turns a per-client limit off.
@@ -48,6 +49,7 @@ class Settings(BaseSettings):
     heavy_per_client: int = 2
     heavy_rate: float = 2.0
     heavy_burst: int = 10
+    heavy_user_factor: int = 10
     heavy_concurrency: int = 0
     heavy_queue_seconds: float = 10.0
     # Tianditu (天地图) key for the maps' `?basemap=tianditu` (GEO_TIANDITU_KEY); none: unavailable.

@@ -122,12 +122,13 @@ def test_connections_that_never_finish_their_headers_are_closed(served: int) -> 
 
 @pytest.fixture()
 def limited(sample_db: str):
-    """The app with a tight rate: 2 heavy requests, then one every 1,000 s, per client."""
+    """The app with a tight rate: 2 heavy requests, then one every 1,000 s, per client (twice
+    that for a token's user)."""
     from geo.api.app import create_app
 
     settings = Settings(
         db=sample_db, max_batch_points=100_000, heavy_rate=0.001, heavy_burst=2,
-        heavy_body_bytes=1024,
+        heavy_body_bytes=1024, heavy_user_factor=2,
     )  # fmt: skip
     with TestClient(create_app(open_store(sample_db), settings)) as c:
         yield c
@@ -151,8 +152,8 @@ def test_a_client_over_its_heavy_rate_gets_429_with_retry_after(limited, issue_h
     assert limited.post("/locate", json=_batch(3)).status_code == 200
     g = limited.get("/locate", params={"lon": POINT[0], "lat": POINT[1]})
     assert g.status_code == 200 and g.json()["community"] is not None
-    # another client (a token's user) has its own bucket; an admin has none
-    for _ in range(2):
+    # another client (a token's user) has its own bucket, twice as big; an admin has none
+    for _ in range(4):
         assert limited.post("/locate", json=_batch(2000), headers=planner).status_code == 200
     assert limited.post("/locate", json=_batch(2000), headers=planner).status_code == 429
     for _ in range(4):

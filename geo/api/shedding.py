@@ -12,7 +12,8 @@ read:
    address the request came from. It may run ``heavy_per_client`` heavy requests at once and
    start ``heavy_rate`` a second (a token bucket holding ``heavy_burst``). Over either limit
    the answer is ``429 Too Many Requests`` (`geo.errors.TooManyRequests`) with ``Retry-After``
-   (seconds) and what to do. Admins are exempt from the per-client limits.
+   (seconds) and what to do. A token's user (an officer or planner: known, audited) gets
+   ``heavy_user_factor`` times those limits (0: none); admins are exempt.
 2. **In total** (one semaphore per process): at most ``heavy_concurrency`` heavy requests run
    at once (default: one less than the cores, at least one), so the event loop and the thread
    pool keep time for light requests. An admitted request waits up to
@@ -95,41 +96,47 @@ at once (GEO_HEAVY_PER_CLIENT): wait for it to finish, then retry
         self.burst = max(1, burst)
         self._d: dict[str, _Bucket] = {}
 
-    def admit(self, client: str, now: float | None = None) -> Callable[[], None]:
+    def admit(self, client: str, now: float | None = None, factor: int = 1) -> Callable[[], None]:
         """Count a heavy request of ``client`` (the returned function ends it), or raise
-        `TooManyRequests` with ``Retry-After``."""
+        `TooManyRequests` with ``Retry-After``; ``factor`` multiplies the limits."""
         now = time.monotonic() if now is None else now
         bucket = self._d.get(client)
         if bucket is None:
             self._forget_idle(now)
-            bucket = self._d[client] = _Bucket(tokens=self.burst, stamp=now)
-        if self.per_client and bucket.active >= self.per_client:
+            bucket = self._d[client] = _Bucket(tokens=self.burst * factor, stamp=now)
+        per_client = self.per_client * factor
+        if per_client and bucket.active >= per_client:
             n = bucket.active
             raise _too_many(
                 f"{n} heavy request{'s' if n > 1 else ''} of this client "
-                f"{'are' if n > 1 else 'is'} running already; at most {self.per_client} at "
+                f"{'are' if n > 1 else 'is'} running already; at most {per_client} at "
                 f"once (GEO_HEAVY_PER_CLIENT): wait for {'one' if n > 1 else 'it'} to finish, "
                 "then retry",
                 1,
             )
         if self.rate > 0:
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
-            bucket.stamp = now
-            if bucket.tokens < 1:
-                wait = max(1, math.ceil((1 - bucket.tokens) / self.rate))
-                raise _too_many(
-                    f"this client started more than {self.rate:g} heavy requests a second "
-                    f"(GEO_HEAVY_RATE, bursts of {self.burst}): retry in {wait} s, or send "
-                    "fewer, larger requests",
-                    wait,
-                )
-            bucket.tokens -= 1
+            self._take(bucket, now, self.rate * factor, self.burst * factor)
         bucket.active += 1
 
         def done() -> None:
             bucket.active -= 1
 
         return done
+
+    @staticmethod
+    def _take(bucket: _Bucket, now: float, rate: float, burst: int) -> None:
+        """Take a token from ``bucket`` (refilled at ``rate`` up to ``burst``), or raise."""
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * rate)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            wait = max(1, math.ceil((1 - bucket.tokens) / rate))
+            raise _too_many(
+                f"this client started more than {rate:g} heavy requests a second "
+                f"(GEO_HEAVY_RATE, bursts of {burst}): retry in {wait} s, or send "
+                "fewer, larger requests",
+                wait,
+            )
+        bucket.tokens -= 1
 
     def _forget_idle(self, now: float) -> None:
         """Past `_MAX_CLIENTS`, forget the clients with nothing running and a full bucket."""
@@ -164,6 +171,7 @@ class Shedding:
         self.app = app
         self.body_bytes = settings.heavy_body_bytes
         self.clients = Clients(settings.heavy_per_client, settings.heavy_rate, settings.heavy_burst)
+        self.user_factor = settings.heavy_user_factor
         self.slots = heavy_slots(settings.heavy_concurrency)
         self.queue_seconds = settings.heavy_queue_seconds
         self._turns: asyncio.Semaphore | None = None  # made on the serving loop
@@ -188,10 +196,11 @@ class Shedding:
     async def _admit(self, scope: Scope) -> Callable[[], None]:
         """Count the request against its client (401 for a bad token, 429 over a limit)."""
         user = await authenticate(Request(scope))  # remembered for the route's own check
-        if user is not None and user.role == "admin":
+        if user is None:
+            return self.clients.admit(f"addr:{(scope.get('client') or ('?',))[0]}")
+        if user.role == "admin" or not self.user_factor:
             return lambda: None
-        client = f"user:{user.name}" if user else f"addr:{(scope.get('client') or ('?',))[0]}"
-        return self.clients.admit(client)
+        return self.clients.admit(f"user:{user.name}", factor=self.user_factor)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request in its turn, or 503 when none comes within ``queue_seconds``."""
