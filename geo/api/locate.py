@@ -121,8 +121,14 @@ def _batch(raw: bytes) -> LocateBatch:
     try:
         return LocateBatch.model_validate_json(raw)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        raise RequestValidationError([_in_body(e) for e in exc.errors(include_url=False)]) from None
+
+
+def _in_body(error: Any) -> dict[str, Any]:
+    """A pydantic error as FastAPI words a body's: located in ``body``, and not echoing a body
+    that is not JSON (raw bytes, perhaps not even text) as FastAPI does not."""
+    raw = isinstance(error.get("input"), bytes)
+    return {**error, "loc": ("body", *error["loc"]), **({"input": {}} if raw else {})}
 
 
 @router.post(
