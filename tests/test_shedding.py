@@ -122,8 +122,9 @@ def test_connections_that_never_finish_their_headers_are_closed(served: int) -> 
 
 def test_light_requests_stay_fast_while_eight_clients_send_100k_point_batches(served) -> None:
     """A real `geo serve`: 8 threads send anonymous 100,000-point POST /locate (honouring
-    Retry-After) while GET /locate is asked 20 times; its median stays far below the seconds
-    it took without limits (3-6 s on 2 cores), and the excess batches get 429."""
+    Retry-After) while GET /locate is asked 20 times: the excess batches get 429 and GET
+    /locate keeps answering (median under 0.5 s; the open-loop comparison with the limits off
+    is benchmarks/bench_shedding.py)."""
     import random
     import threading
 
