@@ -94,3 +94,10 @@ class Unavailable(GeoError):
 
     status = 503
     exit_code = 1
+
+
+class TooManyRequests(GeoError):
+    """A client over its share of heavy requests (429; exit 1): retry after ``Retry-After``."""
+
+    status = 429
+    exit_code = 1

@@ -34,6 +34,24 @@ class Settings(BaseSettings):
     max_vertices: int = 100_000
     max_features: int = 50_000
     request_timeout_seconds: float = 30.0
+    # Load shedding (geo.api.server, geo.api.shedding). A client has header_timeout_seconds to
+    # send a request's line and headers, else 408 and the connection is closed (0: no limit).
+    header_timeout_seconds: float = 10.0
+    # Heavy requests: POST /locate with a body over heavy_body_bytes, and the planner's
+    # boundary build/preview and grid split. Each client (a token's user, else the address)
+    # may run heavy_per_client of them at once and start heavy_rate a second (bursts of
+    # heavy_burst); over that: 429 with Retry-After. A token's user gets heavy_user_factor times
+    # those limits (0: none); admins none. At most
+    # heavy_concurrency run at once in a process (0: one less than the cores, at least one);
+    # the rest wait up to heavy_queue_seconds for a turn, then 503 with Retry-After.
+    # 0 turns a per-client limit off.
+    heavy_body_bytes: int = 64 * 1024
+    heavy_per_client: int = 2
+    heavy_rate: float = 2.0
+    heavy_burst: int = 10
+    heavy_user_factor: int = 10
+    heavy_concurrency: int = 0
+    heavy_queue_seconds: float = 10.0
     # Tianditu (天地图) key for the maps' `?basemap=tianditu` (GEO_TIANDITU_KEY); none: unavailable.
     tianditu_key: str | None = None
     # Origins allowed to call the API from a browser (GEO_CORS_ORIGINS, comma-separated, e.g.

@@ -24,6 +24,7 @@ from geo.api import (
     locate,
     people,
     search,
+    shedding,
     tiles,
 )
 from geo.api import coverage as coverage_api
@@ -84,6 +85,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "X-Request-ID", "WWW-Authenticate"],
         )
     errors.install(app)  # GeoError → {"detail": …} with its status (geo.errors)
+    shedding.install(app, settings)  # heavy requests: per client (429) and in total (503)
     limits.install(app, settings)  # body size → 413, slow requests → 503
     auth.document_security(app)  # bearer scheme and each operation's role in /openapi.json
     # added last, so outermost: every response (a 413 or 503 too) has X-Request-ID

@@ -50,6 +50,8 @@ def serve(
         port=port or settings.port,
         workers=workers,
         access_log=settings.access_log if access_log is None else access_log,
+        # uvicorn's protocol plus a deadline for request headers (GEO_HEADER_TIMEOUT_SECONDS)
+        http="geo.api.server:HeaderTimeoutProtocol",
     )
 
 
