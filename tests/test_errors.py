@@ -28,6 +28,7 @@ KINDS = [
     (errors.PayloadTooLarge, 413, 2),
     (errors.InvalidInput, 422, 2),
     (errors.PreconditionRequired, 428, 2),
+    (errors.TooManyRequests, 429, 1),
     (errors.Unavailable, 503, 1),
 ]
 
