@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import chromium
 
 from geo.atlas import Atlas
 from geo.settings import SAMPLE_DIR, Settings
@@ -85,3 +86,44 @@ def auth_headers(sample_db: str) -> dict[str, dict[str, str]]:
     token_id = out["planner"]["Authorization"].split()[1].split(".")[0]
     out["bad"] = {"Authorization": f"Bearer {token_id}.not-the-secret"}
     return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for a browser test module (see `support.chromium`)."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def writable(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A copy of the sample store of the test module's own (writes allowed) and a planner
+    token for it."""
+    from geo.service.backup import backup
+    from geo.store import open_store, users
+
+    db = str(tmp_path_factory.mktemp("writable") / "store.gpkg")
+    backup(sample_db, db)
+    store = open_store(db)
+    try:
+        token = users.add_user(store, "writable-planner", "planner")
+    finally:
+        store.close()
+    return db, token
+
+
+@pytest.fixture(scope="module")
+def hc(writable):
+    """An HTTP client of the app on `writable`, sending its planner token; server errors are
+    answers (500), not exceptions."""
+    from fastapi.testclient import TestClient
+
+    from geo.api.app import create_app
+    from geo.store import open_store
+
+    db, token = writable
+    app = create_app(open_store(db), Settings(db=db))
+    with TestClient(
+        app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"}
+    ) as c:
+        yield c

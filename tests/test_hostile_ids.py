@@ -17,7 +17,6 @@ from geo.service import boundaries
 from geo.service import grids as grid_actions
 from geo.service.backup import backup
 from geo.service.boundaries import BoundaryDraft, NewCommunity
-from geo.settings import Settings
 
 FOUR_TO = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
 NOTCH = box(120.1420, 30.1900, 120.1450, 30.1920)  # inside 浦沿街道 (S03), next to no community
@@ -46,36 +45,6 @@ BAD_BODY_IDS = [
     "Ｃ66",  # a fullwidth C
     "C٦٧",  # Arabic-Indic digits
 ]
-
-
-@pytest.fixture(scope="module")
-def writable(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A copy of the sample store (writes allowed) and a planner token for it."""
-    from geo.store import open_store, users
-
-    db = str(tmp_path_factory.mktemp("hostile-ids") / "store.gpkg")
-    backup(sample_db, db)
-    store = open_store(db)
-    try:
-        token = users.add_user(store, "ids-planner", "planner")
-    finally:
-        store.close()
-    return db, token
-
-
-@pytest.fixture(scope="module")
-def hc(writable):
-    from fastapi.testclient import TestClient
-
-    from geo.api.app import create_app
-    from geo.store import open_store
-
-    db, token = writable
-    app = create_app(open_store(db), Settings(db=db))
-    with TestClient(
-        app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"}
-    ) as c:
-        yield c
 
 
 def _state(db: str) -> tuple[int, list[str], dict[str, int]]:

@@ -12,59 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import store_version
 
 from geo.errors import InvalidInput
 from geo.ids import MAX_REASON_CHARS
 from geo.service import boundaries
 from geo.service.backup import backup
 from geo.service.boundaries import BoundaryDraft
-from geo.settings import Settings
 
 WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"
 TINY = [[120.17, 30.18], [120.17 + 1e-12, 30.18], [120.17, 30.18 + 1e-12], [120.17, 30.18]]
 NEEDLE = [[120.17, 30.18], [120.18, 30.18], [120.18, 30.18000001], [120.17, 30.18]]  # 1 km × 1 mm
 HUGE = [[1e308, 1e308], [-1e308, 1e308], [-1e308, -1e308], [1e308, 1e308]]
 BIG_INT = "1" + "0" * 399
-
-
-@pytest.fixture(scope="module")
-def writable(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A copy of the sample store (writes allowed) and a planner token for it."""
-    from geo.store import open_store, users
-
-    db = str(tmp_path_factory.mktemp("hostile-inputs") / "store.gpkg")
-    backup(sample_db, db)
-    store = open_store(db)
-    try:
-        token = users.add_user(store, "inputs-planner", "planner")
-    finally:
-        store.close()
-    return db, token
-
-
-@pytest.fixture(scope="module")
-def hc(writable):
-    from fastapi.testclient import TestClient
-
-    from geo.api.app import create_app
-    from geo.store import open_store
-
-    db, token = writable
-    app = create_app(open_store(db), Settings(db=db))
-    with TestClient(
-        app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"}
-    ) as c:
-        yield c
-
-
-def _store_version(db: str) -> int:
-    from geo.store import open_store
-
-    store = open_store(db)
-    try:
-        return store.version()
-    finally:
-        store.close()
 
 
 def _etag(hc, cid: str = "C01") -> str:
@@ -102,7 +62,7 @@ def test_a_nul_in_a_static_path_is_a_404(hc) -> None:
 
 def test_coordinates_of_1e308_in_a_projected_crs_are_a_422_and_store_nothing(hc, writable) -> None:
     db, _ = writable
-    before = _store_version(db)
+    before = store_version(db)
     geometry = {"type": "Polygon", "coordinates": [HUGE]}
     r = hc.put(
         "/communities/C01/boundary",
@@ -115,7 +75,7 @@ def test_coordinates_of_1e308_in_a_projected_crs_are_a_422_and_store_nothing(hc,
         "/communities/C01/boundary/preview", json={"geometry": geometry, "crs": "EPSG:4549"}
     )
     assert r.status_code == 422, r.text[:300]
-    assert _store_version(db) == before
+    assert store_version(db) == before
     assert hc.get("/locate", params={"lon": 120.17, "lat": 30.18}).status_code == 200
 
 
@@ -129,7 +89,7 @@ def test_an_integer_of_hundreds_of_digits_is_a_422_in_put_preview_and_build(
     hc, writable, digits: int
 ) -> None:
     db, _ = writable
-    before = _store_version(db)
+    before = store_version(db)
     polygon = _big_int_polygon().replace(BIG_INT, "1" + "0" * (digits - 1))
     line = (
         '{"type":"LineString","coordinates":[[' + "1" + "0" * (digits - 1) + ",30.1],[120.2,30.2]]}"
@@ -152,12 +112,12 @@ def test_an_integer_of_hundreds_of_digits_is_a_422_in_put_preview_and_build(
         )
         assert r.status_code == 422, (path, r.status_code, r.text[:300])
         assert len(r.text) < 1000  # the number is cut short in the message
-    assert _store_version(db) == before
+    assert store_version(db) == before
 
 
 def test_an_if_match_of_5000_digits_is_a_400(hc, writable) -> None:
     db, _ = writable
-    before = _store_version(db)
+    before = store_version(db)
     huge = "1" * 5000
     calls = [
         ("PUT", "/communities/C01/boundary", {"four_to": WEST}),
@@ -170,7 +130,7 @@ def test_an_if_match_of_5000_digits_is_a_400(hc, writable) -> None:
             assert r.status_code == 400, (path, r.status_code, r.text[:200])
             assert "not a version number" in r.json()["detail"]
             assert len(r.json()["detail"]) < 300
-    assert _store_version(db) == before
+    assert store_version(db) == before
 
 
 # ------------------------------------------------------------------------- degenerate edits
@@ -180,20 +140,20 @@ def test_an_if_match_of_5000_digits_is_a_400(hc, writable) -> None:
 @pytest.mark.parametrize("ring", [TINY, NEEDLE], ids=["1e-12 triangle", "1 mm needle"])
 def test_a_degenerate_boundary_is_a_422_and_no_new_version(hc, writable, ring, snap) -> None:
     db, _ = writable
-    before = _store_version(db)
+    before = store_version(db)
     etag = _etag(hc)
     body = {"geometry": {"type": "Polygon", "coordinates": [ring]}, "snap_tolerance_m": snap}
     r = hc.put("/communities/C01/boundary", json=body, headers={"If-Match": etag})
     assert r.status_code == 422, r.text[:300]
     assert "degenerate" in r.json()["detail"]
-    assert _etag(hc) == etag and _store_version(db) == before
+    assert _etag(hc) == etag and store_version(db) == before
     r = hc.post("/communities/C01/boundary/preview", json=body)
     assert r.status_code in (200, 422), r.text[:300]
 
 
 def test_a_900_kb_reason_is_a_422(hc, writable) -> None:
     db, _ = writable
-    before = _store_version(db)
+    before = store_version(db)
     reason = "为" * 900_000
     r = hc.put(
         "/communities/C01/boundary",
@@ -207,7 +167,7 @@ def test_a_900_kb_reason_is_a_422(hc, writable) -> None:
         headers={"If-Match": _etag(hc)},
     )
     assert r.status_code == 422, r.text[:300]
-    assert _store_version(db) == before
+    assert store_version(db) == before
     r = hc.put(
         "/communities/C01/boundary",
         json={"four_to": WEST, "reason": "x" * MAX_REASON_CHARS},
@@ -218,11 +178,11 @@ def test_a_900_kb_reason_is_a_422(hc, writable) -> None:
 
 def test_a_grid_commit_needs_if_match(hc, writable) -> None:
     db, _ = writable
-    before = _store_version(db)
+    before = store_version(db)
     r = hc.post("/communities/C02/grids/commit", json={"count": 3})
     assert r.status_code == 428, r.text[:300]
     assert "If-Match header required" in r.json()["detail"]
-    assert _store_version(db) == before
+    assert store_version(db) == before
     r = hc.post(
         "/communities/C02/grids/commit", json={"count": 3}, headers={"If-Match": str(before)}
     )

@@ -16,7 +16,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import sqlite3
 import struct
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
 
 from geo.service.backup import backup
 from geo.settings import SAMPLE_DIR
@@ -199,12 +199,6 @@ def test_kill_9_during_boundary_commit(store_copy: Path) -> None:
 _NOT_VERSIONED = {"geo_serving"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _planner(db: Path) -> dict[str, str]:
     from geo.store import open_store
     from geo.store.users import add_user
@@ -293,7 +287,7 @@ class _Serve:
     """
 
     def __init__(self, db: Path, log: Path, hook: str | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         code, target = (CHILD, [hook]) if hook else ("from geo.cli import main; main()", [])
         cmd = [sys.executable, "-c", code, *target, "serve", "--db", str(db),
                "--host", "127.0.0.1", "--port", str(self.port)]  # fmt: skip

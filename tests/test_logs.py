@@ -4,23 +4,18 @@ headers; its whole stderr and stdout must not hold a single secret."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from support import geo_serve
 
 from geo.api.access_log import REDACTED, redact
 from geo.service.backup import backup
 from geo.service.load import load_into
 from geo.settings import SAMPLE_DIR
-from geo.store import open_store, serving, users
+from geo.store import open_store, users
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +26,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = folder / "store.gpkg"
     backup(pristine, path)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_redact_query_values_headers_and_geo_tokens() -> None:
@@ -60,25 +49,9 @@ def test_no_token_reaches_the_server_logs(db: Path, tmp_path: Path) -> None:
     with open_store(db) as store:
         token = users.add_user(store, "log-planner", "planner")
     secrets = [token, token.split(".", 1)[1], "q-secret-1", "q-secret-2", "q-secret-3"]
-    port = _free_port()
     log = (tmp_path / "server.log").open("w+b")
-    env = {**os.environ, "GEO_ACCESS_LOG": "true", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from geo.cli import main; main()", "serve", "--db", str(db),
-         "--port", str(port), "--workers", "2", "--access-log"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            time.sleep(0.2)
-        with open_store(db) as store:
-            while len(serving.servers(store)) < 2 and time.monotonic() < deadline:
-                time.sleep(0.2)
+    env = {"GEO_ACCESS_LOG": "true", "PYTHONUNBUFFERED": "1"}
+    with geo_serve(db, "--workers", "2", "--access-log", servers=2, log=log, env=env) as base:
         urls = [
             f"/locate?lon=120.2&lat=30.2&access_token={token}",
             f"/health?token={token}&api_key=q-secret-1",
@@ -94,13 +67,6 @@ def test_no_token_reaches_the_server_logs(db: Path, tmp_path: Path) -> None:
             httpx.get(f"{base}/communities/C01", headers={"Authorization": f"Bearer {token}"})
             httpx.get(f"{base}/health", headers={"Authorization": "Bearer q-secret-3x"})
         time.sleep(1.0)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     log.seek(0)
     text = log.read().decode("utf-8", "replace")
     assert "/health?token=" + REDACTED in text, text[-3000:]  # the access log did run

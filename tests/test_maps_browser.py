@@ -9,8 +9,6 @@ skip with the reason on a laptop and FAIL when ``CI=true``. Every page is opened
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,58 +16,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import free_port
 
 from geo.settings import SAMPLE_DIR
 
-CHROMIUM = os.environ.get("GEO_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright Python package is not installed (pip install playwright)"
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set GEO_CHROMIUM)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _missing()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests cannot run on CI: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = str(tmp / "maps.gpkg")
         env = {**os.environ, "GEO_REFRESH_SECONDS": "0.2", "GEO_DATA": str(SAMPLE_DIR)}
@@ -271,10 +229,10 @@ def test_search_finds_a_building_by_pinyin_and_initials(server, desktop):
     ):
         search.fill(query)
         hit = desktop.page.locator(".geo-results li", has_text=name).first
-        hit.wait_for(timeout=3000)
+        hit.wait_for(timeout=10_000)
     hit.click()
     popup = desktop.page.locator(".leaflet-popup-content")
-    popup.wait_for(timeout=5000)
+    popup.wait_for(timeout=10_000)
     assert name in popup.inner_text()
     desktop.check_clean()
 

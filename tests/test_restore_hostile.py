@@ -10,20 +10,17 @@ server of another store).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from shapely.geometry import box
+from support import geo_serve
 from typer.testing import CliRunner
 
 from geo.cli import app as cli
@@ -147,43 +144,6 @@ def test_a_refused_trigger_really_was_dangerous(pristine: Path, tmp_path: Path) 
         assert len(store.snapshot().tables["enterprises"]) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _server(db: Path) -> Iterator[str]:
-    """A real `geo serve` on ``db``, registered in its serving table; its base URL."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from geo.cli import main; main()", "serve", "--db", str(db),
-         "--port", str(port), "--no-access-log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            time.sleep(0.2)
-        with open_store(db) as store:
-            while not serving.servers(store) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert serving.servers(store), "the server never registered"
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from geo.cli import main; main()", *args],
@@ -212,7 +172,7 @@ def test_a_running_server_serves_a_restore_whose_version_equals_the_live_one(
         assert store.version() == live_version
     saved = tmp_path / "other-backup.gpkg"
     backup(other, saved)
-    with _server(live) as base:
+    with geo_serve(live, "--no-access-log") as base:
         before = _c01(base)
         assert before != WEST
         done = _cli("restore", str(saved), "--db", str(live))
@@ -249,7 +209,7 @@ def test_backups_carry_no_serving_state_and_restores_never_wait_for_foreign_serv
     live: Path, tmp_path: Path
 ) -> None:
     saved = tmp_path / "b.gpkg"
-    with _server(live):  # the source server runs on this host throughout
+    with geo_serve(live, "--no-access-log"):  # the source server runs on this host throughout
         done = _cli("backup", str(saved), "--db", str(live))
         assert done.returncode == 0, done.stderr
         con = sqlite3.connect(saved)
@@ -283,7 +243,7 @@ def test_a_restore_keeps_the_live_servers_registered(live: Path, tmp_path: Path)
     """The live store's own servers stay in its registry: writers still wait for them."""
     saved = tmp_path / "b.gpkg"
     backup(live, saved)
-    with _server(live):
+    with geo_serve(live, "--no-access-log"):
         with open_store(live) as store:
             workers = {s.worker for s in serving.servers(store)}
         done = _cli("restore", str(saved), "--db", str(live))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box
+from support import free_port
 
 from geo.api.app import create_app
 from geo.service.load import load_into
@@ -107,19 +107,13 @@ def test_the_watcher_builds_a_new_version_between_requests(db: str) -> None:
 # ------------------------------------------------------------------- geo serve --workers 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_every_answer_after_a_2xx_reflects_the_edit_on_every_worker(db: str) -> None:
     """A real `geo serve --workers 2`: after each PUT's 2xx, fresh connections (spread over
     both workers) all see the moved boundary — never the old owner, never none-and-C01 mixed."""
     store = open_store(db)
     token = users.add_user(store, "serving-planner", "planner")
     store.close()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-c", "from geo.cli import main; main()", "serve", "--db", db,
          "--port", str(port), "--workers", "2", "--no-access-log"],

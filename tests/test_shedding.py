@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from support import free_port
 
 from geo import errors
 from geo.api import errors as api_errors
@@ -31,19 +32,13 @@ SERVED_ENV: dict[str, str] = {}  # more environment for the served process (none
 # ----------------------------------------------------------------- header deadline (real server)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def served(sample_db: str, tmp_path: Path):
     """A real `geo serve` on a copy of the sample store, with a 2 s header deadline (and the
     environment of ``served.env``)."""
     db = str(tmp_path / "served.gpkg")
     shutil.copy(sample_db, db)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GEO_HEADER_TIMEOUT_SECONDS": "2", **SERVED_ENV}
     server = subprocess.Popen(
         [sys.executable, "-c", "from geo.cli import main; main()", "serve", "--db", db,

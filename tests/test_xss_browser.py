@@ -14,27 +14,15 @@ without them the tests skip on a laptop and FAIL when ``CI=true``. Pages use ``?
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from hostile_names import PAYLOADS, hostile_sample
+from support import free_port
 
-CHROMIUM = os.environ.get("GEO_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 MARKS = [p.split(" ")[0][:12] for p in PAYLOADS if "<" in p]  # what a payload shows as text
 INJECTED = "img[onerror], svg[onload], iframe, [onmouseover]"
 
@@ -89,43 +77,12 @@ POKE = """
 """
 
 
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright Python package is not installed (pip install playwright)"
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set GEO_CHROMIUM)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _missing()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests cannot run on CI: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory):
     """`geo serve` of a new store loaded from the hostile copy of the sample."""
     tmp = tmp_path_factory.mktemp("xss")
     data = hostile_sample(tmp / "data")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed below
     cmd = [sys.executable, "-m", "geo.cli", "serve", "--db", str(tmp / "xss.gpkg")]
