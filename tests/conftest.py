@@ -127,3 +127,16 @@ def hc(writable):
         app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"}
     ) as c:
         yield c
+
+
+@pytest.fixture()
+def store(sample_db: str, tmp_path: Path):
+    """An open store of the test's own: a copy of the sample store (writes allowed)."""
+    from geo.service.backup import backup
+    from geo.store import open_store
+
+    copy = tmp_path / "store.gpkg"
+    backup(sample_db, copy)
+    opened = open_store(str(copy))
+    yield opened
+    opened.close()

@@ -15,7 +15,6 @@ from geo import ids
 from geo.errors import InvalidInput, NotFound
 from geo.service import boundaries
 from geo.service import grids as grid_actions
-from geo.service.backup import backup
 from geo.service.boundaries import BoundaryDraft, NewCommunity
 
 FOUR_TO = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
@@ -156,17 +155,6 @@ def test_after_the_refusals_the_next_create_takes_the_next_id_and_code(hc, writa
 
 
 # ----------------------------------------------------------------- service (the CLI's path)
-
-
-@pytest.fixture()
-def store(sample_db: str, tmp_path: Path):
-    from geo.store import open_store
-
-    copy = tmp_path / "store.gpkg"
-    backup(sample_db, copy)
-    opened = open_store(str(copy))
-    yield opened
-    opened.close()
 
 
 @pytest.mark.parametrize("bad", ["C07\x00", "C07\x00\x00", "\u202eC07", "C07 ", "c07", "C07/"])

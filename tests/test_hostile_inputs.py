@@ -9,15 +9,12 @@ and a refused write has stored nothing.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from support import store_version
 
 from geo.errors import InvalidInput
 from geo.ids import MAX_REASON_CHARS
 from geo.service import boundaries
-from geo.service.backup import backup
 from geo.service.boundaries import BoundaryDraft
 
 WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"
@@ -190,17 +187,6 @@ def test_a_grid_commit_needs_if_match(hc, writable) -> None:
 
 
 # ------------------------------------------------------------------ the actions (the CLI path)
-
-
-@pytest.fixture()
-def store(sample_db: str, tmp_path: Path):
-    from geo.store import open_store
-
-    copy = tmp_path / "store.gpkg"
-    backup(sample_db, copy)
-    opened = open_store(str(copy))
-    yield opened
-    opened.close()
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,6 @@ on a private copy of the sample store."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import shapely
 from shapely.geometry import box, mapping
@@ -13,23 +11,12 @@ from shapely.geometry.polygon import orient
 from geo.boundaries.edit import EditError
 from geo.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from geo.service import boundaries
-from geo.service.backup import backup
 from geo.service.boundaries import BoundaryDraft, NewCommunity
-from geo.store import open_store
 
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
 WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # the western edge moved to 伟业路
 THREE = "南至南环路、西至东信大道、北至江南大道"  # the east side is the border of 浦沿街道 (S03)
 NOTCH = box(120.1420, 30.1900, 120.1450, 30.1920)  # west of Torch, inside 浦沿街道
-
-
-@pytest.fixture()
-def store(sample_db: str, tmp_path: Path):
-    copy = tmp_path / "store.gpkg"
-    backup(sample_db, copy)
-    opened = open_store(str(copy))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture()

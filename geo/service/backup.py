@@ -32,8 +32,8 @@ from geo.model import TABLES
 from geo.service import backup_checks
 from geo.service.backup_checks import BackupError
 from geo.store import users
-from geo.store.schema import initialise, now
-from geo.store.sqlite import BUSY_TIMEOUT_S, GPKG_APPLICATION_ID
+from geo.store.schema import GPKG_APPLICATION_ID, initialise, now
+from geo.store.sqlite import BUSY_TIMEOUT_S
 
 __all__ = ["BackupError", "Checked", "backup", "restore", "validate"]
 

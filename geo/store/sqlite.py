@@ -68,10 +68,8 @@ from geo.store.base import (
 from geo.store.gpkg_blobs import SRS_ID, decode_geometries, encode_geometries, register_functions
 from geo.store.records import PreparedTable, prepare_table
 from geo.store.schema import (
-    GPKG_APPLICATION_ID,
     HISTORY_COLUMNS,
     HISTORY_TABLE,
-    SCHEMA_VERSION,
     community_version,
     ensure_history,
     has_history,
@@ -85,13 +83,7 @@ from geo.store.tables import has_feature_counts, read_table, replace_table
 
 # geo.backup checks a file's header and schema, and geo.cli.data catches the stale version,
 # through this module
-__all__ = [
-    "BUSY_TIMEOUT_S",
-    "GPKG_APPLICATION_ID",
-    "SCHEMA_VERSION",
-    "SQLiteStore",
-    "StaleVersionError",
-]
+__all__ = ["BUSY_TIMEOUT_S", "SQLiteStore"]
 
 BUSY_TIMEOUT_S = 30.0
 
