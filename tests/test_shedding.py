@@ -313,4 +313,4 @@ def test_post_locate_parsed_off_the_loop_answers_bad_bodies_422(client, raw: byt
     (located in ``body``), never a 500, and never echoes bytes that are not text."""
     r = client.post("/locate", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"][0] == "body"
+    assert r.json()["errors"][0]["loc"][0] == "body"

@@ -57,11 +57,14 @@ router = APIRouter(tags=[TAG])
 GEOJSON = "application/geo+json"
 SCHEMA_JSON = "application/schema+json"
 
+# No ``…/conf/oas30``: that class is OpenAPI 3.0, and ``/openapi.json`` is OpenAPI 3.1 (FastAPI's;
+# pydantic's JSON Schema 2020-12, e.g. ``prefixItems`` for [lon, lat], has no 3.0 form). The
+# OpenAPI class is optional in Features Part 1 and OGC has no 3.1 class yet, so the service
+# claims none and says which version it serves in the landing page's service-desc link.
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 )
 
@@ -300,13 +303,14 @@ def landing(request: Request, as_html: Html) -> Response:
     """The landing page: what the service is and the links to everything else."""
     docs = str(request.base_url) + (request.app.docs_url or "/docs").lstrip("/")
     api = str(request.base_url) + (request.app.openapi_url or "/openapi.json").lstrip("/")
+    oas = ".".join(request.app.openapi_version.split(".")[:2])  # the version /openapi.json has
     links = [
         *_self_links(request, as_html),
         _link(
             api,
             "service-desc",
-            "application/vnd.oai.openapi+json;version=3.0",
-            "the API definition (OpenAPI 3.0)",
+            f"application/vnd.oai.openapi+json;version={oas}",
+            f"the API definition (OpenAPI {oas})",
         ),
         _link(docs, "service-doc", "text/html", "the API documentation"),
         _link(

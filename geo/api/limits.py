@@ -23,10 +23,7 @@ import asyncio
 import math
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo.api.errors import response_for
@@ -194,52 +191,9 @@ class Timeout:
             await response_for(abandoned, {"retry-after": "5"})(scope, receive, send)
 
 
-def _finite(obj: Any) -> Any:
-    """``obj`` with NaN/Infinity floats as strings (JSON has no such numbers)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422, also when the echoed input holds a JSON ``NaN``/``Infinity`` literal
-    (the default handler fails to encode those and answers 500)."""
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
-
-
-def _document_422(app: FastAPI) -> None:
-    """Our 422s carry ``detail`` as a sentence (a limit, a bad geometry) or, from request
-    validation, as FastAPI's list: say so in ``/openapi.json`` so that clients (and
-    Schemathesis) accept both."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build()
-        model = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
-        if model is not None:
-            model.setdefault("properties", {})["detail"] = {
-                "title": "Detail",
-                "anyOf": [
-                    {"type": "string", "description": "what is wrong and how to fix it"},
-                    {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
-                ],
-            }
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the path guard, body-size and timeout middlewares (the timeout outermost) and a
-    NaN-safe 422 (documented as a sentence or a list)."""
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    _document_422(app)
+    """Add the path guard, body-size and timeout middlewares (the timeout outermost); request
+    validation errors are answered by `geo.api.errors`."""
     app.add_middleware(PathGuard)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Timeout, seconds=settings.request_timeout_seconds)

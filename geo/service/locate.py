@@ -37,3 +37,33 @@ def locate_points(
     for item, px, py in zip(described, x.tolist(), y.tolist(), strict=True):
         item["point"] = {"lon": px, "lat": py}
     return described
+
+
+def locate_points_report(
+    current: Atlas,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    crs: str,
+    invalid: dict[int, str] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Per-point status: each point's owners (as `locate_points`), or ``{"error": reason}``
+    where it cannot be located; and how many cannot.
+
+    ``invalid`` holds the points already refused (not numbers, not a pair) by index: their
+    ``lon``/``lat`` are placeholders. The good points are converted and located in one
+    vectorised call, as `locate_points` does; an unknown ``crs`` still fails the whole batch.
+    """
+    reasons = current.diagnose(lon, lat, crs)
+    for i, reason in (invalid or {}).items():
+        reasons[i] = reason
+    bad = np.array([i for i, r in enumerate(reasons) if r], dtype=np.int64)
+    good = np.ones(len(lon), dtype=bool)
+    good[bad] = False
+    x, y = crs_mod.to_wgs84(lon[good], lat[good], crs)
+    described = current.describe_points(current.locate_indices(x, y))
+    results: list[dict[str, Any]] = [{"error": r} if r else {} for r in reasons]
+    where = np.flatnonzero(good).tolist()
+    for i, item, px, py in zip(where, described, x.tolist(), y.tolist(), strict=True):
+        item["point"] = {"lon": px, "lat": py}
+        results[i] = item
+    return results, len(bad)
