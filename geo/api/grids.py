@@ -115,6 +115,11 @@ class SplitResult(BaseModel):
     grids: list[ProposedGrid]
     retired: list[str] = Field(description="grid codes retired in this community (never reused)")
     seconds: float
+    notes: list[str] = Field(
+        default_factory=list,
+        description="why the split differs from what was asked (e.g. fewer grids than the "
+        "weight per grid asks for: a community has at most one grid per unit)",
+    )
     warnings: list[str] = Field(
         default_factory=list, description="after a commit: servers that did not catch up in time"
     )

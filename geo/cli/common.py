@@ -15,7 +15,9 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
+from typer.exceptions import Abort
 
 from geo import io as geo_io
 from geo.errors import GeoError
@@ -26,7 +28,29 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 class GeoGroup(TyperGroup):
-    """The `geo` command group: a `GeoError` from any command is its message and exit code."""
+    """The `geo` command group: a `GeoError` from any command is its message and exit code; a
+    usage error (an unknown option, a value that is not a number) is ``Usage:``, the hint and
+    one ``error:`` line, never wrapped nor boxed; help shows no type for flags."""
+
+    _tidied = False
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Run the command line; usage errors as plain lines (exit 2), not typer's panel."""
+        if not self._tidied:
+            _flags_without_type(self)
+            self._tidied = True
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except ClickException as exc:
+            if not isinstance(exc, NoArgsIsHelpError):  # the help is shown already
+                _usage_error(exc)
+            sys.exit(exc.exit_code)
+        except Abort:
+            err.print("aborted", highlight=False, markup=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         """Run the command; a `GeoError` becomes ``error: message`` and its exit code."""
@@ -37,8 +61,31 @@ class GeoGroup(TyperGroup):
             raise typer.Exit(exc.exit_code) from exc
 
 
+def _usage_error(exc: ClickException) -> None:
+    """A usage error as click words it, on whole lines: usage, hint, ``error: message``."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        err.print(ctx.get_usage(), highlight=False, markup=False)
+        if ctx.command.get_help_option(ctx) is not None:
+            hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help."
+            err.print(hint, highlight=False, markup=False)
+    err.print(f"error: {exc.format_message()}", highlight=False, markup=False)
+
+
+def _flags_without_type(command) -> None:
+    """No ``<bool>`` after a flag (``--commit``, ``--help``) in help: a flag takes no value."""
+    ctx = command.context_class(command)
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_type(sub)
+
+
 _WARNINGS_SHOWN = 10
-DbOption = Annotated[str | None, typer.Option("--db", help="store: a .gpkg path (env GEO_DB)")]
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="store: a .gpkg path (env GEO_DB; default ./geo.gpkg)")
+]
 
 
 def fail(message: str) -> typer.Exit:

@@ -34,7 +34,7 @@ from geo.cli.common import (
 )
 from geo.cli.root import app
 from geo.errors import InvalidInput
-from geo.model import LAYERS, TABLES
+from geo.model import TABLES
 from geo.service.imports import import_layer
 from geo.service.load import LoadRefused, load_directory
 
@@ -189,16 +189,27 @@ def export(
         frame = store.snapshot().tables[layer]
     finally:
         store.close()
-    if output.suffix.lower() == ".csv":
-        geo_io.write_csv(frame, output)
-    elif layer in LAYERS and output.suffix.lower() in (".geojson", ".json"):
-        geo_io.write_geojson(frame, output)
-    else:
-        raise fail(
-            f"cannot write {layer} as {output.suffix or 'a file without suffix'}: "
-            "use .geojson for layers or .csv"
-        )
+    _write_table(layer, frame, output)
     out.print(f"{len(frame)} {layer} → {output}", highlight=False)
+
+
+def _write_table(layer: str, frame, output: Path) -> None:
+    """Write ``frame`` as ``output``'s suffix says: .csv for any table, .geojson (or .json)
+    for the tables with geometry (every one but officers); exit 2 naming what works."""
+    suffix = output.suffix.lower()
+    spatial = TABLES[layer].geometry is not None
+    if suffix == ".csv":
+        geo_io.write_csv(frame, output)
+    elif suffix in (".geojson", ".json") and spatial:
+        geo_io.write_geojson(frame, output)
+    elif suffix in (".geojson", ".json"):
+        raise fail(f"{layer} has no geometry, so it cannot be GeoJSON: write it as .csv")
+    else:
+        geo = ", ".join(n for n, spec in TABLES.items() if spec.geometry is not None)
+        raise fail(
+            f"cannot write {layer} as {output.suffix or 'a file without suffix'}: use .csv "
+            f"(any table) or .geojson ({geo}); tiles: `geo export tiles -o x.pmtiles`"
+        )
 
 
 @app.command()
@@ -222,14 +233,40 @@ def restore(
     source: Annotated[Path, typer.Argument(help="a GeoPackage written by `geo backup`")],
     db: DbOption = None,
 ) -> None:
-    """Replace the store with a backup, atomically (checked first: a geo GeoPackage only)."""
+    """Replace the store with a backup, atomically (checked first: a geo GeoPackage only);
+    returns once every running `geo serve` answers from the restored version (it says so)."""
     from geo.service.backup import restore as restore_store
 
     target = settings_for(db).db
     done = restore_store(source, target)
     out.print(
         f"restored {source} (its version {done.source_version}, {done.communities} "
-        f"communities) into {target} as version {done.version}; running servers pick it up "
-        "within GEO_REFRESH_SECONDS",
+        f"communities) into {target} as version {done.version}",
         highlight=False,
     )
+    _report_served(target, done.version)
+
+
+def _report_served(db: str, version: int) -> None:
+    """Wait (at most GEO_PUBLISH_TIMEOUT_SECONDS) until every running server answers from
+    ``version``, and say how long that took, or which are still behind."""
+    import time
+
+    from geo.store import serving
+
+    store = open_store_at(db)
+    try:
+        running = [s for s in serving.servers(store) if s.alive()]
+        start = time.monotonic()
+        behind = served(store, version)
+        waited = time.monotonic() - start
+    finally:
+        store.close()
+    if behind:
+        show_warnings(behind)
+    elif running:
+        out.print(
+            f"{len(running)} running server process(es) answer from version {version} "
+            f"(after {waited:.2f} s)",
+            highlight=False,
+        )

@@ -24,8 +24,15 @@ def grids_split(
     count: Annotated[int | None, typer.Option("--count", help="number of grids")] = None,
     per_grid: Annotated[
         float | None,
-        typer.Option("--enterprises-per-grid", help="about this much weight per grid"),
+        typer.Option(
+            "--per-grid",
+            help="about this much of --weight per grid (enterprises, employees or m²); the "
+            "count follows, at most one grid per street block",
+        ),
     ] = None,
+    old_per_grid: Annotated[
+        float | None, typer.Option("--enterprises-per-grid", hidden=True)
+    ] = None,  # the old name of --per-grid (it counts --weight, not only enterprises)
     weight: Annotated[
         str, typer.Option(help="enterprises, employees or floor_area (footprint × floors)")
     ] = "enterprises",
@@ -38,8 +45,11 @@ def grids_split(
     from geo.grids.split import find_community
     from geo.service import grids as grid_actions
 
+    if per_grid is not None and old_per_grid is not None:
+        raise fail("give --per-grid once (--enterprises-per-grid is its old name)")
+    per_grid = per_grid if per_grid is not None else old_per_grid
     if (count is None) == (per_grid is None):
-        raise fail("give exactly one of --count K or --enterprises-per-grid N")
+        raise fail("give exactly one of --count K or --per-grid N")
     store = existing_store(settings_for(db).db)
     try:
         snapshot = store.snapshot()
@@ -56,7 +66,7 @@ def grids_split(
             )  # fmt: skip
     finally:
         store.close()
-    show_warnings(split.publish_warnings)
+    show_warnings([*split.proposal.notes, *split.publish_warnings])
     if as_json:
         out.print_json(json.dumps(split.summary(), ensure_ascii=False))
     else:

@@ -23,8 +23,10 @@ from geo.cli.root import app
 @app.command()
 def serve(
     db: DbOption = None,
-    host: Annotated[str | None, typer.Option(help="address to bind (env GEO_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="port (env GEO_PORT)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to bind (env GEO_HOST; default 127.0.0.1)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port (env GEO_PORT; default 8000)")] = None,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
     data: Annotated[
         Path | None, typer.Option(help="folder loaded when the store is missing")
@@ -37,8 +39,15 @@ def serve(
     """Serve the API; a missing store is first loaded from the sample district (or --data)."""
     import uvicorn
 
+    # the address and the store's folder first: a port in use or a folder that does not exist
+    # is one `error:` line (exit 2) before any data is read
+
     settings = settings_for(db)
+    host, port = host or settings.host, port or settings.port
+    check_address(host, port)
     if not Path(settings.db).exists():
+        if not _is_url(settings.db):
+            check_new_store(settings.db)
         source = data or settings.data
         out.print(f"{settings.db} does not exist: loading {source}", highlight=False)
         load_reported(settings.db, source)
@@ -46,13 +55,62 @@ def serve(
     uvicorn.run(
         "geo.api.app:app_from_env",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host,
+        port=port,
         workers=workers,
         access_log=settings.access_log if access_log is None else access_log,
         # uvicorn's protocol plus a deadline for request headers (GEO_HEADER_TIMEOUT_SECONDS)
         http="geo.api.server:HeaderTimeoutProtocol",
     )
+
+
+def _is_url(db: str) -> bool:
+    """Whether the store is a server's URL (``postgresql://…``), not a file."""
+    return "://" in db
+
+
+def check_new_store(db: str) -> None:
+    """Exit 2 (one line) unless a store can be created at ``db``: a .gpkg path in a folder
+    that exists and that this user may write."""
+    path = Path(db)
+    folder = path.parent
+    if path.suffix.lower() != ".gpkg":
+        raise fail(f"--db {db}: a store is a GeoPackage path ending in .gpkg (e.g. ./geo.gpkg)")
+    if not folder.is_dir():
+        raise fail(
+            f"no store at {db} and its folder {folder} does not exist: create the folder "
+            "(mkdir -p) or give --db a path in an existing one"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise fail(f"no store at {db}, and {folder} is not writable: give --db a writable path")
+
+
+def check_address(host: str, port: int) -> None:
+    """Exit 2 (one line) unless ``host:port`` can be bound now, as uvicorn will bind it (with
+    SO_REUSEADDR): a port in use is found before the store is read, not after start-up."""
+    import errno
+    import socket
+
+    if not 0 < port < 65536:
+        raise fail(f"--port {port}: give a port from 1 to 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        raise fail(f"--host {host}: not an address of this machine ({exc})") from exc
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise fail(
+                f"port {port} on {host} is in use (another geo serve?): stop that server or "
+                "give --port another port (env GEO_PORT)"
+            ) from exc
+        if exc.errno == errno.EACCES:
+            raise fail(f"port {port} needs privileges to bind: give --port 1024 or above") from exc
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 @app.command()

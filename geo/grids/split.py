@@ -165,6 +165,7 @@ class Proposal:
     units: int
     micro_codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (grid, code)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # why the count is not what was asked
 
     @property
     def ratio(self) -> float | None:
@@ -207,6 +208,7 @@ class Proposal:
             ],
             "retired": self.retired,
             "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
         }
 
 
@@ -299,6 +301,7 @@ def propose_split(
     comm = _community(tables, community_id)
     cu = community_units(tables, community_id, weight)
     count = _grid_count(count, per_grid, float(cu.weights.sum()), len(cu.units))
+    notes = _count_notes(community_id, weight, per_grid, float(cu.weights.sum()), count, cu)
     labels = regionalise(Graph.of(cu.units, cu.weights), count, restarts=restarts, seed=seed)
     regions = _Regions.of(cu, labels, count, tables, weight)
     old, old_m, current = _current_grids(tables, community_id, weight)
@@ -317,7 +320,34 @@ def propose_split(
     )
     proposal.micro_codes = _micro_codes(cu.micro, cu.micro_m, proposal, regions.geoms, order)
     proposal.seconds = time.perf_counter() - t0
+    proposal.notes = notes
     return proposal
+
+
+def _count_notes(
+    community_id: str,
+    weight: str,
+    per_grid: float | None,
+    total: float,
+    count: int,
+    cu: CommunityUnits,
+) -> list[str]:
+    """Why a split by weight per grid makes fewer grids than the weight asks for: a grid is at
+    least one unit (a street block, or blocks merged around a park or building), so a community
+    of N units has at most N grids."""
+    if per_grid is None or per_grid <= 0:
+        return []
+    wanted = max(1, round(total / per_grid))
+    if wanted <= count:
+        return []
+    return [
+        f"{total:,.0f} {weight} at about {per_grid:g} per grid would make {wanted} grids, but "
+        f"{community_id} has only {len(cu.units)} units (its {len(cu.blocks)} street blocks, "
+        "merged where a park or building straddles them) and a grid is at least one unit: "
+        f"capped at {count} grids (about {total / count:,.0f} {weight} each). For smaller "
+        f"grids, add the roads inside {community_id} (geo import roads …) so that it has more "
+        "street blocks"
+    ]
 
 
 def _grid_count(count: int | None, per_grid: float | None, total: float, n_units: int) -> int:
