@@ -102,7 +102,7 @@
     panel.onAdd = function () {
       var d = el('div', 'geo-editor leaflet-bar');
       d.innerHTML = '<div class="geo-four"><b>四至：</b>' + esc(cfg.community.four_to) + '</div>' +
-        '<p class="geo-hint">用左侧工具：“编辑”移动顶点，或“绘制多边形”重画边界；顶点会吸附到道路和相邻边界（按住 Alt 暂停吸附）。</p>' +
+        '<p class="geo-hint">用左侧工具：“编辑”移动顶点，或“绘制多边形”重画边界；顶点会吸附到道路和相邻边界（按住 Alt 暂停吸附）；边的中点手柄可添加顶点，很短的边请先放大。</p>' +
         '<label>修改原因<textarea id="geo-reason" rows="2" maxlength="' + (cfg.maxReason || 1000) + '" placeholder="例如：北界由江南大道调整至联庄路"></textarea></label>' +
         '<label>规划人员令牌<input id="geo-token" type="password" autocomplete="off" placeholder="geo users add 生成的令牌"></label>' +
         '<div class="geo-buttons"><button type="button" id="geo-preview">预览</button>' +
