@@ -234,6 +234,18 @@ def test_preview_marks_the_enterprises_that_change_community(editor: Editor, ser
         "() => GEO.editor.preview.getLayers().map(l => [l.getLatLng().lng, l.getLatLng().lat])"
     )
     assert sorted(map(tuple, at)) == sorted((e["lon"], e["lat"]) for e in moved)
+    # and a person sees them: every mark on the map, none under the panel or the legend
+    covered = editor.js(
+        """() => { const m = GEO.map, box = m.getContainer().getBoundingClientRect();
+           const over = [...document.querySelectorAll('.geo-editor, .geo-legend')]
+             .map(e => e.getBoundingClientRect());
+           return GEO.editor.preview.getLayers().filter(l => {
+             const p = m.latLngToContainerPoint(l.getLatLng()), x = p.x + box.x, y = p.y + box.y;
+             return x < box.left || x > box.right || y < box.top || y > box.bottom ||
+               over.some(r => x >= r.left && x <= r.right && y >= r.top && y <= r.bottom); })
+             .length; }"""
+    )
+    assert covered == 0, f"{covered} of {len(moved)} marks hidden"
     editor.shot("preview-marks")
     # at 1366×768 nothing covers anything: panel, legend, layers, toolbar, title, scale
     rects = _rects(editor)

@@ -300,6 +300,18 @@
     }
 
     var LABELS = { parks: '园区', buildings: '楼宇', enterprises: '企业', grids: '网格' };
+    /* bring every mark into the part of the map the panel does not cover (if one is not) */
+    function showMarks() {
+      var marks = state.preview.getLayers();
+      if (!marks.length) return;
+      var box = map.getContainer().getBoundingClientRect(), pr = panel.getContainer().getBoundingClientRect();
+      var free = L.bounds([70, 40], [Math.max(80, pr.left - box.left - 10), box.height - 40]);
+      var hidden = marks.some(function (m) { return !free.contains(map.latLngToContainerPoint(m.getLatLng())); });
+      if (hidden) {
+        map.fitBounds(L.featureGroup(marks).getBounds(), { paddingTopLeft: [80, 50],
+          paddingBottomRight: [box.right - pr.left + 20, 50], maxZoom: Math.max(map.getZoom(), 16), animate: false });
+      }
+    }
     /* an enterprise that changes community, on the map until the next preview, 还原 or save */
     function markMoved(i) {
       if (!i || typeof i !== 'object' || typeof i.lon !== 'number' || typeof i.lat !== 'number') return;
@@ -342,6 +354,7 @@
       var warn = p.valid === false ? '<p class="geo-msg-error"><b>此边界不能保存：</b></p><ul>' + errs + '</ul>' : '';
       if (p.valid === false) showProblems(p.errors);
       var marked = state.preview.getLayers().length;
+      showMarks();
       var onMap = marked ? '<p class="geo-sub">地图上以<i class="geo-sw geo-sw-dot" style="--c:' + esc(cfg.movedColor || '#7b1fa2') +
         '"></i>标出改变所属社区的 ' + marked + ' 家企业。</p>' : '';
       message(p.valid === false ? 'error' : 'info', '<b>预览：' + (total ? '以下对象将改变所属社区' : '没有对象改变所属社区') + '</b>' + area + warn + gaps + onMap + html);
