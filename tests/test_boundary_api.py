@@ -143,17 +143,22 @@ def test_concurrent_puts_exactly_one_wins(api: TestClient) -> None:
     v = version(api)
     barrier = threading.Barrier(2)
     codes: list[int] = []
+    old = torch_shape(api)
+    minx, miny, maxx, _ = old.bounds
+    cut = mapping(shapely.intersection(old, box(minx - 1, miny - 1, maxx + 1, CUT_LAT)))
 
-    def put(text: str) -> None:
+    def put(body: dict) -> None:
         barrier.wait()
         r = api.put(
             "/communities/C01/boundary",
-            json={"four_to": text, "reason": "race"},
-            headers={"If-Match": f'"{v}"', "X-Author": f"planner-{len(text)}"},
+            json={**body, "reason": "race"},
+            headers={"If-Match": f'"{v}"', "X-Author": f"planner-{len(body)}"},
         )
         codes.append(r.status_code)
 
-    threads = [threading.Thread(target=put, args=(t,)) for t in (WEST, TORCH)]
+    # two real changes (TORCH, the current text, would be an unchanged no-op: 200, no write)
+    bodies = ({"four_to": WEST}, {"geometry": cut, "snap_tolerance_m": 0})
+    threads = [threading.Thread(target=put, args=(b,)) for b in bodies]
     for t in threads:
         t.start()
     for t in threads:

@@ -114,11 +114,12 @@ def test_set_writes_a_new_version_and_publishes_it(store, tables: dict) -> None:
     )  # fmt: skip
     assert (done.community_id, done.version) == ("C01", 2)
     assert published.versions == [done.store_version] == [store.version()]
-    assert done.warnings == [  # the edit's, then the publisher's
+    assert done.warnings[0] == (  # the edit's (grids, then parks), then the publisher's
         "the grids of C01 were drawn for the old boundary: re-split them (`geo check` lists "
-        "the gaps and overlaps)",
-        "1 server process(es) still answered from an older version",
-    ]
+        "the gaps and overlaps)"
+    )
+    assert done.warnings[1].startswith("4 park(s) changed community: ")
+    assert done.warnings[2:] == ["1 server process(es) still answered from an older version"]
     assert done.check.ok and done.prop.four_to == WEST
     row = boundaries.community(store.snapshot().tables, "C01")
     assert row["four_to"] == WEST and row.geometry.equals(done.prop.polygon)

@@ -161,20 +161,26 @@ def _feature(row, version: int) -> dict[str, Any]:
 
 
 def _written(
-    response: Response, done: boundaries.BoundaryCommit, publisher: Publisher
+    response: Response, done: boundaries.BoundaryCommit, publisher: Publisher, current: Atlas
 ) -> dict[str, Any]:
-    """A write's answer, read from the atlas it was published in; its ETag is the version."""
-    row = boundaries.community(publisher.published().tables, done.community_id)
+    """A write's answer, read from the atlas it was published in (the request's, when nothing
+    was written: ``unchanged``, with a ``note``); its ETag is the version."""
+    answer_atlas = publisher.atlas if publisher.atlas is not None else current
+    row = boundaries.community(answer_atlas.tables, done.community_id)
     _etag(response, done.version)
-    return {
+    out = {
         "id": done.community_id,
         "version": done.version,
         "store_version": done.store_version,
+        "unchanged": done.unchanged,
         "feature": _feature(row, done.version),
         "snapped": boundaries.snapped(done.prop),
         "gaps": [p.to_dict() for p in done.check.gaps],
         "warnings": done.warnings,
     }
+    if done.note:
+        out["note"] = done.note
+    return out
 
 
 def _issue(layer: str, issue: geo_io.Issue) -> str:
@@ -267,7 +273,7 @@ def create_community(
         audit=audit_context(request), publish=publisher,  # the store names the new id
     )  # fmt: skip
     response.headers["Location"] = f"/communities/{done.community_id}"
-    return _written(response, done, publisher)
+    return _written(response, done, publisher, current)
 
 
 @router.put("/communities/{community_id}/boundary", summary="Set a community's boundary")
@@ -289,7 +295,7 @@ def put_boundary(
         roads=_network(request, current), audit=audit_context(request, target=community_id),
         publish=publisher,
     )  # fmt: skip
-    return _written(response, done, publisher)
+    return _written(response, done, publisher, current)
 
 
 @router.post(
@@ -349,4 +355,4 @@ def revert(
             f"community {community_id} has no version {body.version}; versions are "
             f"{exc.versions or 'none'} (GET /communities/{community_id}/history)"
         ) from exc
-    return _written(response, done, publisher)
+    return _written(response, done, publisher, current)

@@ -422,9 +422,10 @@ def impact(
     polygon: BaseGeometry,
     *,
     name: str | None = None,
+    layers: tuple[str, ...] = ("parks", "buildings", "enterprises"),
 ) -> dict:
-    """Which parks, buildings and enterprises change community, and the area gained and lost
-    (m², EPSG:4549), if ``community_id`` had the WGS84 boundary ``polygon``."""
+    """Which parks, buildings and enterprises (of ``layers``) change community, and the area
+    gained and lost (m², EPSG:4549), if ``community_id`` had the WGS84 boundary ``polygon``."""
     comm = tables["communities"]
     ids = comm["id"].to_numpy(dtype=object)
     names = dict(zip(comm["id"], comm["name"], strict=True))
@@ -450,24 +451,25 @@ def impact(
         was_id = np.append(ids, None)[was]
         now_id = np.append(new_ids, None)[now]
         changed = np.flatnonzero(was_id != now_id)
+        xy = shapely.get_coordinates(pts[changed]) if len(changed) else np.empty((0, 2))
         return [
             {
                 "id": frame["id"].iat[k],
                 "name": frame["name"].iat[k],
                 "from": _cell(was_id[k], names),
                 "to": _cell(now_id[k], names),
+                "lon": round(float(x), 7),  # where it is (a point on it), for the map
+                "lat": round(float(y), 7),
             }
-            for k in changed
+            for k, (x, y) in zip(changed, xy, strict=True)
         ]
 
-    parks = tables["parks"]
-    buildings = tables["buildings"]
-    ent = tables["enterprises"]
-    result = {
-        "parks": moves("parks", shapely.point_on_surface(parks.geometry.values)),
-        "buildings": moves("buildings", shapely.point_on_surface(buildings.geometry.values)),
-        "enterprises": moves("enterprises", np.asarray(ent.geometry.values, dtype=object)),
+    points = {  # where each layer's features are, for the ownership rule
+        "parks": lambda f: shapely.point_on_surface(f.geometry.values),
+        "buildings": lambda f: shapely.point_on_surface(f.geometry.values),
+        "enterprises": lambda f: np.asarray(f.geometry.values, dtype=object),
     }
+    result = {k: moves(k, points[k](tables[k])) for k in layers}
     new_m = to_metric(polygon)
     old_m = to_metric(old_geom) if old_geom is not None else shapely.Polygon()
     area = {

@@ -134,12 +134,21 @@ def _served(store: Store) -> Publish:
 
 
 def _report(done: BoundaryCommit) -> None:
-    """What a boundary write did: repairs and gaps, snapped edges, the new version."""
+    """What a boundary write did: the warnings the HTTP answer gives (repairs, a kept four-to
+    text, grids that no longer tile, parks that change community) and the gaps, snapped
+    edges, the new version (or that nothing changed)."""
     prop = done.prop
-    for message in [*prop.warnings, *(gap.message for gap in done.check.gaps)]:
+    for message in [*done.warnings, *(gap.message for gap in done.check.gaps)]:
         err.print(f"[yellow]warning[/yellow] {message}", highlight=False)
     for v in prop.snapped.edges:
         err.print(f"snapped edge {v['edge']} onto {v['road']} ({v['length_m']} m)")
+    if done.unchanged:
+        out.print(
+            f"{done.community_id} is unchanged at version {done.version} (store version "
+            f"{done.store_version}): {done.note}",
+            highlight=False,
+        )
+        return
     out.print(
         f"{done.community_id} is at version {done.version} (store version "
         f"{done.store_version}); area {prop.area_m2:,.0f} m²",

@@ -11,10 +11,13 @@ import pandas as pd
 import shapely
 
 from geo.atlas import Atlas
+from geo.ids import MAX_REASON_CHARS
 from geo.maps.data import collection, fit
 from geo.maps.layers import common_config, legend, no_community
 from geo.maps.options import COLORS, MapError, MapOptions, OptionError
 from geo.maps.page import App, assets, new_map, render
+
+MOVED_ENTERPRISE = "#7b1fa2"  # the preview's enterprises that change community (editor.js)
 
 
 def editor_map(atlas: Atlas, community_id: str, opts: MapOptions | None = None) -> str:
@@ -42,7 +45,8 @@ def editor_map(atlas: Atlas, community_id: str, opts: MapOptions | None = None) 
     near_streets = streets[shapely.intersects(np.asarray(streets.geometry, dtype=object), area)]
     title = f"{c['name']} · 边界编辑"
     m = new_map(opts, title, fit(row, opts))
-    m.default_js = [*m.default_js, *assets(opts, ["geoman"], [])[0]]
+    editor_js = ("geo_editor", f"{opts.static_url.rstrip('/')}/geo/editor.js")  # after maps.js
+    m.default_js = [*m.default_js, *assets(opts, ["geoman"], [])[0], editor_js]
     m.default_css = [*m.default_css, *assets(opts, [], ["geoman"])[1]]
     config = common_config(atlas, opts, "editor", title)
     config.update(
@@ -54,10 +58,13 @@ def editor_map(atlas: Atlas, community_id: str, opts: MapOptions | None = None) 
             "roadLabels": _road_labels(near),
             "neighbours": collection(others, others[["id", "name"]], opts),
             "streets": collection(near_streets, None, opts),
+            "movedColor": MOVED_ENTERPRISE,
+            "maxReason": MAX_REASON_CHARS,
             "legend": legend(
                 (COLORS["community"], "当前边界（可编辑）", "line"),
                 ("#34495e", "相邻社区边界（可吸附）", "dash"),
                 (COLORS["road"], "道路中心线（可吸附）", "line"),
+                (MOVED_ENTERPRISE, "预览：将改变所属社区的企业", "dot"),
             ),
         }
     )

@@ -24,7 +24,7 @@ import shapely
 
 from geo.boundaries import edit
 from geo.boundaries.roads import RoadNetwork
-from geo.boundaries.topology import MIN_AREA_M2, SLIVER_WIDTH_M
+from geo.boundaries.topology import MIN_AREA_M2, SLIVER_WIDTH_M, check_partition
 from geo.crs import to_metric
 from geo.errors import InvalidInput, NotFound
 from geo.ids import COMMUNITY_CODE, check_code, check_id, check_reason, id_problem, shown
@@ -35,6 +35,8 @@ Tables: TypeAlias = Mapping[str, pd.DataFrame]
 Roads: TypeAlias = RoadNetwork | pd.DataFrame | None
 # makes a committed store version served; returns warnings (servers that did not catch up)
 Publish: TypeAlias = Callable[[int], list[str]]
+# a boundary whose vertices all lie this close to the current one's is the same boundary
+UNCHANGED_M = edit.MOVED_M
 
 
 # ------------------------------------------------------------------------------------- errors
@@ -126,7 +128,10 @@ class BoundaryPreview:
 @dataclass(frozen=True)
 class BoundaryCommit:
     """A written boundary: the community's new version, the store version that holds it, the
-    proposal and validation it was written from, and the warnings (edit, then publish)."""
+    proposal and validation it was written from, and the warnings (edit, then publish).
+
+    ``unchanged``: the boundary (and four-to text) equalled the current one, so nothing was
+    written; ``version`` and ``store_version`` are the current ones and ``note`` says so."""
 
     community_id: str
     version: int
@@ -134,6 +139,8 @@ class BoundaryCommit:
     prop: edit.Proposal
     check: edit.Validation
     warnings: list[str]
+    unchanged: bool = False
+    note: str = ""
 
 
 def snapped(prop: edit.Proposal) -> dict[str, list[dict]]:
@@ -420,7 +427,12 @@ def _commit(
     audit: Mapping[str, Any] | None = None,
     publish: Publish | None = None,
 ) -> BoundaryCommit:
-    """Write the boundary as the community's next version, then publish the store version."""
+    """Write the boundary as the community's next version, then publish the store version; a
+    boundary and fields equal to the current ones are not written (`_unchanged`)."""
+    if not create:
+        same = _unchanged(store, tables, community_id, prop, check, expected, fields)
+        if same is not None:
+            return same
     version, store_version = store.edit_community(
         community_id,
         prop.polygon,
@@ -438,20 +450,99 @@ def _commit(
     return BoundaryCommit(community_id, version, store_version, prop, check, warnings)
 
 
+def _unchanged(
+    store: Store,
+    tables: Tables,
+    community_id: str,
+    prop: edit.Proposal,
+    check: edit.Validation,
+    expected: int,
+    fields: Mapping[str, Any],
+) -> BoundaryCommit | None:
+    """The answer to a write that changes nothing (None if it changes something): the boundary
+    equals the community's current one (`same_boundary`) and every field it would set (four-to
+    text, name) equals the current value. Nothing is written; the versions stay."""
+    latest = store.community_history(community_id)[:1]
+    if latest:
+        if latest[0].version != expected:  # written since the caller's check: say so
+            raise StaleCommunityError(community_id, expected, latest[0].version)
+        geometry = latest[0].geometry
+        current = {"four_to": latest[0].four_to, "name": latest[0].name}
+    else:
+        row = community(tables, community_id)
+        geometry = row.geometry
+        current = {k: row[k] for k in ("four_to", "name")}
+    if any(k not in current or current[k] != v for k, v in fields.items()):
+        return None
+    if not same_boundary(prop.metric, to_metric(geometry)):
+        return None
+    note = (
+        f"unchanged: the boundary equals version {expected} of {community_id}; nothing was written"
+    )
+    return BoundaryCommit(
+        community_id, expected, store.version(), prop, check, [], unchanged=True, note=note
+    )
+
+
+def same_boundary(a: Any, b: Any, tolerance_m: float = UNCHANGED_M) -> bool:
+    """Whether two metric boundaries are the same: every vertex of each lies within
+    ``tolerance_m`` of the other's rings (rounding to 7 decimals, vertex order, ring start,
+    winding, and vertices added along an edge do not count)."""
+    if a.geom_type != b.geom_type or len(shapely.get_parts(a)) != len(shapely.get_parts(b)):
+        return False
+    ra, rb = shapely.normalize(a).boundary, shapely.normalize(b).boundary
+    return bool(shapely.hausdorff_distance(ra, rb) <= tolerance_m)
+
+
 def _warnings(tables: Tables, community_id: str, prop: edit.Proposal) -> list[str]:
-    """What the written boundary leaves to do: repairs made, a kept four-to text, old grids."""
+    """What the written boundary leaves to do: repairs made, a kept four-to text, grids that
+    no longer tile the community, parks that change community."""
     out = list(prop.warnings)  # repairs of the drawn geometry (rings wound the wrong way)
     if prop.source == "geometry":
         out.append(
             "the boundary was drawn: the community's four-to text was kept and no longer "
             "describes it; send four_to to replace the text"
         )
-    if (tables["grids"]["community_id"] == community_id).any():
+    if not grids_tile(tables, community_id, prop.metric):
         out.append(
             f"the grids of {community_id} were drawn for the old boundary: re-split them "
             "(`geo check` lists the gaps and overlaps)"
         )
+    parks = _park_moves(tables, community_id, prop.polygon)
+    if parks:
+        moved = ", ".join(
+            f"{p['id']} {p['name']} ({_cid(p['from'])} → {_cid(p['to'])})" for p in parks
+        )
+        out.append(f"{len(parks)} park(s) changed community: {moved}")
     return out
+
+
+def grids_tile(tables: Tables, community_id: str, metric: Any) -> bool:
+    """Whether the community's grids tile the (metric) boundary ``metric`` as `geo check` sees
+    it: no piece of the boundary outside every grid and no grid reaching outside it (pieces
+    under the topology check's noise limits do not count). True for a community without
+    grids."""
+    grids = tables["grids"]
+    mine = grids[grids["community_id"] == community_id]
+    if mine.empty:
+        return True
+    geoms = to_metric(np.asarray(mine.geometry.values, dtype=object))
+    found = check_partition(
+        "grids", community_id, metric, mine["id"].tolist(), list(geoms), cover=True
+    )
+    return not any(
+        p.kind in ("gap", "outside") or (p.kind == "sliver" and p.detail.startswith("gap"))
+        for p in found
+    )
+
+
+def _park_moves(tables: Tables, community_id: str, polygon: Any) -> list[dict[str, Any]]:
+    """The parks whose community changes if ``community_id`` gets the WGS84 ``polygon``."""
+    return edit.impact(tables, community_id, polygon, layers=("parks",))["parks"]
+
+
+def _cid(cell: Mapping[str, Any] | None) -> str:
+    return "none" if cell is None else str(cell["id"])
 
 
 def _next_id(ids: list[str]) -> str:
