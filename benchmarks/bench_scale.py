@@ -53,6 +53,18 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_s() -> float:
+    """CPU seconds (user + system) this process has used: less sensitive to a loaded machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident set size of process ``pid``, MB, from /proc."""
     fields = dict(
@@ -79,7 +91,9 @@ def child_cli(out: Path, argv: list[str]) -> None:
 
     t = time.perf_counter()
     atexit.register(
-        lambda: out.write_text(json.dumps({"seconds": time.perf_counter() - t, "mb": peak_mb()}))
+        lambda: out.write_text(
+            json.dumps({"seconds": time.perf_counter() - t, "mb": peak_mb(), "cpu": cpu_s()})
+        )
     )
     sys.argv = ["geo", *argv]
     main()
@@ -91,7 +105,9 @@ def child_generate(out: Path, scale: int, target: str) -> None:
 
     t = time.perf_counter()
     sample.main(["-o", target, "--scale", str(scale)])
-    out.write_text(json.dumps({"seconds": time.perf_counter() - t, "mb": peak_mb()}))
+    out.write_text(
+        json.dumps({"seconds": time.perf_counter() - t, "mb": peak_mb(), "cpu": cpu_s()})
+    )
 
 
 def child_atlas(out: Path, db: str, plan: str, points: int, tiles: int, profile: str) -> None:
@@ -106,12 +122,12 @@ def child_atlas(out: Path, db: str, plan: str, points: int, tiles: int, profile:
     prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     store = open_store(db)
     snapshot = store.snapshot()
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu_s()
     atlas = Atlas(snapshot)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), cpu_s()
     if prof:
         prof.disable()
         prof.dump_stats(profile)
@@ -120,7 +136,12 @@ def child_atlas(out: Path, db: str, plan: str, points: int, tiles: int, profile:
     Path(plan).write_text(json.dumps(make_plan(atlas, points, tiles)))
     store.close()
     out.write_text(
-        json.dumps({"snapshot": t1 - t0, "atlas": t2 - t1, "mb": mb, "base_mb": base, "rows": rows})
+        json.dumps(
+            {
+                **{"snapshot": t1 - t0, "atlas": t2 - t1, "mb": mb, "base_mb": base},
+                **{"snapshot_cpu": c1 - c0, "atlas_cpu": c2 - c1, "rows": rows},
+            }
+        )
     )
 
 
@@ -230,6 +251,7 @@ def http_steps(db: str, plan: dict, log: Path) -> dict:
     out: dict = {}
     with serving(db, log) as (base, proc, ready), httpx.Client(base_url=base, timeout=600) as c:
         out["serve"], (out["serve_mb"], _) = ready, rss_mb(proc.pid)
+        out["serve_cpu"] = proc_cpu_s(proc.pid)
         paths = [f"/locate?lon={lon}&lat={lat}" for lon, lat in plan["points"]]
         timed_gets(c, paths[:50])  # warm the connection and the route
         took = timed_gets(c, paths)
@@ -248,13 +270,18 @@ def http_steps(db: str, plan: dict, log: Path) -> dict:
 # (key, label, unit) of each figure; the growth columns divide its ratio by the data's
 FIGURES = (
     ("generate", "generate (python -m geo.sample)", "s"),
+    ("generate_cpu", "  CPU", "s"),
     ("generate_mb", "  peak RSS", "MB"),
     ("load", "geo load", "s"),
+    ("load_cpu", "  CPU", "s"),
     ("load_mb", "  peak RSS", "MB"),
     ("snapshot", "atlas: read the store's snapshot", "s"),
+    ("snapshot_cpu", "  CPU", "s"),
     ("atlas", "atlas: build (indexes, shortcuts)", "s"),
+    ("atlas_cpu", "  CPU", "s"),
     ("atlas_mb", "  peak RSS above imports", "MB"),
     ("serve", "geo serve until /health is 200", "s"),
+    ("serve_cpu", "  CPU", "s"),
     ("serve_mb", "  RSS when ready", "MB"),
     ("locate_p50", "GET /locate p50 (inside communities)", "ms"),
     ("locate_p99", "GET /locate p99", "ms"),
@@ -281,12 +308,14 @@ def measure(scale: int, work: Path, args: argparse.Namespace) -> dict:
         with contextlib.suppress(FileNotFoundError):
             done = json.loads((tmp / f"{step}.json").read_text())
             out[step], out[f"{step}_mb"] = done["seconds"], done["mb"]
+            if "cpu" in done:
+                out[f"{step}_cpu"] = done["cpu"]
     profile = str(work / "atlas.prof") if args.profile else ""
     plan = tmp / "plan.json"
     built = run_child(
         "atlas", db, str(plan), str(args.points), str(args.tiles), profile, out=tmp / "atlas.json"
     )
-    out.update(snapshot=built["snapshot"], atlas=built["atlas"], rows=built["rows"])
+    out.update({k: v for k, v in built.items() if k not in ("mb", "base_mb")})
     out["atlas_mb"] = built["mb"] - built["base_mb"]
     out.update(http_steps(db, json.loads(plan.read_text()), tmp / "serve.log"))
     (work / "result.json").write_text(json.dumps(out))
