@@ -232,16 +232,20 @@ def serving(db: str, log: Path):
             proc.wait()
 
 
-def timed_gets(client, paths: list[str]) -> np.ndarray:
-    """Each path asked once in turn: the latencies, ms (a non-2xx answer stops the run)."""
-    took = np.empty(len(paths))
+def timed_gets(client, paths: list[str], strict: bool = True) -> tuple[np.ndarray, int]:
+    """Each path asked once in turn: the latencies (ms) and how many answers were not 2xx
+    (printed; with ``strict`` the first stops the run)."""
+    took, failed = np.empty(len(paths)), 0
     for i, path in enumerate(paths):
         t = time.perf_counter()
         r = client.get(path)
         took[i] = (time.perf_counter() - t) * 1000
         if r.status_code >= 300:
-            raise RuntimeError(f"GET {path}: {r.status_code} {r.text[:200]}")
-    return took
+            failed += 1
+            print(f"GET {path}: {r.status_code} {r.text[:200]}", file=sys.stderr, flush=True)
+            if strict:
+                raise RuntimeError(f"GET {path}: {r.status_code}")
+    return took, failed
 
 
 def http_steps(db: str, plan: dict, log: Path) -> dict:
@@ -254,11 +258,12 @@ def http_steps(db: str, plan: dict, log: Path) -> dict:
         out["serve_cpu"] = proc_cpu_s(proc.pid)
         paths = [f"/locate?lon={lon}&lat={lat}" for lon, lat in plan["points"]]
         timed_gets(c, paths[:50])  # warm the connection and the route
-        took = timed_gets(c, paths)
+        took, _ = timed_gets(c, paths)
         out["locate_p50"], out["locate_p99"] = np.percentile(took, [50, 99]).tolist()
         for layer, zooms in plan["tiles"].items():
             for z, addresses in zooms.items():
-                took = timed_gets(c, [f"/tiles/{layer}/{z}/{x}/{y}.mvt" for _, x, y in addresses])
+                paths = [f"/tiles/{layer}/{z}/{x}/{y}.mvt" for _, x, y in addresses]
+                took, out[f"{layer}_z{z}_failed"] = timed_gets(c, paths, strict=False)
                 out[f"{layer}_z{z}_first"] = float(took[0])
                 out[f"{layer}_z{z}_p95"] = float(np.percentile(took[1:], 95))
         out["served_mb"], out["served_peak_mb"] = rss_mb(proc.pid)
@@ -289,7 +294,11 @@ FIGURES = (
         (f"{layer}_z{z}_{what}", f"{layer} z{z} {label}", "ms")
         for layer in TILE_LAYERS
         for z in ZOOMS
-        for what, label in (("p95", "uncached p95"), ("first", "first tile"))
+        for what, label in (
+            ("p95", "uncached p95"),
+            ("first", "first tile"),
+            ("failed", "answers not 2xx (of --tiles)"),
+        )
     ),
     ("served_peak_mb", "server peak RSS after the run", "MB"),
 )
@@ -336,6 +345,9 @@ def report(scales: list[int], results: dict[int, dict]) -> None:
         line = f"{label + ' (' + unit + ')':42}"
         line += "".join(f"{results[s][key]:>10.3g}" for s in scales)
         for a, b in steps:
+            if not results[a][key]:
+                line += f"{'-':>12}"
+                continue
             ratio = (results[b][key] / results[a][key]) / (size[b] / size[a])
             line += f"{ratio:>11.2f}{'!' if ratio > 1 else ' '}"
         print(line)
