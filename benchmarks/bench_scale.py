@@ -291,13 +291,13 @@ FIGURES = (
     ("locate_p50", "GET /locate p50 (inside communities)", "ms"),
     ("locate_p99", "GET /locate p99", "ms"),
     *(
-        (f"{layer}_z{z}_{what}", f"{layer} z{z} {label}", "ms")
+        (f"{layer}_z{z}_{what}", f"{layer} z{z} {label}", unit)
         for layer in TILE_LAYERS
         for z in ZOOMS
-        for what, label in (
-            ("p95", "uncached p95"),
-            ("first", "first tile"),
-            ("failed", "answers not 2xx (of --tiles)"),
+        for what, label, unit in (
+            ("p95", "uncached p95", "ms"),
+            ("first", "first tile", "ms"),
+            ("failed", "  not 2xx", "tiles"),
         )
     ),
     ("served_peak_mb", "server peak RSS after the run", "MB"),
