@@ -12,6 +12,7 @@ from geo.boundaries.build import build_boundary
 from geo.creditcode import valid_mask
 from geo.model import BUILDINGS, COMMUNITIES, GRIDS, OFFICERS, PARKS, ROADS, STREETS, TEAM_ROLES
 from geo.sample import ENTERPRISE_COLUMNS, load_spec, make_district, write_district
+from geo.settings import SAMPLE_DIR
 
 SPECS = {
     "roads": ROADS,
@@ -272,6 +273,12 @@ def test_deterministic(d, tmp_path):
     a = write_district(tmp_path / "a", d)
     b = write_district(tmp_path / "b", again)
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_scale_1_is_the_committed_sample(d, tmp_path):
+    """``python -m geo.sample -o DIR`` writes geo/data/sample byte for byte."""
+    for path in write_district(tmp_path, d):
+        assert path.read_bytes() == (SAMPLE_DIR / path.name).read_bytes(), path.name
 
 
 def test_scale_doubles(d):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
 from functools import lru_cache
@@ -34,6 +35,7 @@ import pandas as pd
 import shapely
 
 from geo import creditcode, crs
+from geo.boundaries.fourto import normalise, parse_four_to
 from geo.grids.split import apply_split, community_units, propose_split
 from geo.model import (
     BUILDINGS,
@@ -241,12 +243,48 @@ def _phones(n: int, prefixes: Sequence[str], rng: np.random.Generator) -> list[s
     return [f"{p}{t:08d}" for p, t in zip(prefix, tail, strict=True)]
 
 
+def copy_prefix(c: int) -> str:
+    """What copy ``c`` (0-based) of the district puts before each of its names: nothing for
+    the district itself, ``2区``, ``3区`` … for the others, so that every copy has its own roads,
+    streets, areas and communities (a four-to text names one copy's roads only)."""
+    return "" if c == 0 else f"{c + 1}区"
+
+
+def rename_four_to(text: str, prefix: str) -> str:
+    """``text`` with every name it cites (roads, areas, provisos) written with ``prefix``."""
+    spec = parse_four_to(text, strict=False)
+    names = {ref.name for side in spec.sides.values() for ref in side.chain}
+    names |= {n for proviso in spec.exceptions for n in proviso.names}
+    if not prefix or not names:
+        return text
+    if not all(n in text for n in names):  # a name written with full-width characters
+        text = normalise(text)
+    pattern = "|".join(re.escape(n) for n in sorted(names, key=lambda n: (-len(n), n)))
+    return re.sub(pattern, lambda m: prefix + m.group(0), text)
+
+
+def _rename(f: dict[str, pd.DataFrame], prefix: str) -> None:
+    """Copy names in place: roads, streets, areas and communities get ``prefix``, four-to texts
+    cite the copy's roads, and door addresses (which start with a road name) follow them."""
+    for layer in ("roads", "streets", "areas", "communities"):
+        f[layer]["name"] = prefix + f[layer]["name"]
+    f["communities"]["four_to"] = [
+        rename_four_to(t, prefix) if isinstance(t, str) and t else t
+        for t in f["communities"]["four_to"]
+    ]
+    for layer in ("parks", "buildings", "enterprises"):
+        f[layer]["address"] = [
+            prefix + a if isinstance(a, str) and a else a for a in f[layer]["address"]
+        ]
+
+
 def _copy(base: dict[str, pd.DataFrame], c: int, dx: float, dy: float) -> dict[str, pd.DataFrame]:
-    """Copy ``c`` of the district shifted by (dx, dy) degrees: ids suffixed, codes unique."""
+    """Copy ``c`` of the district shifted by (dx, dy) degrees: ids suffixed, codes unique,
+    names prefixed (`copy_prefix`)."""
     f = {name: df.copy() for name, df in base.items()}
     if c == 0:
         return f
-    suffix, label = f"x{c + 1}", f"({c + 1})"
+    suffix = f"x{c + 1}"
     street_code = {sid: f"{3 * c + k + 1:03d}" for k, sid in enumerate(f["streets"]["id"])}
     comm_street = dict(zip(f["communities"]["id"], f["communities"]["street_id"], strict=True))
     grid_comm = f["grids"]["community_id"].map(comm_street)
@@ -262,8 +300,7 @@ def _copy(base: dict[str, pd.DataFrame], c: int, dx: float, dy: float) -> dict[s
     recode(f["parks"], f["parks"]["grid_id"].map(grid_street))
     recode(f["buildings"], f["buildings"]["grid_id"].map(grid_street))
     f["streets"]["code"] = f["streets"]["id"].map(street_code)
-    for layer in ("streets", "areas", "communities"):
-        f[layer]["name"] = f[layer]["name"] + label
+    _rename(f, copy_prefix(c))
     refs = {
         "communities": ["street_id"],
         "grids": ["community_id"],
@@ -317,8 +354,10 @@ def make_district(
     """The sample district from the extract at ``source``: GeoDataFrames per layer (EPSG:4326),
     plus the enterprises and officers tables.
 
-    ``scale`` > 1 tiles shifted copies east- and southward (ids suffixed ``x2``…, codes unique)
-    for benchmarks. Deterministic: the same extract and ``seed`` give the same frames.
+    ``scale`` > 1 tiles shifted copies east- and southward for benchmarks: ids suffixed ``x2``…,
+    codes unique, and names of roads, streets, areas and communities prefixed ``2区``… (four-to
+    texts and door addresses follow), so a four-to text resolves within its own copy.
+    Deterministic: the same extract and ``seed`` give the same frames.
     """
     if scale < 1:
         raise ValueError("scale must be >= 1")
