@@ -11,6 +11,7 @@ answers 304. A ``Range`` request gets the file's identity bytes (``FileResponse`
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import mimetypes
 import threading
@@ -24,6 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from geo import maps
+from geo.api import search as search_api
 from geo.api.compression import Encoded, compressible, encoded_body, request_coding
 from geo.api.deps import atlas, settings
 from geo.atlas import Atlas
@@ -83,11 +85,24 @@ def _built(builder: Callable[..., str], args: tuple[Any, ...]) -> tuple[Encoded,
     return page
 
 
+_WARMING: set[asyncio.Task[Any]] = set()
+
+
+def _warm_search(current: Atlas) -> None:
+    """Build the search index of ``current`` in the background (once per atlas): the page's
+    search box will ask ``GET /search`` soon, and should not wait for the index then."""
+    task = asyncio.get_running_loop().create_task(run_in_threadpool(search_api.places, current))
+    _WARMING.add(task)
+    task.add_done_callback(lambda t: (_WARMING.discard(t), t.cancelled() or t.exception()))
+
+
 async def _page(request: Request, builder: Callable[..., str], *args: Any) -> Response:
     """The page ``builder(*args)`` makes, built in a worker thread (an unknown community or
     officer is `maps.MapError`: a 404), with its Content-Security-Policy: no script but the
     vendored files and the page's own inline blocks (by hash), see `geo.maps.csp`. Kept per
     atlas version, compressed once; ``If-None-Match`` answers 304."""
+    if builder in (maps.district_map, maps.community_map):  # pages with a search box
+        _warm_search(args[0])
     item, policy = await run_in_threadpool(_built, builder, args)
     coding = request_coding(request.scope)
     headers = {
