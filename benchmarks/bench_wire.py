@@ -197,7 +197,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp)) as base:
         officer = args.officer or officer_of(Path(tmp) / "wire.gpkg")
-        ent = httpx.get(f"{base}/search", params={"q": "海康", "kind": "enterprise"}).json()
+        ent = httpx.get(f"{base}/search", params={"q": "海康", "kind": "enterprise"}, timeout=300)
+        ent = ent.json()
         name = ent["results"][0]["name"]
         pages = {
             "district": (f"{base}/maps/?basemap=none", name),

@@ -129,7 +129,8 @@ def test_officer_map_weighs_under_its_budget(browser, base, writable) -> None:
 def test_search_box_asks_the_server_as_the_user_types(browser, base) -> None:
     import httpx
 
-    name = httpx.get(f"{base}/search", params={"q": "hzhk", "kind": "enterprise"}).json()
+    name = httpx.get(f"{base}/search", params={"q": "hzhk", "kind": "enterprise"}, timeout=120)
+    name = name.json()
     name = name["results"][0]["name"]
     w = Wire(browser)
     try:
