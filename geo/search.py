@@ -91,9 +91,15 @@ class SearchIndex:
         return len(self.table)
 
     def search(
-        self, query: str, *, kinds: Iterable[str] | None = None, limit: int = 20
+        self,
+        query: str,
+        *,
+        kinds: Iterable[str] | None = None,
+        limit: int = 20,
+        within: NDArray[np.bool_] | None = None,
     ) -> list[dict[str, Any]]:
-        """The best ``limit`` hits: ``kind, id, name, detail, score, matched``."""
+        """The best ``limit`` hits: ``kind, id, name, detail, score, matched`` (``within``: a
+        mask of the rows that may be hits, in the order of ``table``)."""
         q = normalize(query)
         t = self.table
         if not q or not len(t):
@@ -112,6 +118,8 @@ class SearchIndex:
             _fuzzy_tier(scores, q, names.to_numpy(dtype=object))
         if kinds is not None:
             scores.score[~t["kind"].isin(list(kinds)).to_numpy()] = 0
+        if within is not None:
+            scores.score[~within] = 0
         return _ranked(t, scores, len(compact), limit)
 
 

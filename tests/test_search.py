@@ -82,7 +82,8 @@ def test_search_endpoint(client) -> None:
     body = r.json()
     assert body["count"] == 5
     assert all(h["name"].startswith("杭州海康") for h in body["results"])
-    assert set(body["results"][0]) == {"kind", "id", "name", "detail", "score", "matched"}
+    fields = {"kind", "id", "name", "detail", "score", "matched", "lon", "lat", "ref"}
+    assert set(body["results"][0]) == fields  # lon, lat, ref: where a map shows the hit
     only = client.get("/search", params={"q": "hm", "kind": "officer"}).json()
     assert only["results"] and {h["kind"] for h in only["results"]} == {"officer"}
 

@@ -16,6 +16,8 @@ from geo.api import (
     audit,
     auth,
     communities,
+    compression,
+    docs,
     enterprises,
     errors,
     features,
@@ -54,9 +56,12 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         "enterprise. Coordinates in WGS84 unless `crs` says otherwise "
         "(cgcs2000, gcj02, bd09, EPSG:n).",
         dependencies=[Depends(auth.policy)],  # every route: caller, role (geo.api.auth)
+        docs_url=None,  # /docs and /redoc load their assets from geo/static (geo.api.docs)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.atlas = holder
+    docs.install(app)
     tiles.install(app, holder)  # the tile cache, carried over across versions
     features.install(app)  # OGC operations in /openapi.json: 400 (not 422), bbox a form array
     for module in (
@@ -87,6 +92,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     errors.install(app)  # GeoError → {"detail": …} with its status (geo.errors)
     shedding.install(app, settings)  # heavy requests: per client (429) and in total (503)
     limits.install(app, settings)  # body size → 413, slow requests → 503
+    app.add_middleware(compression.Compression)  # br or gzip, as Accept-Encoding allows
     auth.document_security(app)  # bearer scheme and each operation's role in /openapi.json
     # added last, so outermost: every response (a 413 or 503 too) has X-Request-ID
     app.add_middleware(audit.RequestIdMiddleware)

@@ -1,12 +1,15 @@
 """Mapbox Vector Tiles (MVT 2.1) of every layer, and their TileJSON.
 
 Tiles come from the request's atlas through `geo.tiles`; encoded tiles are kept in an
-in-memory LRU keyed by (atlas, address, layers), so a new version — an edit — is
-served at once. When a new version is swapped in (`carry_over`, an `AtlasHolder` hook), the
-cached tiles that the edit cannot have changed — no changed feature touches them, old shape or
-new, at that zoom — are carried over to the new version, so an edit re-encodes only the tiles
-around it. ``ETag`` is a hash of the tile's bytes (unchanged tiles keep theirs across versions);
-``If-None-Match`` answers 304.
+in-memory LRU keyed by (atlas, address, layers), so a new version — an edit — is served at
+once. A tile is compressed (brotli or gzip, as the client's ``Accept-Encoding`` allows;
+`geo.api.compression`) once, on first demand, and kept beside its bytes, so a cached tile is
+never compressed again; a compressed tile has the weak form of the tile's ETag. When a new
+version is swapped in (`carry_over`, an `AtlasHolder` hook), the cached tiles that the edit
+cannot have changed — no changed feature touches them, old shape or new, at that zoom — are
+carried over to the new version, so an edit re-encodes only the tiles around it. ``ETag`` is a
+hash of the tile's bytes (unchanged tiles keep theirs across versions);
+``If-None-Match`` answers 304 (weak comparison: ``W/"…"`` matches too).
 
 Tiles are the same for every caller, so they carry public fields only (`geo.visibility`: no
 ``employees``; the atlas's shared `geo.tiles.source_for` source is the public one) and the cache
@@ -19,7 +22,6 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from geo import tiles
+from geo.api.compression import Encoded, encoded_body, request_coding
 from geo.api.deps import atlas
 from geo.api.state import AtlasHolder
 from geo.atlas import Atlas
@@ -48,12 +51,7 @@ Key = tuple[int, int, int, int, tuple[str, ...]]  # atlas serial, z, x, y, layer
 Group = tuple[int, tuple[str, ...]]  # z, layers
 
 
-@dataclass(frozen=True)
-class Cached:
-    """An encoded tile and its ETag."""
-
-    data: bytes
-    etag: str
+Cached = Encoded  # an encoded tile, its ETag and its compressed forms (made once, kept)
 
 
 def _etag(data: bytes) -> str:
@@ -84,13 +82,29 @@ class TileCache:
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
-                self.bytes -= len(old.data)
+                self.bytes -= old.size()
             self._items[key] = item
             self.bytes += len(data)
-            while self.bytes > self.max_bytes and len(self._items) > 1:
-                _, dropped = self._items.popitem(last=False)
-                self.bytes -= len(dropped.data)
+            self._trim()
         return item
+
+    def _trim(self) -> None:
+        """Drop the least recently used tiles over the byte budget (under the lock)."""
+        while self.bytes > self.max_bytes and len(self._items) > 1:
+            _, dropped = self._items.popitem(last=False)
+            self.bytes -= dropped.size()
+        self.bytes = max(self.bytes, 0)
+
+    async def body(self, item: Cached, coding: str | None) -> bytes:
+        """The tile ``item`` in ``coding``: compressed on first demand, then kept (counted in
+        the byte budget)."""
+        fresh = not item.has(coding)
+        data = await encoded_body(item, coding)
+        if fresh:
+            with self._lock:
+                self.bytes += len(data)
+                self._trim()
+        return data
 
     def __len__(self) -> int:
         return len(self._items)
@@ -131,7 +145,7 @@ class TileCache:
                 item = self._items.get(key)
                 if ok and item is not None:
                     self._items[(serial, *key[1:])] = item
-                    self.bytes += len(item.data)
+                    self.bytes += item.size()
                 elif not ok:
                     stale.append(key)
         return stale
@@ -202,12 +216,15 @@ async def _tile(
     if item is None:
         data = await run_in_threadpool(tiles.source_for(current).tile, z, x, y, names)
         item = cache.put(key, data)
-    headers = {"ETag": item.etag, "Cache-Control": CACHE_CONTROL}
+    coding = request_coding(request.scope)
+    headers = {**item.headers(coding), "Cache-Control": CACHE_CONTROL}
     if _matches(request.headers.get("if-none-match"), item.etag):
+        headers.pop("Content-Encoding", None)
         return Response(status_code=304, headers=headers)
     if not item.data:
         return Response(status_code=204, headers=headers)
-    return Response(item.data, media_type=tiles.MEDIA_TYPE, headers=headers)
+    body = await cache.body(item, coding)
+    return Response(body, media_type=tiles.MEDIA_TYPE, headers=headers)
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import folium
 import numpy as np
@@ -165,8 +166,13 @@ def enterprise_layer(
     """Enterprises: clustered markers inline, or vector tiles above ``inline_max``."""
     if opts.tiles_url and not opts.gcj02 and len(ent) > opts.inline_max:
         url = opts.tiles_url.rstrip("/") + "/enterprises/{z}/{x}/{y}.mvt"
+        # tiles are asked only inside the enterprises' extent, grown by about 200 m so that a
+        # dot at its edge is drawn whole (no round trip for the empty tiles around it)
+        w, e = float(ent["lon"].min()) - 0.002, float(ent["lon"].max()) + 0.002
+        s, n = float(ent["lat"].min()) - 0.002, float(ent["lat"].max()) + 0.002
         options = (
-            "{interactive: true, maxNativeZoom: 18, maxZoom: 20, "
+            f"{{bounds: [[{s:.6f}, {w:.6f}], [{n:.6f}, {e:.6f}]], "
+            "interactive: true, maxNativeZoom: 18, maxZoom: 20, "
             "getFeatureId: function (f) { return f.properties.id; }, "
             "vectorTileLayerStyles: {enterprises: GeoMaps.enterpriseTileStyle}}"
         )
@@ -223,10 +229,11 @@ def search_config(
     opts: MapOptions,
     community_id: str | None,
 ) -> dict[str, Any]:
-    """``{"search": entries}`` embedded, or ``{"searchUrl": url}`` to fetch them later."""
+    """``{"search": entries}`` embedded, or ``{"searchUrl": url}``: the search endpoint
+    (``GET /search``) the search box asks as the user types, scoped to the community."""
     if opts.search_url is None:
         return {"search": _search_entries(atlas, ent, buildings, d, opts)}
-    query = [f"community={community_id}"] if community_id else []
+    query = [f"community={quote(community_id, safe='')}"] if community_id else []
     if opts.gcj02:
         query.append("coords=gcj02")
     return {"searchUrl": opts.search_url + ("?" + "&".join(query) if query else "")}

@@ -68,9 +68,9 @@ class MapOptions:
     district_link: str = "/maps/"
     inline_max: int = INLINE_MAX
     extra_query: str = field(default="")  # appended to links (e.g. "?basemap=none")
-    # served maps fetch their search entries after the map is up (a smaller, faster page);
-    # standalone files embed them
-    search_url: str | None = None  # e.g. "/maps/search.json"; {scope} is the community id
+    # served maps ask the search endpoint as the user types (nothing loaded up front);
+    # standalone files embed their entries
+    search_url: str | None = None  # e.g. "/search" (GET /search?q=&community=&coords=)
     data_attribution: str = DATA_ATTRIBUTION  # credit for the data, in the attribution control
 
     def __post_init__(self) -> None:

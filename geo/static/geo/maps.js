@@ -175,17 +175,36 @@
   }
   G.matches = matches;
 
-  /* served maps fetch their search entries once the map is up; standalone files embed them */
-  function loadSearch(then) {
-    if (cfg.search || !cfg.searchUrl) { if (then) then(); return; }
-    if (!loadSearch.pending) {
-      loadSearch.pending = fetch(cfg.searchUrl, { headers: { Accept: 'application/json' } })
-        .then(function (r) { return r.ok ? r.json() : []; })
-        .then(function (data) { cfg.search = data; })
-        .catch(function () { cfg.search = []; });
-    }
-    if (then) loadSearch.pending.then(then);
+  /* served maps ask the service (GET /search?q=, cfg.searchUrl) as the user types, so no
+     index is loaded up front; standalone files embed their entries (cfg.search) */
+  var KIND_TAG = { enterprise: '企业', building: '楼宇', officer: '人员', park: '园区' };
+  function remoteEntry(h) {
+    return [KIND_TAG[h.kind] || h.kind, h.name, h.detail || '', '', '', h.lat, h.lon, h.ref || h.id];
   }
+  var searchCache = {};
+  function searchRemote(q, then) {
+    var key = q.trim();
+    if (searchCache[key]) { then(searchCache[key]); return; }
+    var url = cfg.searchUrl + (cfg.searchUrl.indexOf('?') < 0 ? '?' : '&') + 'limit=30&q=' + encodeURIComponent(key);
+    var ctl = window.AbortController ? new AbortController() : null;
+    if (searchRemote.ctl) searchRemote.ctl.abort(); /* only the latest query counts */
+    searchRemote.ctl = ctl;
+    fetch(url, { headers: { Accept: 'application/json' }, signal: ctl ? ctl.signal : undefined })
+      .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
+      .then(function (data) {
+        var hits = (data.results || []).filter(function (h) { return h.lat != null; }).map(remoteEntry);
+        searchCache[key] = hits;
+        then(hits);
+      })
+      .catch(function (err) { if (!err || err.name !== 'AbortError') then(null); });
+  }
+  /* the entries matching q, in then(hits); null when the search failed */
+  function lookUp(q, then) {
+    if (!q.replace(/\s+/g, '')) { then([]); return; }
+    if (cfg.search) { then(matches(q, cfg.search)); return; }
+    searchRemote(q, then);
+  }
+  G.lookUp = lookUp;
 
   function searchControl(map) {
     if (!cfg.search && !cfg.searchUrl) return;
@@ -200,11 +219,11 @@
       d.appendChild(input);
       d.appendChild(list);
       var timer = null;
-      function update() {
-        if (!cfg.search) { list.innerHTML = ''; list.appendChild(el('li', 'geo-none', '正在载入……')); loadSearch(update); return; }
-        var hits = matches(input.value, cfg.search);
+      function show(q, hits) {
+        if (input.value !== q) return; /* the user typed on */
         list.innerHTML = '';
-        if (input.value && !hits.length) list.appendChild(el('li', 'geo-none', '没有找到'));
+        if (hits === null) { list.appendChild(el('li', 'geo-none', '搜索失败，请稍后重试')); return; }
+        if (q && !hits.length) list.appendChild(el('li', 'geo-none', '没有找到'));
         hits.forEach(function (h) {
           var li = el('li', null, '<span class="geo-tag">' + esc(h[0]) + '</span>' + esc(h[1]) +
             '<small>' + esc(h[2]) + '</small>');
@@ -212,9 +231,23 @@
           list.appendChild(li);
         });
       }
-      input.addEventListener('input', function () { clearTimeout(timer); timer = setTimeout(update, 120); });
+      function update() {
+        var q = input.value;
+        if (!cfg.search && q.trim() && !searchCache[q.trim()]) {
+          list.innerHTML = '';
+          list.appendChild(el('li', 'geo-none', '正在搜索……'));
+        }
+        lookUp(q, function (hits) { show(q, hits); });
+      }
+      input.addEventListener('input', function () { clearTimeout(timer); timer = setTimeout(update, cfg.search ? 120 : 200); });
       input.addEventListener('keydown', function (ev) {
-        if (ev.key === 'Enter') loadSearch(function () { var h = matches(input.value, cfg.search); if (h.length) { G.go(h[0]); list.innerHTML = ''; } });
+        if (ev.key !== 'Enter') return;
+        clearTimeout(timer);
+        var q = input.value;
+        lookUp(q, function (hits) {
+          if (input.value !== q) return;
+          if (hits && hits.length) { G.go(hits[0]); list.innerHTML = ''; } else show(q, hits);
+        });
       });
       L.DomEvent.disableClickPropagation(d);
       L.DomEvent.disableScrollPropagation(d);
@@ -357,7 +390,6 @@
       requestAnimationFrame(function () {
         window.GEO.interactiveAt = performance.now();
         window.GEO.ready = true;
-        loadSearch(); /* in the background, once the map is usable */
       });
     });
   };
