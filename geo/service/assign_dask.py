@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from geo.atlas import Atlas
-from geo.errors import Unavailable
+from geo.errors import BadRequest
 from geo.service.assign import (
     BatchSummary,
     Input,
@@ -41,7 +41,7 @@ _ATLASES: dict[str, Atlas] = {}  # per worker process: the atlas of the current 
 _LOCK = threading.Lock()
 
 
-class DaskUnavailable(Unavailable):
+class DaskUnavailable(BadRequest):
     """dask.distributed is not installed, or the scheduler cannot be reached."""
 
 
@@ -97,7 +97,7 @@ class DaskEngine:
     def __init__(self, client: Any, snapshot: Snapshot) -> None:
         self.client = client
         self.token = uuid.uuid4().hex
-        self.snapshot = client.scatter(snapshot, broadcast=True)
+        self.snapshot = client.scatter(snapshot, broadcast=True, hash=False)
         threads = sum(client.nthreads().values()) or 1
         self.in_flight = 2 * threads
 
