@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geo import crs as crs_mod
+from geo.atlas import _FAR_DEG as FAR_DEG
 from geo.atlas import LEVELS, Atlas
 
 OUTPUT_COLUMNS = [f"{name}_id" for name in LEVELS] + ["status", "reason"]
@@ -76,13 +77,15 @@ class Reasons:
 
     def set_rows(self, rows: np.ndarray, messages: Sequence[str | None]) -> None:
         """Each message (None: none) for the matching row index of ``rows``."""
-        for row, message in zip(rows.tolist(), messages, strict=True):
-            if message:
-                self.codes[row] = self.code(message)
+        found = np.array(messages, dtype=object)
+        for i in np.flatnonzero(found != None).tolist():  # noqa: E711 - elementwise
+            self.codes[rows[i]] = self.code(found[i])
 
-    def to_arrow(self) -> pa.Array:
-        """The reasons as an Arrow string array."""
-        return pc.take(pa.array(self.messages, pa.string()), pa.array(self.codes))
+    def to_arrow(self) -> pa.DictionaryArray:
+        """The reasons as an Arrow dictionary array (codes into the distinct messages)."""
+        return pa.DictionaryArray.from_arrays(
+            pa.array(self.codes), pa.array(self.messages, pa.string())
+        )
 
 
 def numbers(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -97,10 +100,10 @@ def numbers(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         values = pc.cast(column, pa.float64())
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        text = pc.utf8_trim_whitespace(column)
         try:
-            values = pc.cast(text, pa.float64())
-        except pa.ArrowInvalid:  # some cells are not numbers: they become NaN
+            values = pc.cast(column, pa.float64())
+        except pa.ArrowInvalid:  # spaces around, or some cells are not numbers: NaN
+            text = pc.utf8_trim_whitespace(column)
             values = pc.cast(
                 pc.if_else(pc.match_substring_regex(text, _FLOAT), text, None), pa.float64()
             )
@@ -133,10 +136,16 @@ def assign_batch(
     reasons.set_where_empty(status == 1, OUTSIDE)
     ids = _id_arrays(atlas)
     columns = [
-        pc.take(ids[name], pa.array(np.where(owners[name] >= 0, owners[name], len(ids[name]) - 1)))
+        pa.DictionaryArray.from_arrays(
+            pa.array(np.where(owners[name] >= 0, owners[name], len(ids[name]) - 1), pa.int32()),
+            ids[name],
+        )
         for name in LEVELS
     ]
-    columns += [pc.take(_STATUS_ARRAY, pa.array(status)), reasons.to_arrow()]
+    columns += [
+        pa.DictionaryArray.from_arrays(pa.array(status.astype(np.int32)), _STATUS_ARRAY),
+        reasons.to_arrow(),
+    ]
     out = _append(table, columns)
     counts = np.bincount(status, minlength=3).astype(np.int64)
     if ragged:
@@ -149,7 +158,7 @@ def _append(table: pa.Table, columns: list[pa.Array]) -> pa.Table:
     """``table`` with the owner columns appended."""
     out = table
     for name, column in zip(OUTPUT_COLUMNS, columns, strict=True):
-        out = out.append_column(pa.field(name, pa.string()), column)
+        out = out.append_column(pa.field(name, column.type), column)
     return out
 
 
@@ -228,10 +237,20 @@ def _to_wgs84(
         live = rows[reasons.codes[rows] == 0]
         if len(live) == 0:
             continue
-        diagnosis = atlas.diagnose(lon[live], lat[live], kind)
-        reasons.set_rows(live, diagnosis)
+        suspect = live if kind.startswith("EPSG:") else live[_far(atlas, lon[live], lat[live])]
+        reasons.set_rows(suspect, atlas.diagnose(lon[suspect], lat[suspect], kind))
         x[live], y[live] = crs_mod.to_wgs84(lon[live], lat[live], kind)
     return x, y
+
+
+def _far(atlas: Atlas, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Which points `Atlas.diagnose` may find wrong: those far from the district (degrees)."""
+    minx, miny, maxx, maxy = atlas.bounds
+    with np.errstate(invalid="ignore"):
+        return (
+            (lon < minx - FAR_DEG) | (lon > maxx + FAR_DEG)
+            | (lat < miny - FAR_DEG) | (lat > maxy + FAR_DEG)
+        )  # fmt: skip
 
 
 def _id_arrays(atlas: Atlas) -> dict[str, pa.Array]:
@@ -259,8 +278,12 @@ def _with_ragged(
         rows.append([*(cells + [""] * width)[:width], *[""] * len(LEVELS), "invalid", reason])
     extra = pa.table(
         [pa.array(list(col), pa.string()) for col in zip(*rows, strict=True)],
-        schema=pa.schema([pa.field(f.name, pa.string()) for f in out.schema]),
-    ).cast(out.schema)
+        schema=pa.schema(
+            [*out.schema.remove_metadata()][: -len(OUTPUT_COLUMNS)]
+            + [pa.field(n, pa.string()) for n in OUTPUT_COLUMNS]
+        ),
+    )
+    out = out.cast(extra.schema)  # owner columns as plain text, like the ragged rows'
     total = out.num_rows + len(ragged)
     at = np.zeros(total, dtype=bool)
     at[[p for p, _ in ragged]] = True

@@ -140,14 +140,25 @@ class CsvInput:
         ), stream
 
     def _header(self) -> list[str]:
-        try:
-            reader, stream = self._open(None, lambda row: "skip")
-        except pa.ArrowInvalid as exc:
-            raise self._failure(exc) from exc
-        except UnicodeDecodeError as exc:
-            raise self._undecodable(exc) from exc
-        with stream:
-            return list(reader.schema.names)
+        """The column names: the first record, as Python's csv module reads it."""
+        with self.src.open("rb") as f:
+            head = f.read(min(self.block_bytes, FIELD_LIMIT))
+        if self.encoding == "utf-8" or head.startswith(_BOM):
+            head = head.removeprefix(_BOM)
+        text = head.decode(self.encoding, errors="replace")
+        if len(head) == min(self.block_bytes, FIELD_LIMIT):
+            text = text[:-1]  # a character may be cut at the end of the probe
+        rows = csv.reader(io.StringIO(text, newline=""))
+        names = next(rows, None)
+        if not names:
+            raise BatchError(f"{self.src} is empty: expected a header row with lon/lat columns")
+        if next(rows, None) is None and len(head) == min(self.block_bytes, FIELD_LIMIT):
+            raise (
+                Retry(self.encoding, FIELD_LIMIT)
+                if self.block_bytes < FIELD_LIMIT
+                else (BatchError(f"{self.src}: a header longer than {FIELD_LIMIT:,} bytes"))
+            )
+        return names
 
     def _failure(self, exc: pa.ArrowInvalid) -> Exception:
         """What an Arrow error means: read again (encoding, block size) or give up."""

@@ -28,7 +28,8 @@ from geo.service.assign_read import BatchError
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".xlsx")
 EXCEL_ROWS = 1_048_575  # a sheet's rows below its header
-_FORMULA_BYTES = np.frombuffer(b"=+-@\t\r", dtype=np.uint8)
+_FORMULA_BYTES = np.zeros(256, dtype=bool)  # first bytes of cells Excel runs as formulas
+_FORMULA_BYTES[np.frombuffer(b"=+-@\t\r", dtype=np.uint8)] = True
 
 
 def check_output(dst: Path) -> str:
@@ -81,6 +82,10 @@ def _data(array: pa.Array) -> bytes:
 def _text(column: pa.ChunkedArray, *, untyped: bool, geometry: bool) -> pa.Array:
     """A column as CSV cells: text (defused, quoted where needed); "" for nulls."""
     kind = column.type
+    if pa.types.is_dictionary(kind):  # the owner columns: made once per distinct value
+        whole = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        values = _text(pa.chunked_array([whole.dictionary]), untyped=untyped, geometry=False)
+        return pc.take(values, whole.indices)
     if geometry:
         import shapely
 
@@ -91,7 +96,8 @@ def _text(column: pa.ChunkedArray, *, untyped: bool, geometry: bool) -> pa.Array
         text, typed_text = pc.cast(column, pa.string()), True
     else:
         text, typed_text = _cast_text(column), False
-    text = pc.fill_null(text, "")
+    if text.null_count:
+        text = pc.fill_null(text, "")
     text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
     if typed_text:
         text = _defuse(text, untyped)
@@ -137,7 +143,7 @@ def _formula_start(array: pa.Array) -> np.ndarray:
     full = ends[1:] > starts
     first = np.zeros(len(array), dtype=np.uint8)
     first[full] = raw[starts[full]]
-    return np.isin(first, _FORMULA_BYTES)
+    return _FORMULA_BYTES[first]
 
 
 def _defuse(text: pa.Array, untyped: bool) -> pa.Array:
