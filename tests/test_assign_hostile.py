@@ -95,12 +95,12 @@ def test_a_field_over_our_limit_exits_2_and_leaves_nothing(sample_db: str, tmp_p
 
 
 def test_a_failure_mid_stream_leaves_no_part_file(sample_db: str, tmp_path: Path, monkeypatch):
-    import geo.batch
+    import geo.service.assign
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(geo.batch, "_assign_rows", boom)
+    monkeypatch.setattr(geo.service.assign, "assign_batch", boom)
     src = tmp_path / "in.csv"
     src.write_text("name,lon,lat\na,120.2,30.2\n", encoding="utf-8")
     out = tmp_path / "out" / "o.csv"

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
+    TaskProgressColumn,
     TimeRemainingColumn,
 )
 
@@ -133,9 +133,11 @@ def locate(
 
 @app.command()
 def assign(
-    src: Annotated[Path, typer.Argument(help="table of points: .csv, .xlsx or .parquet")],
+    src: Annotated[
+        Path, typer.Argument(help="table of points: .csv, .xlsx, .parquet, or a Parquet folder")
+    ],
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="file to write: .csv, .xlsx or .parquet")
+        Path, typer.Option("-o", "--output", help="file to write: .csv, .parquet or .xlsx")
     ],
     crs: Annotated[
         str | None, typer.Option(help="CRS of all rows (default: the crs column, else wgs84)")
@@ -148,23 +150,56 @@ def assign(
     ] = None,
     sheet: Annotated[str | None, typer.Option("--layer", help="sheet of a .xlsx")] = None,
     chunk_rows: Annotated[int, typer.Option(help="rows per chunk")] = 100_000,
+    engine: Annotated[
+        str, typer.Option(help="local (this process) or dask (a dask.distributed cluster)")
+    ] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="with --engine dask: the scheduler, tcp://HOST:8786")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="with --engine dask and no --scheduler: local workers")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Add street_id, community_id, grid_id, microgrid_id, status and reason to every row."""
-    from geo.batch import assign_file
+    from geo.service.assign import Options, assign_table
 
-    if not src.is_file():
-        raise fail(f"{src} is not a file")
-    atlas = atlas_at(settings_for(db).db)
-    columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    if engine not in ("local", "dask"):
+        raise fail(f"--engine {engine}: use local or dask")
+    if engine == "local" and (scheduler or workers):
+        raise fail("--scheduler and --workers need --engine dask")
+    if not src.exists():
+        raise fail(f"{src}: no such file or folder")
+    options = Options(crs, lon_col, lat_col, sheet=sheet, chunk_rows=max(1, chunk_rows))
+    columns = (BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("assign", total=src.stat().st_size)
+        task = bar.add_task("assign", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
         try:
-            summary = assign_file(
-                atlas, src, output, crs=crs, lon_col=lon_col, lat_col=lat_col, sheet=sheet,
-                chunk_rows=chunk_rows, progress=lambda done: bar.update(task, completed=done),
-            )  # fmt: skip
+            if engine == "dask":
+                summary = _assign_on_dask(src, output, options, scheduler, workers, db, report)
+            else:
+                atlas = atlas_at(settings_for(db).db)
+                summary = assign_table(atlas, src, output, options, report)
         except OSError as exc:  # not a GeoError: the file system's own message
             raise fail(str(exc)) from exc
     counts = ", ".join(f"{v} {k}" for k, v in summary.status.items())
     out.print(f"{summary.rows} rows → {output}: {counts}", highlight=False)
+
+
+def _assign_on_dask(src, output, options, scheduler, workers, db, report):
+    """`geo assign --engine dask`: the store's snapshot shipped to the cluster's workers."""
+    from geo.cli.common import existing_store
+    from geo.service.assign_dask import assign_on_dask
+
+    store = existing_store(settings_for(db).db)
+    try:
+        snapshot = store.snapshot()
+    finally:
+        store.close()
+    return assign_on_dask(
+        snapshot, src, output, options, scheduler=scheduler, workers=workers, progress=report
+    )
