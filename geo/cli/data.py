@@ -208,10 +208,11 @@ def backup(
 ) -> None:
     """Copy the store to OUTPUT while it serves: one committed version, one file."""
     from geo.service.backup import backup as backup_store
+    from geo.store import describe
 
     done = backup_store(settings_for(db).db, output)
     out.print(
-        f"backed up {settings_for(db).db} (version {done.version}, {done.communities} "
+        f"backed up {describe(settings_for(db).db)} (version {done.version}, {done.communities} "
         f"communities) → {output}",
         highlight=False,
     )
@@ -224,12 +225,13 @@ def restore(
 ) -> None:
     """Replace the store with a backup, atomically (checked first: a geo GeoPackage only)."""
     from geo.service.backup import restore as restore_store
+    from geo.store import describe
 
     target = settings_for(db).db
     done = restore_store(source, target)
     out.print(
         f"restored {source} (its version {done.source_version}, {done.communities} "
-        f"communities) into {target} as version {done.version}; running servers pick it up "
-        "within GEO_REFRESH_SECONDS",
+        f"communities) into {describe(target)} as version {done.version}; running servers "
+        "pick it up within GEO_REFRESH_SECONDS",
         highlight=False,
     )

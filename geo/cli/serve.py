@@ -37,10 +37,12 @@ def serve(
     """Serve the API; a missing store is first loaded from the sample district (or --data)."""
     import uvicorn
 
+    from geo.store import describe, store_exists
+
     settings = settings_for(db)
-    if not Path(settings.db).exists():
+    if not store_exists(settings.db):
         source = data or settings.data
-        out.print(f"{settings.db} does not exist: loading {source}", highlight=False)
+        out.print(f"{describe(settings.db)} holds no data: loading {source}", highlight=False)
         load_reported(settings.db, source)
     os.environ["GEO_DB"] = settings.db  # the workers build their app from the environment
     uvicorn.run(

@@ -31,9 +31,9 @@ from pathlib import Path
 from geo.model import TABLES
 from geo.service import backup_checks
 from geo.service.backup_checks import BackupError
-from geo.store import users
+from geo.store import is_database_url, open_store, sqlite_admin
 from geo.store.schema import GPKG_APPLICATION_ID, initialise, now
-from geo.store.sqlite import BUSY_TIMEOUT_S
+from geo.store.sqlite import BUSY_TIMEOUT_S, SQLiteStore
 
 __all__ = ["BackupError", "Checked", "backup", "restore", "validate"]
 
@@ -146,6 +146,8 @@ def _clear_serving(cur: sqlite3.Cursor) -> None:
 
 def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     """Copy the store ``db`` to ``out`` (replaced atomically); return what ``out`` holds."""
+    if is_database_url(db):
+        return _backup_database(str(db), Path(out))
     db, out = Path(db), Path(out)
     if not db.is_file():
         raise BackupError(f"no store at {db}")
@@ -178,7 +180,9 @@ def _live_state(db: Path) -> tuple[int, list[tuple]]:
         version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()[0]
         rows = []
         if _has_table(conn.cursor(), "geo_serving"):
-            rows = conn.execute("SELECT worker, pid, version, seen FROM geo_serving").fetchall()
+            rows = conn.execute(
+                "SELECT worker, pid, version, seen, host FROM geo_serving"
+            ).fetchall()
         return int(version), rows
     finally:
         conn.close()
@@ -195,7 +199,7 @@ def _as_new_version(
         initialise(cur, part)  # what opening it as a store would add (an older file's tables)
         _clear_serving(cur)
         cur.executemany(
-            "INSERT INTO geo_serving (worker, pid, version, seen) VALUES (?, ?, ?, ?)",
+            "INSERT INTO geo_serving (worker, pid, version, seen, host) VALUES (?, ?, ?, ?, ?)",
             live_servers,
         )
         stamps = [(name, secrets.token_hex(8)) for name in TABLES]  # every server re-reads all
@@ -204,7 +208,7 @@ def _as_new_version(
             "INSERT INTO geo_versions (version, author, time, reason) VALUES (?, ?, ?, ?)",
             (version, RESTORE_AUTHOR, now(), reason),
         )
-        users.append_audit(
+        sqlite_admin.append_audit(
             cur, None, actor=RESTORE_AUTHOR, before=live_version, after=version,
             default_path="restore", detail=reason,
         )  # fmt: skip
@@ -214,6 +218,8 @@ def _as_new_version(
 def restore(src: str | os.PathLike[str], db: str | os.PathLike[str]) -> Checked:
     """Replace the store ``db`` with the backup ``src`` atomically, as a new store version
     above the live one; return what the store now holds."""
+    if is_database_url(db):
+        return _restore_database(Path(src), str(db))
     src, db = Path(src), Path(db)
     if db.exists() and src.resolve() == db.resolve():
         raise BackupError("the backup and the store are the same file")
@@ -259,3 +265,78 @@ def _into_store(part: Path, src: Path, checked: Checked, db: Path) -> int:
         target.close()
         copy.close()
     return version
+
+
+# ------------------------------------------------------------------ a database store (PostGIS)
+
+
+def _remove_with_journals(path: Path) -> None:
+    """Remove a GeoPackage written aside and any WAL files beside it."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+
+
+def _backup_database(url: str, out: Path) -> Checked:
+    """Back up a database store through the `Store` protocol: everything it holds, read at one
+    version (`Store.export`), written into a new GeoPackage store aside, checked and renamed."""
+    if not out.parent.is_dir():
+        raise BackupError(f"directory {out.parent} does not exist")
+    part = _aside(out)
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()
+    source = open_store(url)
+    try:
+        dump = source.export()
+    finally:
+        source.close()
+    try:
+        with SQLiteStore(part) as copy:
+            copy.import_dump(dump, copy=True, author=RESTORE_AUTHOR, reason="backup")
+        with contextlib.closing(sqlite3.connect(part)) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")
+        checked = validate(part)
+        os.replace(part, out)
+    except sqlite3.Error as exc:
+        raise BackupError(f"backup of the database store failed: {exc}") from exc
+    finally:
+        for leftover in (
+            part,
+            part.with_name(part.name + "-wal"),
+            part.with_name(part.name + "-shm"),
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    return Checked(out, checked.version, checked.schema_version, checked.communities)
+
+
+def _restore_database(src: Path, url: str) -> Checked:
+    """Restore the backup ``src`` into a database store in one transaction: the backup's
+    tables, community history, users and tokens; the store keeps its versions and its
+    (append-only) audit log and gains one version above both, with its audit row."""
+    checked = validate(src, strict=True)
+    part = _aside(src.resolve().parent / f"restore-{secrets.token_hex(4)}.gpkg")
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{src.resolve().as_uri()}?mode=ro", uri=True)
+        ) as s:
+            _copy(s, part)
+        with SQLiteStore(part) as copy:  # opening adds what an older file lacks
+            dump = copy.export()
+    except sqlite3.Error as exc:
+        raise BackupError(f"restore from {src} failed: {exc}") from exc
+    finally:
+        for leftover in (
+            part,
+            part.with_name(part.name + "-wal"),
+            part.with_name(part.name + "-shm"),
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    reason = f"restored from {src.name} (its version {checked.version})"
+    target = open_store(url)
+    try:
+        version = target.import_dump(dump, copy=False, author=RESTORE_AUTHOR, reason=reason)
+    finally:
+        target.close()
+    return Checked(src, version, checked.schema_version, checked.communities, checked.version)
