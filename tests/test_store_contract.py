@@ -314,3 +314,60 @@ def test_export_and_import_copy_everything(store: Store, tmp_path: Path) -> None
     assert restored == 3
     assert store.history()[0].author == "restore"
     assert users.audit_rows(store)[0] == 4  # the store's own log kept, one row added
+
+
+# ------------------------------------------------------------- the CLI and backups, any store
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from geo.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_the_cli_runs_on_either_store(location: str) -> None:
+    """`geo load`, `geo users`, `geo boundary`-free writes and `geo audit` with ``--db`` either
+    a .gpkg path or a postgresql:// URL."""
+    from geo.settings import SAMPLE_DIR
+
+    done = _cli("load", str(SAMPLE_DIR), "--db", location)
+    assert done.exit_code == 0, done.output
+    done = _cli("users", "add", "cli-admin", "--role", "admin", "--db", location)
+    assert done.exit_code == 0, done.output
+    done = _cli("users", "list", "--db", location)
+    assert "cli-admin\tadmin" in done.output
+    done = _cli("audit", "--db", location)
+    assert done.exit_code == 0 and "users add cli-admin" in done.output
+    done = _cli("locate", "120.14966", "30.18376", "--db", location)
+    assert done.exit_code == 0 and '"community"' in done.output
+    assert "geo:geo@" not in done.output
+
+
+def test_backup_and_restore_through_the_protocol(location: str, tmp_path: Path) -> None:
+    """A backup of either store is a GeoPackage at the same version; restoring it writes the
+    backup's data as one new version above the live one."""
+    from geo.service.backup import backup, restore, validate
+
+    store = open_store(location)
+    try:
+        store.replace_all(sample_tables(), author="a", reason="load", record_history=True)
+        token = users.add_user(store, "ann", "admin")
+        saved = tmp_path / "saved.gpkg"
+        done = backup(location, saved)
+        assert done.version == 1 and validate(saved, strict=True).version == 1
+        assert not list(tmp_path.glob(".*part*"))  # nothing left aside
+        store.edit_community("c1", box(X0, Y0, X0 + 0.01, Y0 + 0.01), author="b", reason="e",
+                             expected_version=1)  # fmt: skip
+        users.revoke_user(store, "ann")
+        back = restore(saved, location)
+        assert back.version == store.version() == 3 and back.source_version == 1
+        assert store.history(1)[0].author == "restore"
+        assert [h.version for h in store.community_history("c1")] == [1]
+        assert store.token_record(users.split_token(token)[0]) is not None  # ann is back
+        want = sample_tables()
+        for name in TABLES:
+            assert_table_equal(store.snapshot().tables[name], want[name], name)
+    finally:
+        store.close()
