@@ -371,3 +371,67 @@ def test_backup_and_restore_through_the_protocol(location: str, tmp_path: Path) 
             assert_table_equal(store.snapshot().tables[name], want[name], name)
     finally:
         store.close()
+
+
+def test_wait_for_change_wakes_on_a_commit(location: str) -> None:
+    """A replica's watcher: PostGIS wakes it by NOTIFY at the commit, long before the poll
+    timeout; a file store polls (returns after the timeout)."""
+    import time
+
+    setup = open_store(location)
+    setup.replace_all(sample_tables(), author="a", reason="load")
+    setup.close()
+    watcher = open_store(location)
+    notifies = not isinstance(watcher, SQLiteStore)
+    try:
+        watcher.wait_for_change(0.0)  # subscribes (PostGIS: LISTEN)
+
+        def commit() -> None:
+            time.sleep(0.5)
+            with open_store(location) as writer:
+                writer.edit_community("c1", box(X0, Y0, X0 + 0.01, Y0 + 0.01), author="w",
+                                      reason="wake", expected_version=None)  # fmt: skip
+
+        thread = threading.Thread(target=commit)
+        started = time.monotonic()
+        thread.start()
+        watcher.wait_for_change(60.0 if notifies else 0.05)
+        took = time.monotonic() - started
+        thread.join()
+        assert took < 20, took  # far below the 60 s poll: the NOTIFY woke it
+    finally:
+        watcher.close()
+
+
+def test_a_postgis_store_holds_a_bounded_pool_of_connections() -> None:
+    """However many request threads a replica runs, it opens at most ``pool_size`` connections
+    (PostgreSQL's max_connections is shared by every replica)."""
+    import psycopg
+    from pg_support import admin_url
+
+    with fresh_database() as url:
+        store = open_store(url)
+        try:
+            users.add_user(store, "ann", "admin")
+            dbname = url.rsplit("/", 1)[1]
+            seen: list[int] = []
+
+            def read() -> None:
+                for _ in range(5):
+                    store.token_record("nope")
+                    store.version()
+
+            threads = [threading.Thread(target=read) for _ in range(30)]
+            for t in threads:
+                t.start()
+            with psycopg.connect(admin_url(), autocommit=True) as conn:
+                for _ in range(20):
+                    (n,) = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (dbname,)
+                    ).fetchone()
+                    seen.append(int(n))
+            for t in threads:
+                t.join()
+            assert max(seen) <= 8, seen
+        finally:
+            store.close()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from geo.atlas import Atlas
 from geo.store import serving
-from geo.store.base import Store
+from geo.store.base import Snapshot, Store
 
 log = logging.getLogger("geo.api")
 
@@ -103,13 +103,18 @@ class AtlasHolder:
 
     # -- keeping up with the store
 
-    def _steps(self) -> Iterator[None]:
-        """Build the store's latest version beside the current one and swap it in, yielding
-        between steps; nothing when the current one is the latest."""
+    def _latest(self) -> Snapshot | None:
+        """The store's latest version when it is not the one served (store I/O: a database
+        store reads over the network, so the event loop runs this in a thread)."""
         if self.store.version() == self._atlas.version:
-            return
+            return None
         snapshot = self.store.snapshot(reuse=self._snapshot)  # reads changed tables only
-        if snapshot.version == self._atlas.version:
+        return None if snapshot.version == self._atlas.version else snapshot
+
+    def _steps(self, snapshot: Snapshot | None) -> Iterator[None]:
+        """Build ``snapshot`` beside the current atlas and swap it in, yielding between steps;
+        nothing when there is no newer snapshot."""
+        if snapshot is None or snapshot.version == self._atlas.version:
             return
         yield
         old, new = self._atlas, None
@@ -123,7 +128,7 @@ class AtlasHolder:
     def check(self) -> Atlas:
         """Build and swap in the store's latest version now, in this thread."""
         with self._build:
-            for _ in self._steps():
+            for _ in self._steps(self._latest()):
                 pass
             return self._atlas
 
@@ -132,7 +137,8 @@ class AtlasHolder:
         and record it in the registry."""
         async with self._refreshing:  # the watcher and a writer's publish: one build
             before = self._atlas.version
-            for _ in self._steps():
+            snapshot = await asyncio.to_thread(self._latest)
+            for _ in self._steps(snapshot):
                 await asyncio.sleep(0)  # let waiting requests run between steps
             if self._atlas.version != before:
                 await self._mark()

@@ -15,7 +15,9 @@ Transactions and concurrency
   transaction: one committed version.
 * Every write sends ``NOTIFY geo_version, '<version>'`` inside its transaction (delivered at
   commit); `wait_for_change` LISTENs on a connection of its own, with polling as fallback.
-* One connection per thread, opened on first use and reopened when broken.
+* A small pool of connections (``pool_size``, 8 by default) shared by the threads of a process:
+  N replicas hold at most N × (8 + 1 listener) connections however many request threads they
+  run; a broken connection is dropped and a new one opened.
 """
 
 from __future__ import annotations
@@ -74,12 +76,12 @@ class PostGISStore:
 
     same_host = False  # replicas on any hosts: liveness by heartbeat only
 
-    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 10.0, pool_size: int = 8) -> None:
         self.url = url
         self.where = redacted(url)
         self.connect_timeout = connect_timeout
-        self._local = threading.local()
-        self._connections: list[psycopg.Connection] = []
+        self._idle: list[psycopg.Connection] = []
+        self._slots = threading.BoundedSemaphore(pool_size)
         self._conn_lock = threading.Lock()
         self._listen_lock = threading.Lock()
         self._listener: psycopg.Connection | None = None
@@ -111,31 +113,46 @@ class PostGISStore:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise Unavailable(f"cannot reach the PostGIS store at {self.where}: {reason}") from None
 
-    def _conn(self) -> psycopg.Connection:
-        """This thread's connection (reopened when broken)."""
+    @contextlib.contextmanager
+    def _checkout(self) -> Iterator[psycopg.Connection]:
+        """A connection of the pool for one transaction or statement (waits for a free one)."""
         if self._closed:
             raise RuntimeError(f"store {self.where} is closed")
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = self._connect()
-            self._local.conn = conn
+        if not self._slots.acquire(timeout=max(self.connect_timeout, 30.0)):
+            raise Unavailable(f"every connection to the PostGIS store at {self.where} is busy")
+        try:
             with self._conn_lock:
-                self._connections.append(conn)
-        return conn
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed or conn.broken:
+                conn = self._connect()
+            try:
+                yield conn
+            finally:
+                self._give_back(conn)
+        finally:
+            self._slots.release()
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        """Return a connection to the pool (closed instead when broken or the store is)."""
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with self._conn_lock:
+            if idle and not conn.closed and not conn.broken and not self._closed:
+                self._idle.append(conn)
+                return
+        with contextlib.suppress(Exception):
+            conn.close()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[psycopg.Cursor]:
         """A write transaction holding the store's write lock (all replicas serialize)."""
-        conn = self._conn()
-        with conn.transaction(), conn.cursor() as cur:
+        with self._checkout() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
             yield cur
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[psycopg.Cursor]:
         """A read-only transaction on one committed version."""
-        conn = self._conn()
-        with conn.transaction(), conn.cursor() as cur:
+        with self._checkout() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield cur
 
@@ -143,26 +160,28 @@ class PostGISStore:
         """Close every connection this store opened (in any thread)."""
         self._closed = True
         with self._conn_lock:
-            conns, self._connections = self._connections, []
+            conns, self._idle = self._idle, []
             listener, self._listener = self._listener, None
         for conn in [*conns, *([listener] if listener is not None else [])]:
             with contextlib.suppress(Exception):
                 conn.close()
-        self._local = threading.local()
 
     # -- versions
 
     def version(self) -> int:
         """The latest committed version (0 for a new store)."""
-        row = self._conn().execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()
+        with self._checkout() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()
         return int(row[0]) if row else 0
 
     def history(self, limit: int = 100) -> list[VersionInfo]:
         """The last ``limit`` versions, newest first."""
-        rows = self._conn().execute(
-            "SELECT version, author, time, reason FROM geo_versions ORDER BY version DESC LIMIT %s",
-            (int(limit),),
-        )
+        with self._checkout() as conn:
+            rows = conn.execute(
+                "SELECT version, author, time, reason FROM geo_versions "
+                "ORDER BY version DESC LIMIT %s",
+                (int(limit),),
+            ).fetchall()
         return [VersionInfo(int(v), a, t, r) for v, a, t, r in rows]
 
     # -- tables
@@ -319,16 +338,19 @@ class PostGISStore:
     def serving_mark(self, worker: str, version: int) -> None:
         """Upsert this replica's registry row, heartbeat now (no write lock: never waits for a
         long write)."""
-        admin.serving_mark(self._conn(), worker, version)
+        with self._checkout() as conn:
+            admin.serving_mark(conn, worker, version)
 
     def serving_leave(self, workers: list[str]) -> None:
         """Remove registry rows."""
         if workers:
-            self._conn().execute("DELETE FROM geo_serving WHERE worker = ANY(%s)", (workers,))
+            with self._checkout() as conn:
+                conn.execute("DELETE FROM geo_serving WHERE worker = ANY(%s)", (workers,))
 
     def serving_list(self) -> list[Server]:
         """Every registry row, with its heartbeat's age by the database's clock."""
-        return admin.serving_list(self._conn())
+        with self._checkout() as conn:
+            return admin.serving_list(conn)
 
     def wait_for_change(self, timeout: float) -> None:
         """Block until a write commits (``NOTIFY geo_version``) or at most
