@@ -31,8 +31,9 @@ from pathlib import Path
 from geo.model import TABLES
 from geo.service import backup_checks
 from geo.service.backup_checks import BackupError
-from geo.store import is_database_url, open_store, sqlite_admin
-from geo.store.schema import GPKG_APPLICATION_ID, initialise, now
+from geo.store import is_database_url, open_store
+from geo.store.gpkg_copy import as_new_version, clear_serving, editing, live_state
+from geo.store.schema import GPKG_APPLICATION_ID
 from geo.store.sqlite import BUSY_TIMEOUT_S, SQLiteStore
 
 __all__ = ["BackupError", "Checked", "backup", "restore", "validate"]
@@ -116,34 +117,6 @@ def _aside(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.part")
 
 
-@contextlib.contextmanager
-def _editing(path: Path):
-    """A write transaction on the aside copy ``path`` (not live: no fsync needed until the
-    copy into the store, which is itself durable)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn.cursor()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def _has_table(cur: sqlite3.Cursor, name: str) -> bool:
-    return cur.execute("SELECT 1 FROM sqlite_master WHERE name=?", (name,)).fetchone() is not None
-
-
-def _clear_serving(cur: sqlite3.Cursor) -> None:
-    """Drop the serving registry a copy carries: its processes run on another store."""
-    if _has_table(cur, "geo_serving"):
-        cur.execute("DELETE FROM geo_serving")
-
-
 def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     """Copy the store ``db`` to ``out`` (replaced atomically); return what ``out`` holds."""
     if is_database_url(db):
@@ -160,8 +133,8 @@ def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     src = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     try:
         _copy(src, part)
-        with _editing(part) as cur:
-            _clear_serving(cur)
+        with editing(part) as cur:
+            clear_serving(cur)
         checked = validate(part)
         os.replace(part, out)
     except sqlite3.Error as exc:
@@ -171,48 +144,6 @@ def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
     return Checked(out, checked.version, checked.schema_version, checked.communities)
-
-
-def _live_state(db: Path) -> tuple[int, list[tuple]]:
-    """The live store's version and its serving registry (the servers that run on it)."""
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
-    try:
-        version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()[0]
-        rows = []
-        if _has_table(conn.cursor(), "geo_serving"):
-            rows = conn.execute(
-                "SELECT worker, pid, version, seen, host FROM geo_serving"
-            ).fetchall()
-        return int(version), rows
-    finally:
-        conn.close()
-
-
-def _as_new_version(
-    part: Path, src: Path, checked: Checked, live_version: int, live_servers: list[tuple]
-) -> int:
-    """Make the aside copy a new store version above ``live_version``: the backup's tables, new
-    table stamps, the live serving registry, a version row and an audit row. Its number."""
-    version = max(live_version, checked.version) + 1
-    reason = f"restored from {src.name} (its version {checked.version})"
-    with _editing(part) as cur:
-        initialise(cur, part)  # what opening it as a store would add (an older file's tables)
-        _clear_serving(cur)
-        cur.executemany(
-            "INSERT INTO geo_serving (worker, pid, version, seen, host) VALUES (?, ?, ?, ?, ?)",
-            live_servers,
-        )
-        stamps = [(name, secrets.token_hex(8)) for name in TABLES]  # every server re-reads all
-        cur.executemany("INSERT OR REPLACE INTO geo_table_stamps VALUES (?, ?)", stamps)
-        cur.execute(
-            "INSERT INTO geo_versions (version, author, time, reason) VALUES (?, ?, ?, ?)",
-            (version, RESTORE_AUTHOR, now(), reason),
-        )
-        sqlite_admin.append_audit(
-            cur, None, actor=RESTORE_AUTHOR, before=live_version, after=version,
-            default_path="restore", detail=reason,
-        )  # fmt: skip
-    return version
 
 
 def restore(src: str | os.PathLike[str], db: str | os.PathLike[str]) -> Checked:
@@ -244,15 +175,24 @@ def restore(src: str | os.PathLike[str], db: str | os.PathLike[str]) -> Checked:
     return Checked(db, version, checked.schema_version, checked.communities, checked.version)
 
 
+def _reason(src: Path, checked: Checked) -> str:
+    """The version row's reason of a restore."""
+    return f"restored from {src.name} (its version {checked.version})"
+
+
 def _into_store(part: Path, src: Path, checked: Checked, db: Path) -> int:
     """Turn ``part`` into the next version of ``db`` and put it in place; the version."""
     if not db.exists():
-        version = _as_new_version(part, src, checked, 0, [])
+        version = as_new_version(
+            part, RESTORE_AUTHOR, _reason(src, checked), checked.version, 0, []
+        )
         os.replace(part, db)
         return version
     # read the live version as late as possible: the restore commits the one above it
-    live_version, live_servers = _live_state(db)
-    version = _as_new_version(part, src, checked, live_version, live_servers)
+    live_version, live_servers = live_state(db)
+    version = as_new_version(
+        part, RESTORE_AUTHOR, _reason(src, checked), checked.version, live_version, live_servers
+    )
     copy = sqlite3.connect(part)
     target = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
@@ -333,7 +273,7 @@ def _restore_database(src: Path, url: str) -> Checked:
         ):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
-    reason = f"restored from {src.name} (its version {checked.version})"
+    reason = _reason(src, checked)
     target = open_store(url)
     try:
         version = target.import_dump(dump, copy=False, author=RESTORE_AUTHOR, reason=reason)
