@@ -12,7 +12,8 @@ DATA_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (openstreetmap.org/c
 
 
 class Settings(BaseSettings):
-    """``GEO_DB``: the store (a .gpkg path); ``GEO_DATA``: what `geo serve` loads into a new one."""
+    """``GEO_DB``: the store (a .gpkg path or a postgresql:// URL); ``GEO_DATA``: what
+    `geo serve` loads into a new one."""
 
     model_config = SettingsConfigDict(env_prefix="GEO_")
 
@@ -27,6 +28,9 @@ class Settings(BaseSettings):
     refresh_seconds: float = 0.05
     # How long a write's answer waits for every serving process to answer from its version.
     publish_timeout_seconds: float = 10.0
+    # A serving process refreshes its heartbeat in the store three times per TTL; a write does not
+    # wait for a replica silent for longer than this (and says so in its warnings).
+    heartbeat_ttl_seconds: float = 15.0
     max_batch_points: int = 100_000
     # Request limits (geo.api.limits): a larger body is a 413, a geometry with more vertices or
     # an upload with more features a 422, a request slower than the timeout a 503.

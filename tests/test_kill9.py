@@ -69,7 +69,7 @@ CHILD = textwrap.dedent(
 
         tables._insert_rows = insert
     elif target == "audit":  # any write: stop after its last statement, before the COMMIT
-        from geo.store import users
+        from geo.store import sqlite_admin as users
 
         original = users.append_audit
 

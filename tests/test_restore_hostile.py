@@ -225,7 +225,9 @@ def test_backups_carry_no_serving_state_and_restores_never_wait_for_foreign_serv
             rows = [(s.worker, s.pid, s.version, s.seen) for s in serving.servers(store)]
         assert rows and all(os.path.exists(f"/proc/{r[1]}") for r in rows)
         con = sqlite3.connect(saved)
-        con.executemany("INSERT INTO geo_serving VALUES (?, ?, ?, ?)", rows)
+        con.executemany(
+            "INSERT INTO geo_serving (worker, pid, version, seen) VALUES (?, ?, ?, ?)", rows
+        )
         con.commit()
         con.close()
         again = tmp_path / "again.gpkg"

@@ -76,9 +76,12 @@ def test_a_server_that_does_not_catch_up_is_reported_and_a_dead_one_ignored(db: 
                 (f"{dead.pid}:gone", dead.pid),
             )
         published = holder.publish(_edit(store, 2))
-        assert [s.worker for s in published.behind] == [stuck]
+        # the stuck one is behind (this server too, when its own build outlasts the 0.3 s under
+        # load: that is not what this test is about)
+        assert stuck in [s.worker for s in published.behind]
+        assert {s.worker for s in published.behind} <= {stuck, holder.worker}
         assert (
-            "1 server process(es) still answered from an older version"
+            f"{len(published.behind)} server process(es) still answered from an older version"
             in (published.warnings(holder.publish_timeout)[0])
         )
         assert f"{dead.pid}:gone" not in {s.worker for s in serving.servers(store)}

@@ -770,8 +770,15 @@ def test_open_store_dispatch(tmp_path: Path) -> None:
     s = open_store(str(tmp_path / "b.GPKG"))
     assert isinstance(s, SQLiteStore)
     s.close()
-    with pytest.raises(NotImplementedError, match="PostGIS store is not available yet"):
-        open_store("postgresql://user@localhost/geo")
+    from geo.errors import Unavailable
+
+    # a postgresql:// URL is the PostGIS store: an unreachable server is a clear 503-kind error
+    # naming host, port and database, never the password
+    with pytest.raises(
+        Unavailable, match=r"cannot reach the PostGIS store at 127\.0\.0\.1:1/geo"
+    ) as e:
+        open_store("postgresql://user:secret@127.0.0.1:1/geo")
+    assert "secret" not in str(e.value)
     with pytest.raises(ValueError, match=r"\.gpkg"):
         open_store(tmp_path / "geo.sqlite")
     with pytest.raises(ValueError, match=r"\.gpkg"):

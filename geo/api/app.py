@@ -40,7 +40,12 @@ from geo.store.base import Store
 def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     """An app serving ``store``: every read comes from the atlas of its latest version."""
     settings = settings or Settings()
-    holder = AtlasHolder(store, settings.refresh_seconds, settings.publish_timeout_seconds)
+    holder = AtlasHolder(
+        store,
+        settings.refresh_seconds,
+        settings.publish_timeout_seconds,
+        settings.heartbeat_ttl_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -4,9 +4,13 @@ Readers never wait for a rebuild: `AtlasHolder.current` hands out the atlas in p
 version's atlas is built beside it *on the event loop, a step of a few milliseconds at a time*
 between requests (`Atlas.in_steps`, the tile cache's carry-over), then swapped in with one
 assignment. (A build in a second thread would compete with the loop for the GIL and stall
-every request for as long as it runs.) Read-after-write across processes: every server
-records in the store the version it answers from (`geo.store.serving`), and a write's 2xx
-waits until every live server answers from the committed version (`AtlasHolder.publish`).
+every request for as long as it runs.) Read-after-write across processes and hosts: every
+server registers in the store the version it answers from, with a heartbeat
+(`geo.store.serving`), and a write's 2xx waits until every live server answers from the
+committed version (`AtlasHolder.publish`); a server silent for longer than the heartbeat TTL
+is not waited for, and the answer's warnings say so. A server learns of a new version from
+the store (`Store.wait_for_change`: LISTEN/NOTIFY on PostGIS, with polling beside it; polling
+on a GeoPackage file).
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from geo.atlas import Atlas
 from geo.store import serving
-from geo.store.base import Store
+from geo.store.base import Snapshot, Store
 
 log = logging.getLogger("geo.api")
 
@@ -34,15 +39,25 @@ class Published:
 
     atlas: Atlas
     behind: list[serving.Server]
+    stale: list[serving.Server] = field(default_factory=list)  # silent: not waited for
 
     def warnings(self, timeout: float) -> list[str]:
-        """What to tell the writer about servers still behind after ``timeout`` seconds."""
-        if not self.behind:
-            return []
-        return [
-            f"{len(self.behind)} server process(es) still answered from an older version "
-            f"{timeout:g} s after the commit (GEO_PUBLISH_TIMEOUT_SECONDS); they will catch up"
-        ]
+        """What to tell the writer about servers still behind after ``timeout`` seconds, and
+        about servers that were not waited for (no heartbeat within the TTL)."""
+        out = []
+        if self.behind:
+            out.append(
+                f"{len(self.behind)} server process(es) still answered from an older version "
+                f"{timeout:g} s after the commit (GEO_PUBLISH_TIMEOUT_SECONDS); they will catch up"
+            )
+        if self.stale:
+            names = ", ".join(f"{s.worker}@{s.host}" for s in self.stale[:5])
+            out.append(
+                f"{len(self.stale)} replica(s) sent no heartbeat for longer than "
+                f"GEO_HEARTBEAT_TTL_SECONDS and were not waited for ({names}): they may answer "
+                "from an older version until they catch up or are stopped"
+            )
+        return out
 
 
 class AtlasHolder:
@@ -56,11 +71,17 @@ class AtlasHolder:
     """
 
     def __init__(
-        self, store: Store, refresh_seconds: float = 0.05, publish_timeout: float = 10.0
+        self,
+        store: Store,
+        refresh_seconds: float = 0.05,
+        publish_timeout: float = 10.0,
+        heartbeat_ttl: float = 15.0,
     ) -> None:
         self.store = store
         self.refresh_seconds = refresh_seconds
         self.publish_timeout = publish_timeout
+        self.heartbeat_ttl = heartbeat_ttl
+        self._beat = 0.0  # monotonic time of the last heartbeat
         self.worker = serving.new_worker_id()
         self._build = threading.Lock()  # for `check` without a watcher
         self._snapshot = store.snapshot()
@@ -82,13 +103,18 @@ class AtlasHolder:
 
     # -- keeping up with the store
 
-    def _steps(self) -> Iterator[None]:
-        """Build the store's latest version beside the current one and swap it in, yielding
-        between steps; nothing when the current one is the latest."""
+    def _latest(self) -> Snapshot | None:
+        """The store's latest version when it is not the one served (store I/O: a database
+        store reads over the network, so the event loop runs this in a thread)."""
         if self.store.version() == self._atlas.version:
-            return
+            return None
         snapshot = self.store.snapshot(reuse=self._snapshot)  # reads changed tables only
-        if snapshot.version == self._atlas.version:
+        return None if snapshot.version == self._atlas.version else snapshot
+
+    def _steps(self, snapshot: Snapshot | None) -> Iterator[None]:
+        """Build ``snapshot`` beside the current atlas and swap it in, yielding between steps;
+        nothing when there is no newer snapshot."""
+        if snapshot is None or snapshot.version == self._atlas.version:
             return
         yield
         old, new = self._atlas, None
@@ -102,7 +128,7 @@ class AtlasHolder:
     def check(self) -> Atlas:
         """Build and swap in the store's latest version now, in this thread."""
         with self._build:
-            for _ in self._steps():
+            for _ in self._steps(self._latest()):
                 pass
             return self._atlas
 
@@ -111,11 +137,17 @@ class AtlasHolder:
         and record it in the registry."""
         async with self._refreshing:  # the watcher and a writer's publish: one build
             before = self._atlas.version
-            for _ in self._steps():
+            snapshot = await asyncio.to_thread(self._latest)
+            for _ in self._steps(snapshot):
                 await asyncio.sleep(0)  # let waiting requests run between steps
             if self._atlas.version != before:
-                await asyncio.to_thread(serving.mark, self.store, self.worker, self._atlas.version)
+                await self._mark()
             return self._atlas
+
+    async def _mark(self) -> None:
+        """Register (or refresh) this server's version and heartbeat in the store."""
+        self._beat = time.monotonic()
+        await asyncio.to_thread(serving.mark, self.store, self.worker, self._atlas.version)
 
     def publish(self, version: int) -> Published:
         """After a commit of ``version`` by this process (called from a worker thread): swap it
@@ -130,7 +162,10 @@ class AtlasHolder:
             )
         except FutureTimeout:
             atlas = self._atlas
-        return Published(atlas, serving.wait_served(self.store, version, self.publish_timeout))
+        waited = serving.wait_published(
+            self.store, version, self.publish_timeout, ttl=self.heartbeat_ttl
+        )
+        return Published(atlas, waited.behind, waited.stale)
 
     async def start(self) -> None:
         """Register this server in the store and watch for new versions (app startup)."""
@@ -138,7 +173,7 @@ class AtlasHolder:
             return
         await asyncio.to_thread(serving.mark, self.store, self.worker, 0)  # writers wait for us
         await self.refresh()  # … and we catch up with any commit made before we registered
-        await asyncio.to_thread(serving.mark, self.store, self.worker, self._atlas.version)
+        await self._mark()
         self._loop = asyncio.get_running_loop()
         self._watcher = self._loop.create_task(self._watch())
 
@@ -154,10 +189,14 @@ class AtlasHolder:
             log.warning("could not leave the serving registry", exc_info=True)
 
     async def _watch(self) -> None:
+        """Wait for a new version (a notification or the poll), build it; beat the heart."""
+        every = serving.heartbeat_interval(self.heartbeat_ttl)
         while True:
-            await asyncio.sleep(self.refresh_seconds)
             try:
+                await asyncio.to_thread(self.store.wait_for_change, self.refresh_seconds)
                 await self.refresh()
+                if time.monotonic() - self._beat >= every:
+                    await self._mark()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a locked or replaced file: try again at the next poll

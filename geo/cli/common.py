@@ -84,7 +84,10 @@ def _flags_without_type(command) -> None:
 
 _WARNINGS_SHOWN = 10
 DbOption = Annotated[
-    str | None, typer.Option("--db", help="store: a .gpkg path (env GEO_DB; default ./geo.gpkg)")
+    str | None,
+    typer.Option(
+        "--db", help="store: a .gpkg path or a postgresql:// URL (env GEO_DB; default ./geo.gpkg)"
+    ),
 ]
 
 
@@ -109,7 +112,9 @@ def open_store_at(db: str):
 
 def existing_store(db: str):
     """The store at ``db``, which must exist (exit 2 and how to make one if it does not)."""
-    if not Path(db).exists():
+    from geo.store import is_database_url
+
+    if not is_database_url(db) and not Path(db).exists():
         raise fail(f"no store at {db}: run `geo load DIR --db {db}` (or `geo serve`) first")
     return open_store_at(db)
 

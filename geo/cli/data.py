@@ -219,10 +219,11 @@ def backup(
 ) -> None:
     """Copy the store to OUTPUT while it serves: one committed version, one file."""
     from geo.service.backup import backup as backup_store
+    from geo.store import describe
 
     done = backup_store(settings_for(db).db, output)
     out.print(
-        f"backed up {settings_for(db).db} (version {done.version}, {done.communities} "
+        f"backed up {describe(settings_for(db).db)} (version {done.version}, {done.communities} "
         f"communities) → {output}",
         highlight=False,
     )
@@ -236,12 +237,13 @@ def restore(
     """Replace the store with a backup, atomically (checked first: a geo GeoPackage only);
     returns once every running `geo serve` answers from the restored version (it says so)."""
     from geo.service.backup import restore as restore_store
+    from geo.store import describe
 
     target = settings_for(db).db
     done = restore_store(source, target)
     out.print(
         f"restored {source} (its version {done.source_version}, {done.communities} "
-        f"communities) into {target} as version {done.version}",
+        f"communities) into {describe(target)} as version {done.version}",
         highlight=False,
     )
     _report_served(target, done.version)
@@ -256,7 +258,7 @@ def _report_served(db: str, version: int) -> None:
 
     store = open_store_at(db)
     try:
-        running = [s for s in serving.servers(store) if s.alive()]
+        running = serving.live(store)
         start = time.monotonic()
         behind = served(store, version)
         waited = time.monotonic() - start

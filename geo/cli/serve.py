@@ -39,17 +39,18 @@ def serve(
     """Serve the API; a missing store is first loaded from the sample district (or --data)."""
     import uvicorn
 
+    from geo.store import describe, store_exists
+
     # the address and the store's folder first: a port in use or a folder that does not exist
     # is one `error:` line (exit 2) before any data is read
-
     settings = settings_for(db)
     host, port = host or settings.host, port or settings.port
     check_address(host, port)
-    if not Path(settings.db).exists():
+    if not store_exists(settings.db):
         if not _is_url(settings.db):
             check_new_store(settings.db)
         source = data or settings.data
-        out.print(f"{settings.db} does not exist: loading {source}", highlight=False)
+        out.print(f"{describe(settings.db)} holds no data: loading {source}", highlight=False)
         load_reported(settings.db, source)
     os.environ["GEO_DB"] = settings.db  # the workers build their app from the environment
     uvicorn.run(

@@ -31,9 +31,10 @@ from pathlib import Path
 from geo.model import TABLES
 from geo.service import backup_checks
 from geo.service.backup_checks import BackupError
-from geo.store import users
-from geo.store.schema import GPKG_APPLICATION_ID, initialise, now
-from geo.store.sqlite import BUSY_TIMEOUT_S
+from geo.store import is_database_url, open_store
+from geo.store.gpkg_copy import as_new_version, clear_serving, editing, live_state
+from geo.store.schema import GPKG_APPLICATION_ID
+from geo.store.sqlite import BUSY_TIMEOUT_S, SQLiteStore
 
 __all__ = ["BackupError", "Checked", "backup", "restore", "validate"]
 
@@ -116,36 +117,10 @@ def _aside(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.part")
 
 
-@contextlib.contextmanager
-def _editing(path: Path):
-    """A write transaction on the aside copy ``path`` (not live: no fsync needed until the
-    copy into the store, which is itself durable)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn.cursor()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def _has_table(cur: sqlite3.Cursor, name: str) -> bool:
-    return cur.execute("SELECT 1 FROM sqlite_master WHERE name=?", (name,)).fetchone() is not None
-
-
-def _clear_serving(cur: sqlite3.Cursor) -> None:
-    """Drop the serving registry a copy carries: its processes run on another store."""
-    if _has_table(cur, "geo_serving"):
-        cur.execute("DELETE FROM geo_serving")
-
-
 def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     """Copy the store ``db`` to ``out`` (replaced atomically); return what ``out`` holds."""
+    if is_database_url(db):
+        return _backup_database(str(db), Path(out))
     db, out = Path(db), Path(out)
     if not db.is_file():
         raise BackupError(f"no store at {db}")
@@ -158,8 +133,8 @@ def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     src = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     try:
         _copy(src, part)
-        with _editing(part) as cur:
-            _clear_serving(cur)
+        with editing(part) as cur:
+            clear_serving(cur)
         checked = validate(part)
         os.replace(part, out)
     except sqlite3.Error as exc:
@@ -171,49 +146,11 @@ def backup(db: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checked:
     return Checked(out, checked.version, checked.schema_version, checked.communities)
 
 
-def _live_state(db: Path) -> tuple[int, list[tuple]]:
-    """The live store's version and its serving registry (the servers that run on it)."""
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
-    try:
-        version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()[0]
-        rows = []
-        if _has_table(conn.cursor(), "geo_serving"):
-            rows = conn.execute("SELECT worker, pid, version, seen FROM geo_serving").fetchall()
-        return int(version), rows
-    finally:
-        conn.close()
-
-
-def _as_new_version(
-    part: Path, src: Path, checked: Checked, live_version: int, live_servers: list[tuple]
-) -> int:
-    """Make the aside copy a new store version above ``live_version``: the backup's tables, new
-    table stamps, the live serving registry, a version row and an audit row. Its number."""
-    version = max(live_version, checked.version) + 1
-    reason = f"restored from {src.name} (its version {checked.version})"
-    with _editing(part) as cur:
-        initialise(cur, part)  # what opening it as a store would add (an older file's tables)
-        _clear_serving(cur)
-        cur.executemany(
-            "INSERT INTO geo_serving (worker, pid, version, seen) VALUES (?, ?, ?, ?)",
-            live_servers,
-        )
-        stamps = [(name, secrets.token_hex(8)) for name in TABLES]  # every server re-reads all
-        cur.executemany("INSERT OR REPLACE INTO geo_table_stamps VALUES (?, ?)", stamps)
-        cur.execute(
-            "INSERT INTO geo_versions (version, author, time, reason) VALUES (?, ?, ?, ?)",
-            (version, RESTORE_AUTHOR, now(), reason),
-        )
-        users.append_audit(
-            cur, None, actor=RESTORE_AUTHOR, before=live_version, after=version,
-            default_path="restore", detail=reason,
-        )  # fmt: skip
-    return version
-
-
 def restore(src: str | os.PathLike[str], db: str | os.PathLike[str]) -> Checked:
     """Replace the store ``db`` with the backup ``src`` atomically, as a new store version
     above the live one; return what the store now holds."""
+    if is_database_url(db):
+        return _restore_database(Path(src), str(db))
     src, db = Path(src), Path(db)
     if db.exists() and src.resolve() == db.resolve():
         raise BackupError("the backup and the store are the same file")
@@ -238,15 +175,24 @@ def restore(src: str | os.PathLike[str], db: str | os.PathLike[str]) -> Checked:
     return Checked(db, version, checked.schema_version, checked.communities, checked.version)
 
 
+def _reason(src: Path, checked: Checked) -> str:
+    """The version row's reason of a restore."""
+    return f"restored from {src.name} (its version {checked.version})"
+
+
 def _into_store(part: Path, src: Path, checked: Checked, db: Path) -> int:
     """Turn ``part`` into the next version of ``db`` and put it in place; the version."""
     if not db.exists():
-        version = _as_new_version(part, src, checked, 0, [])
+        version = as_new_version(
+            part, RESTORE_AUTHOR, _reason(src, checked), checked.version, 0, []
+        )
         os.replace(part, db)
         return version
     # read the live version as late as possible: the restore commits the one above it
-    live_version, live_servers = _live_state(db)
-    version = _as_new_version(part, src, checked, live_version, live_servers)
+    live_version, live_servers = live_state(db)
+    version = as_new_version(
+        part, RESTORE_AUTHOR, _reason(src, checked), checked.version, live_version, live_servers
+    )
     copy = sqlite3.connect(part)
     target = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
@@ -259,3 +205,78 @@ def _into_store(part: Path, src: Path, checked: Checked, db: Path) -> int:
         target.close()
         copy.close()
     return version
+
+
+# ------------------------------------------------------------------ a database store (PostGIS)
+
+
+def _remove_with_journals(path: Path) -> None:
+    """Remove a GeoPackage written aside and any WAL files beside it."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+
+
+def _backup_database(url: str, out: Path) -> Checked:
+    """Back up a database store through the `Store` protocol: everything it holds, read at one
+    version (`Store.export`), written into a new GeoPackage store aside, checked and renamed."""
+    if not out.parent.is_dir():
+        raise BackupError(f"directory {out.parent} does not exist")
+    part = _aside(out)
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()
+    source = open_store(url)
+    try:
+        dump = source.export()
+    finally:
+        source.close()
+    try:
+        with SQLiteStore(part) as copy:
+            copy.import_dump(dump, copy=True, author=RESTORE_AUTHOR, reason="backup")
+        with contextlib.closing(sqlite3.connect(part)) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")
+        checked = validate(part)
+        os.replace(part, out)
+    except sqlite3.Error as exc:
+        raise BackupError(f"backup of the database store failed: {exc}") from exc
+    finally:
+        for leftover in (
+            part,
+            part.with_name(part.name + "-wal"),
+            part.with_name(part.name + "-shm"),
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    return Checked(out, checked.version, checked.schema_version, checked.communities)
+
+
+def _restore_database(src: Path, url: str) -> Checked:
+    """Restore the backup ``src`` into a database store in one transaction: the backup's
+    tables, community history, users and tokens; the store keeps its versions and its
+    (append-only) audit log and gains one version above both, with its audit row."""
+    checked = validate(src, strict=True)
+    part = _aside(src.resolve().parent / f"restore-{secrets.token_hex(4)}.gpkg")
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{src.resolve().as_uri()}?mode=ro", uri=True)
+        ) as s:
+            _copy(s, part)
+        with SQLiteStore(part) as copy:  # opening adds what an older file lacks
+            dump = copy.export()
+    except sqlite3.Error as exc:
+        raise BackupError(f"restore from {src} failed: {exc}") from exc
+    finally:
+        for leftover in (
+            part,
+            part.with_name(part.name + "-wal"),
+            part.with_name(part.name + "-shm"),
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    reason = _reason(src, checked)
+    target = open_store(url)
+    try:
+        version = target.import_dump(dump, copy=False, author=RESTORE_AUTHOR, reason=reason)
+    finally:
+        target.close()
+    return Checked(src, version, checked.schema_version, checked.communities, checked.version)

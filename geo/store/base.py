@@ -1,8 +1,11 @@
-"""The `Store` protocol: the system of record, with history.
+"""The `Store` protocol: the system of record, with history, and the errors of every store.
 
 A store holds every table of `geo.model.TABLES` at a committed *version*. Writers replace
 contents in one transaction and get a new version; readers take a `Snapshot`, a consistent
-read of all tables at one version (the atlas is built from it).
+read of all tables at one version (the atlas is built from it). Users, tokens, the append-only
+audit log and the registry of serving processes live in the store too, behind methods of the
+protocol: nothing outside a store implementation writes SQL. Two implementations:
+`geo.store.sqlite.SQLiteStore` (a GeoPackage file) and `geo.store.postgis.PostGISStore`.
 """
 
 from __future__ import annotations
@@ -67,6 +70,69 @@ class UnknownCommunity(NotFound, KeyError):
 
 class CommunityExists(Conflict):
     """`edit_community(create=True)` of an id the store holds already."""
+
+
+class UserError(InvalidInput):
+    """A user change that cannot be made (an unknown role, a name too long)."""
+
+
+class UserExists(UserError):
+    """A new user whose name is taken (409)."""
+
+    status = 409
+
+
+class NoSuchUser(UserError):
+    """A token or revocation for a name that is not an active user (404)."""
+
+    status = 404
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A new bearer token as stored: its lookup id, salt and PBKDF2 hash (never the secret)."""
+
+    token_id: str
+    salt: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class Server:
+    """A serving process as registered: its id, host, pid, the version it answers from, its
+    last heartbeat (Unix time) and that heartbeat's age in seconds by the store's clock."""
+
+    worker: str
+    pid: int
+    version: int
+    seen: float
+    host: str = ""
+    age: float = 0.0
+
+
+@dataclass
+class StoreDump:
+    """Everything a store holds except its serving registry, read at one version: what a
+    backup copies from one store implementation into another.
+
+    ``versions``: `VersionInfo` rows, oldest first; ``community_history``: `CommunityVersion`
+    rows; ``users``: (name, role, created, revoked); ``tokens``: (token_id, user_name, salt,
+    hash, created, revoked); ``audit``: dicts of the audit columns (`AUDIT_COLUMNS`), oldest
+    first.
+    """
+
+    snapshot: Snapshot
+    versions: list[VersionInfo]
+    community_history: list[CommunityVersion]
+    users: list[tuple]
+    tokens: list[tuple]
+    audit: list[dict[str, Any]]
+
+
+AUDIT_COLUMNS = (
+    "seq", "time", "actor", "role", "method", "path", "target", "version_before",
+    "version_after", "request_id", "detail",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -172,4 +238,75 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the store's connections; it cannot be used afterwards."""
+        ...
+
+    # -- users, tokens and the append-only audit log (`geo.store.users` checks and hashes)
+
+    def add_user(
+        self, name: str, role: str, credential: Credential, *, audit: Mapping[str, Any] | None
+    ) -> None:
+        """Create an active user (or bring back a revoked one) with one token, and an audit
+        row, in one transaction; `UserExists` if an active user has the name."""
+        ...
+
+    def add_token(
+        self, name: str, credential: Credential, *, audit: Mapping[str, Any] | None
+    ) -> None:
+        """Another token for an active user (`NoSuchUser` otherwise), with an audit row."""
+        ...
+
+    def revoke_user(self, name: str, *, audit: Mapping[str, Any] | None) -> None:
+        """Revoke an active user and every token of theirs (`NoSuchUser` otherwise)."""
+        ...
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user (name, role, created, revoked, active_tokens), by name."""
+        ...
+
+    def token_record(self, token_id: str) -> tuple[str, str, bytes, bytes] | None:
+        """``(user name, role, salt, hash)`` of an active token of an active user, else None."""
+        ...
+
+    def audit_rows(self, limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """``(total, rows)``: audit rows (dicts of `AUDIT_COLUMNS`), newest first."""
+        ...
+
+    # -- the registry of serving processes (`geo.store.serving` decides who is live)
+
+    #: whether every process using the store runs on this host (a file store): then a
+    #: registered pid that no longer exists is a dead server at once
+    same_host: bool
+
+    def serving_mark(self, worker: str, version: int) -> None:
+        """Upsert ``worker`` (this host and pid) answering from ``version``, heartbeat now."""
+        ...
+
+    def serving_leave(self, workers: list[str]) -> None:
+        """Remove these workers from the registry (shut down, or found dead)."""
+        ...
+
+    def serving_list(self) -> list[Server]:
+        """Every registered server."""
+        ...
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until another version may have been committed: a notification from the
+        database, or ``timeout`` seconds (polling) for a store without notifications."""
+        ...
+
+    # -- copies between implementations (`geo.service.backup`)
+
+    def export(self) -> StoreDump:
+        """Everything the store holds (but the serving registry), read at one version."""
+        ...
+
+    def import_dump(self, dump: StoreDump, *, copy: bool, author: str, reason: str) -> int:
+        """Write ``dump`` in one transaction; the store version it is now at.
+
+        ``copy`` (a backup into an empty store): everything as is, versions and audit log
+        included, at the dump's version. Otherwise (a restore into a live store): tables,
+        community history, users and tokens replaced; the store's own versions and audit log
+        kept, one new version above both the live one and the dump's appended (``author``,
+        ``reason``) with its audit row.
+        """
         ...

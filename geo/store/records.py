@@ -1,7 +1,10 @@
-"""Validation of input frames against `geo.model`: rows ready for a feature or attribute table.
+"""Validation of input frames against `geo.model`, the same for every store implementation.
 
 `prepare_table` checks one frame against its `geo.model.LayerSpec` (required columns and values,
-types, choices, unique ids, geometry kinds) and turns it into sorted rows, geometry blob first.
+types, choices, unique ids, geometry kinds) and turns it into rows of plain Python values sorted
+by id, with the shapely geometries beside them; each store encodes the geometries its own way
+(GeoPackage blobs, WKB for PostGIS). `typed_column` gives a column read back from any store the
+dtype of its field type.
 """
 
 from __future__ import annotations
@@ -15,19 +18,43 @@ import shapely
 
 from geo.model import TABLES, Field
 from geo.store.base import InvalidRecord
-from geo.store.gpkg_blobs import SRS_ID, TYPE_NAMES, encode_geometries
+
+SRS_ID = 4326  # every geometry a store holds is WGS84 longitude/latitude
+# shapely type id -> OGC geometry type name
+TYPE_NAMES = {
+    0: "POINT",
+    1: "LINESTRING",
+    3: "POLYGON",
+    4: "MULTIPOINT",
+    5: "MULTILINESTRING",
+    6: "MULTIPOLYGON",
+}
 
 # allowed shapely type ids per LayerSpec.geometry kind
 _ALLOWED = {"point": (0,), "line": (1, 5), "polygon": (3, 6)}
 
 
 class PreparedTable:
-    """One table's rows ready for executemany, with geometry facts."""
+    """One table's checked rows (the spec's field values in order, sorted by id) and, for a
+    layer, their shapely geometries (EPSG:4326) in the same order."""
 
-    def __init__(self, rows: list[tuple], bounds: np.ndarray | None, type_ids: set[int]) -> None:
-        self.rows = rows
-        self.bounds = bounds
+    def __init__(self, records: list[tuple], geoms: np.ndarray | None, type_ids: set[int]) -> None:
+        self.records = records
+        self.geoms = geoms
         self.type_ids = type_ids
+        self._bounds: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def bounds(self) -> np.ndarray | None:
+        """(n, 4) [minx, miny, maxx, maxy] of the geometries (NaN for empty ones)."""
+        if self.geoms is None:
+            return None
+        if self._bounds is None:
+            self._bounds = shapely.bounds(self.geoms) if len(self.geoms) else np.empty((0, 4))
+        return self._bounds
 
     def extent(self) -> tuple[float | None, float | None, float | None, float | None]:
         """[minx, miny, maxx, maxy] of the rows' geometries, all None when there are none."""
@@ -188,7 +215,7 @@ def prepare_table(name: str, frame: pd.DataFrame | None) -> PreparedTable:
     """
     spec = TABLES[name]
     if frame is None:
-        return PreparedTable([], np.empty((0, 4)) if spec.geometry else None, set())
+        return PreparedTable([], np.empty(0, dtype=object) if spec.geometry else None, set())
     if not isinstance(frame, pd.DataFrame):
         raise InvalidRecord(f"table {name!r}: expected a DataFrame, got {type(frame).__name__}")
     absent = [f for f in spec.required if f not in frame.columns]
@@ -227,6 +254,19 @@ def prepare_table(name: str, frame: pd.DataFrame | None) -> PreparedTable:
             f"table {name!r} holds {spec.geometry} features; rows with id "
             f"{_ids_at(ids, wrong)} have {[TYPE_NAMES.get(t, str(t)) for t in got]}"
         )
-    blobs, bounds = encode_geometries(geoms)
-    rows = list(zip(blobs, *columns, strict=True))
-    return PreparedTable(rows, bounds, {int(t) for t in np.unique(type_ids)})
+    records = list(zip(*columns, strict=True))
+    return PreparedTable(records, geoms, {int(t) for t in np.unique(type_ids)})
+
+
+def typed_column(field: Field, s: pd.Series) -> pd.Series:
+    """One column as a store read it, in the dtype of its field type (see `geo.store.tables`)."""
+    if field.type == "str":
+        return s.astype(object).where(s.notna(), None)
+    nullable = not field.required or bool(s.isna().any())
+    if field.type == "int":
+        return s.astype("Int64") if nullable else s.astype("int64")
+    if field.type == "float":
+        return s.astype("float64")
+    if field.type == "bool":
+        return s.astype("boolean") if nullable else s.astype(bool)
+    return s

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from geo.model import TABLES, LayerSpec
-from geo.store import serving, users
+from geo.store import sqlite_admin
 from geo.store.base import StoreSchemaError
 from geo.store.gpkg_blobs import SRS_ID
 
@@ -152,8 +152,7 @@ def initialise(cur: sqlite3.Cursor, path: Path) -> bool:
         "INSERT OR IGNORE INTO geo_meta (key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),
     )
-    users.ensure_schema(cur)  # users, tokens and the append-only audit log
-    serving.ensure_schema(cur)  # which server answers from which version
+    sqlite_admin.ensure_schema(cur)  # users, tokens, the audit log, the serving registry
     cur.execute(  # a new random stamp per table write: snapshots re-read changed tables
         "CREATE TABLE IF NOT EXISTS geo_table_stamps "
         "(table_name TEXT NOT NULL PRIMARY KEY, stamp TEXT NOT NULL)"

@@ -1,51 +1,56 @@
 """Which serving processes are up, and which store version each one answers from.
 
-A write's 2xx promises that every later answer reflects it, from every worker of `geo serve`
-(and any other server on the same store). Each serving process therefore records here the
-version its atlas holds, and a writer waits (`wait_served`) until every live server has
-swapped in the version it committed.
+A write's 2xx promises that every later answer reflects it, from every replica of `geo serve`
+on any host that shares the store. Each serving process therefore registers in the store
+(`geo.store.base.Store.serving_mark`: worker id, host, pid, the version its atlas holds, a
+heartbeat time) and refreshes that row every `heartbeat_interval` seconds; a writer waits
+(`wait_published`) until every *live* server answers from the version it committed.
 
-Table ``geo_serving`` (plain SQLite, next to the users and audit tables; GDAL/QGIS ignore it):
-``worker`` (``pid:nonce``, primary key), ``pid``, ``version`` (0 while the first atlas is
-built), ``seen`` (Unix time of the last change).
-
-A server is *live* while its process exists (``kill(pid, 0)``): every process of a WAL-mode
-SQLite store shares its memory map, so they all run on this host. A crashed worker stops
-counting at once; the next writer removes its row.
+A server is live while its heartbeat is younger than the TTL (``GEO_HEARTBEAT_TTL_SECONDS``,
+by the store's clock). On a file store every process runs on this host, so a registered pid
+that no longer exists is dead at once (and its row removed). A server past the TTL is not
+waited for, and the writer is told (`Waited.stale`); its row is removed once it has been
+silent for `FORGET_AFTER_TTLS` TTLs (and at least a minute).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS geo_serving (worker TEXT NOT NULL PRIMARY KEY, "
-    "pid INTEGER NOT NULL, version INTEGER NOT NULL, seen REAL NOT NULL)",
-)
+from geo.store.base import Server, Store
+
+__all__ = [
+    "FORGET_AFTER_TTLS",
+    "Server",
+    "Waited",
+    "heartbeat_interval",
+    "lagging",
+    "mark",
+    "new_worker_id",
+    "servers",
+    "unregister",
+    "wait_published",
+    "wait_served",
+]
+
+HOST = socket.gethostname()
+FORGET_AFTER_TTLS = 20
 
 
-@dataclass(frozen=True)
-class Server:
-    """A serving process (worker id, pid) and the version it answered from when last seen."""
+def default_ttl() -> float:
+    """``GEO_HEARTBEAT_TTL_SECONDS`` (geo.settings)."""
+    from geo.settings import Settings
 
-    worker: str
-    pid: int
-    version: int
-    seen: float
+    return Settings().heartbeat_ttl_seconds
 
-    def alive(self) -> bool:
-        """Whether the process still runs (on this machine)."""
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # exists, owned by another user
-            return True
-        return True
+
+def heartbeat_interval(ttl: float) -> float:
+    """How often a server refreshes its heartbeat: three beats per TTL."""
+    return max(ttl / 3.0, 0.05)
 
 
 def new_worker_id() -> str:
@@ -53,51 +58,82 @@ def new_worker_id() -> str:
     return f"{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def ensure_schema(cur: sqlite3.Cursor) -> None:
-    """Create the serving table if missing."""
-    for statement in DDL:
-        cur.execute(statement)
+def mark(store: Store, worker: str, version: int) -> None:
+    """Record (or refresh, with a heartbeat) that ``worker`` answers from ``version``."""
+    store.serving_mark(worker, version)
 
 
-def mark(store, worker: str, version: int) -> None:
-    """Record (or refresh) that ``worker`` answers from ``version``."""
-    with store._write() as cur:
-        cur.execute(
-            "INSERT INTO geo_serving (worker, pid, version, seen) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (worker) DO UPDATE SET version = excluded.version, seen = excluded.seen",
-            (worker, os.getpid(), int(version), time.time()),
-        )
-
-
-def unregister(store, worker: str) -> None:
+def unregister(store: Store, worker: str) -> None:
     """Forget ``worker`` (a server shutting down)."""
-    with store._write() as cur:
-        cur.execute("DELETE FROM geo_serving WHERE worker = ?", (worker,))
+    store.serving_leave([worker])
 
 
-def servers(store) -> list[Server]:
+def servers(store: Store) -> list[Server]:
     """Every registered server, alive or not."""
-    with store._read() as cur:
-        rows = cur.execute("SELECT worker, pid, version, seen FROM geo_serving").fetchall()
-    return [Server(w, int(p), int(v), float(s)) for w, p, v, s in rows]
+    return store.serving_list()
 
 
-def lagging(store, version: int) -> list[Server]:
-    """Live servers still answering from a version older than ``version``; dead rows removed."""
+def live(store: Store, ttl: float | None = None) -> list[Server]:
+    """Registered servers that still run and beat within ``ttl`` seconds."""
+    ttl = default_ttl() if ttl is None else ttl
+    return [s for s in servers(store) if not _pid_gone(store, s) and s.age <= ttl]
+
+
+def _pid_gone(store: Store, server: Server) -> bool:
+    """A server of a file store (this host) whose process no longer exists."""
+    if not store.same_host or server.host not in ("", HOST):
+        return False
+    try:
+        os.kill(server.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by another user
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class Waited:
+    """After a write: the live servers still behind, and those not waited for (silent)."""
+
+    behind: list[Server] = field(default_factory=list)
+    stale: list[Server] = field(default_factory=list)
+
+
+def _check(store: Store, version: int, ttl: float) -> Waited:
+    """Live servers behind ``version`` and silent ones behind it; dead rows removed."""
     rows = servers(store)
-    dead = [s.worker for s in rows if not s.alive()]
+    forget = max(ttl * FORGET_AFTER_TTLS, 60.0)
+    dead = [s for s in rows if _pid_gone(store, s) or s.age > forget]
     if dead:
-        with store._write() as cur:
-            cur.executemany("DELETE FROM geo_serving WHERE worker = ?", [(w,) for w in dead])
-    return [s for s in rows if s.worker not in dead and s.version < version]
+        store.serving_leave([s.worker for s in dead])
+    gone = {s.worker for s in dead}
+    rest = [s for s in rows if s.worker not in gone and s.version < version]
+    return Waited(behind=[s for s in rest if s.age <= ttl], stale=[s for s in rest if s.age > ttl])
 
 
-def wait_served(store, version: int, timeout: float, poll: float = 0.01) -> list[Server]:
+def lagging(store: Store, version: int, ttl: float | None = None) -> list[Server]:
+    """Live servers still answering from a version older than ``version``; dead rows removed."""
+    return _check(store, version, default_ttl() if ttl is None else ttl).behind
+
+
+def wait_published(
+    store: Store, version: int, timeout: float, *, ttl: float | None = None, poll: float = 0.01
+) -> Waited:
     """Block until every live server answers from ``version`` (or newer), at most ``timeout``
-    seconds; the servers still behind (empty: all caught up)."""
+    seconds. A server whose heartbeat grows older than ``ttl`` meanwhile stops being waited for
+    and is reported in `Waited.stale`."""
+    ttl = default_ttl() if ttl is None else ttl
     deadline = time.monotonic() + timeout
     while True:
-        behind = lagging(store, version)
-        if not behind or time.monotonic() >= deadline:
-            return behind
+        waited = _check(store, version, ttl)
+        if not waited.behind or time.monotonic() >= deadline:
+            return waited
         time.sleep(poll)
+
+
+def wait_served(
+    store: Store, version: int, timeout: float, poll: float = 0.01, *, ttl: float | None = None
+) -> list[Server]:
+    """`wait_published`, the live servers still behind (empty: all caught up)."""
+    return wait_published(store, version, timeout, ttl=ttl, poll=poll).behind

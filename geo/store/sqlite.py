@@ -43,6 +43,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,15 +53,18 @@ import numpy as np
 import pandas as pd
 
 from geo.model import COMMUNITIES, TABLES
-from geo.store import users
+from geo.store import sqlite_admin
 from geo.store.base import (
     CommunityExists,
     CommunityVersion,
+    Credential,
     InvalidRecord,
+    Server,
     Snapshot,
     StaleCommunityError,
     StaleVersionError,
     Store,
+    StoreDump,
     StoreSchemaError,
     UnknownCommunity,
     VersionInfo,
@@ -79,7 +83,7 @@ from geo.store.schema import (
     quote,
     store_version,
 )
-from geo.store.tables import has_feature_counts, read_table, replace_table
+from geo.store.tables import gpkg_rows, has_feature_counts, read_table, replace_table
 
 # geo.backup checks a file's header and schema, and geo.cli.data catches the stale version,
 # through this module
@@ -199,7 +203,7 @@ class SQLiteStore:
         `StaleVersionError` when `expected_version` is given and another version was committed.
         The community history is kept; ``record_history`` appends a "load" version (this
         author and reason) for every community written. An audit row (``audit``: the API's
-        request context, see `geo.store.users.append_audit`) is appended in the same transaction.
+        request context, see `geo.store.users.audit_row`) is appended in the same transaction.
         """
         unknown = sorted(set(tables) - set(TABLES))
         if unknown:
@@ -214,14 +218,14 @@ class SQLiteStore:
             for name, spec in TABLES.items():
                 replace_table(cur, name, spec, prepared[name], stamp)
                 if ogr_counts:
-                    _set_feature_count(cur, name, len(prepared[name].rows))
+                    _set_feature_count(cur, name, len(prepared[name]))
             version = current + 1
             _append_version(cur, version, str(author), stamp, str(reason))
-            if record_history and prepared["communities"].rows:
+            if record_history and len(prepared["communities"]):
                 _record_loaded_communities(
                     cur, prepared["communities"], version, str(author), stamp, str(reason)
                 )
-            users.append_audit(
+            sqlite_admin.append_audit(
                 cur, audit, actor=str(author), before=current, after=version,
                 default_path="replace_all", detail=str(reason),
             )  # fmt: skip
@@ -319,11 +323,144 @@ class SQLiteStore:
             cur.execute(
                 "UPDATE gpkg_contents SET last_change=? WHERE table_name=?", (stamp, HISTORY_TABLE)
             )
-            users.append_audit(
+            sqlite_admin.append_audit(
                 cur, audit, actor=str(author), before=store_current, after=new_store_version,
                 default_path=f"{action} community", target=community_id, detail=str(reason),
             )  # fmt: skip
         return version, new_store_version
+
+    # -- users, tokens and the audit log (geo.store.sqlite_admin)
+
+    def add_user(
+        self, name: str, role: str, credential: Credential, *, audit: Mapping[str, Any] | None
+    ) -> None:
+        """Create (or bring back) a user with one token, and its audit row."""
+        with self._write() as cur:
+            sqlite_admin.add_user(cur, name, role, credential, audit)
+
+    def add_token(
+        self, name: str, credential: Credential, *, audit: Mapping[str, Any] | None
+    ) -> None:
+        """Another token for an active user, and its audit row."""
+        with self._write() as cur:
+            sqlite_admin.add_token(cur, name, credential, audit)
+
+    def revoke_user(self, name: str, *, audit: Mapping[str, Any] | None) -> None:
+        """Revoke an active user and their tokens, and its audit row."""
+        with self._write() as cur:
+            sqlite_admin.revoke_user(cur, name, audit)
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user, by name."""
+        with self._read() as cur:
+            return sqlite_admin.list_users(cur)
+
+    def token_record(self, token_id: str) -> tuple[str, str, bytes, bytes] | None:
+        """An active token's user, role, salt and hash."""
+        with self._read() as cur:
+            return sqlite_admin.token_record(cur, token_id)
+
+    def audit_rows(self, limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """A page of the audit log, newest first."""
+        with self._read() as cur:
+            return sqlite_admin.audit_rows(cur, limit, offset)
+
+    # -- the serving registry: every process of a file store runs on this host
+
+    same_host = True
+
+    def serving_mark(self, worker: str, version: int) -> None:
+        """Upsert this process's registry row (heartbeat now)."""
+        with self._write() as cur:
+            sqlite_admin.serving_mark(cur, worker, version)
+
+    def serving_leave(self, workers: list[str]) -> None:
+        """Remove registry rows."""
+        if workers:
+            with self._write() as cur:
+                sqlite_admin.serving_leave(cur, workers)
+
+    def serving_list(self) -> list[Server]:
+        """Every registry row."""
+        with self._read() as cur:
+            return sqlite_admin.serving_list(cur)
+
+    def wait_for_change(self, timeout: float) -> None:
+        """A file store sends no notifications: wait ``timeout`` seconds (the poll)."""
+        time.sleep(max(0.0, timeout))
+
+    # -- copies between store implementations
+
+    def export(self) -> StoreDump:
+        """Everything but the serving registry, in one read transaction."""
+        with self._read() as cur:
+            conn = cur.connection
+            version = store_version(cur)
+            tables = {name: read_table(conn, name, spec) for name, spec in TABLES.items()}
+            versions = [
+                VersionInfo(int(v), a, t, r)
+                for v, a, t, r in cur.execute(
+                    "SELECT version, author, time, reason FROM geo_versions ORDER BY version"
+                ).fetchall()
+            ]
+            history = _all_history(cur)
+            users_, tokens, audit = sqlite_admin.dump_admin(cur)
+        return StoreDump(Snapshot(version, tables), versions, history, users_, tokens, audit)
+
+    def import_dump(self, dump: StoreDump, *, copy: bool, author: str, reason: str) -> int:
+        """Write ``dump`` in one transaction (see `geo.store.base.Store.import_dump`)."""
+        prepared = {name: prepare_table(name, dump.snapshot.tables.get(name)) for name in TABLES}
+        stamp = now()
+        with self._write() as cur:
+            current = store_version(cur)
+            if copy and current:
+                raise InvalidRecord("a copy goes into an empty store; this one has versions")
+            ogr_counts = has_feature_counts(cur)
+            for name, spec in TABLES.items():
+                replace_table(cur, name, spec, prepared[name], stamp)
+                if ogr_counts:
+                    _set_feature_count(cur, name, len(prepared[name]))
+            ensure_history(cur)
+            cur.execute(f"DELETE FROM {HISTORY_TABLE}")
+            insert_history(cur, [_history_row(h) for h in dump.community_history])
+            sqlite_admin.load_admin(cur, dump.users, dump.tokens, dump.audit if copy else None)
+            if copy:
+                cur.executemany(
+                    "INSERT INTO geo_versions (version, author, time, reason) VALUES (?,?,?,?)",
+                    [(v.version, v.author, v.time, v.reason) for v in dump.versions],
+                )
+                return dump.snapshot.version
+            version = max(current, dump.snapshot.version) + 1
+            _append_version(cur, version, str(author), stamp, str(reason))
+            sqlite_admin.append_audit(
+                cur, None, actor=str(author), before=current, after=version,
+                default_path="restore", detail=str(reason),
+            )  # fmt: skip
+        return version
+
+
+def _all_history(cur: sqlite3.Cursor) -> list[CommunityVersion]:
+    """Every community history row, by community and version."""
+    if not has_history(cur):
+        return []
+    cols = [n for n, _ in HISTORY_COLUMNS]
+    rows = cur.execute(
+        f"SELECT geom, {', '.join(quote(c) for c in cols)} FROM {HISTORY_TABLE} "
+        "ORDER BY community_id, version"
+    ).fetchall()
+    geoms: list[Any] = list(decode_geometries([r[0] for r in rows])) if rows else []
+    return [
+        CommunityVersion(geometry=g, **dict(zip(cols, r[1:], strict=True)))
+        for g, r in zip(geoms, rows, strict=True)
+    ]
+
+
+def _history_row(h: CommunityVersion) -> tuple:
+    """A `CommunityVersion` as a history table row (geometry blob first)."""
+    return (
+        _blob(h.geometry), h.community_id, h.version, h.store_version, h.author, h.time,
+        h.reason, h.action, h.four_to, h.name,
+    )  # fmt: skip
 
 
 def _blob(geometry: Any) -> bytes:
@@ -361,7 +498,7 @@ def _record_loaded_communities(
     )
     names = COMMUNITIES.field_names
     rows = []
-    for row in communities.rows:
+    for row in gpkg_rows(communities):
         rec = dict(zip(names, row[1:], strict=True))
         cid = rec["id"]
         rows.append(
@@ -399,7 +536,7 @@ def _write_communities(
     prepared = prepare_table("communities", pd.concat([rest, row], ignore_index=True))
     replace_table(cur, "communities", COMMUNITIES, prepared, stamp)
     if has_feature_counts(cur):
-        _set_feature_count(cur, "communities", len(prepared.rows))
+        _set_feature_count(cur, "communities", len(prepared))
 
 
 class _Transaction:

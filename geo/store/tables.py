@@ -26,9 +26,9 @@ import sqlite3
 import geopandas as gpd
 import pandas as pd
 
-from geo.model import Field, LayerSpec
-from geo.store.gpkg_blobs import SRS_ID, decode_geometries
-from geo.store.records import PreparedTable
+from geo.model import LayerSpec
+from geo.store.gpkg_blobs import SRS_ID, decode_geometries, encode_geometries
+from geo.store.records import PreparedTable, typed_column
 from geo.store.schema import GEOM_COLUMN, quote, rebuild_table
 
 
@@ -48,7 +48,7 @@ def replace_table(
             rebuilt = True
     if not rebuilt:
         cur.execute(f"DELETE FROM {quote(name)}")
-    _insert_rows(cur, name, spec, data.rows)
+    _insert_rows(cur, name, spec, gpkg_rows(data))
     if spec.geometry:
         cur.execute(
             "UPDATE gpkg_contents SET last_change=?, min_x=?, min_y=?, max_x=?, max_y=? "
@@ -62,6 +62,14 @@ def replace_table(
         "ON CONFLICT (table_name) DO UPDATE SET stamp = excluded.stamp",
         (name, secrets.token_hex(8)),
     )
+
+
+def gpkg_rows(data: PreparedTable) -> list[tuple]:
+    """The rows of a prepared table for the GeoPackage: the geometry blob first for a layer."""
+    if data.geoms is None:
+        return data.records
+    blobs, _ = encode_geometries(data.geoms)
+    return [(b, *r) for b, r in zip(blobs, data.records, strict=True)]
 
 
 def _insert_rows(cur: sqlite3.Cursor, name: str, spec: LayerSpec, rows: list[tuple]) -> None:
@@ -89,22 +97,8 @@ def read_table(conn: sqlite3.Connection, name: str, spec: LayerSpec) -> pd.DataF
     if not df["id"].is_monotonic_increasing:
         df = df.sort_values("id", ignore_index=True, na_position="last")
     for f in spec.fields:
-        df[f.name] = _typed(f, df[f.name])
+        df[f.name] = typed_column(f, df[f.name])
     if not spec.geometry:
         return df
     geoms = decode_geometries(df.pop(GEOM_COLUMN).to_numpy())
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=SRS_ID), crs=SRS_ID)
-
-
-def _typed(field: Field, s: pd.Series) -> pd.Series:
-    """One column as read by SQLite, in the dtype of its field type."""
-    if field.type == "str":
-        return s.astype(object).where(s.notna(), None)
-    nullable = not field.required or bool(s.isna().any())
-    if field.type == "int":
-        return s.astype("Int64") if nullable else s.astype("int64")
-    if field.type == "float":
-        return s.astype("float64")
-    if field.type == "bool":
-        return s.astype("boolean") if nullable else s.astype(bool)
-    return s
