@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from support import chromium
 
 from geo.atlas import Atlas
@@ -36,6 +37,11 @@ SLOW_MODULES = {
     "test_real_session.py",
 }
 
+
+# Hypothesis checks properties, not speed (benchmarks/ does): no per-example deadline, which a
+# loaded machine or a parallel run would turn into random failures (DeadlineExceeded)
+settings.register_profile("geo", deadline=None)
+settings.load_profile("geo")
 
 # the longest modules, longest first: started first so that none is left running alone at the
 # end of a parallel run (measured with --durations; the other slow modules follow, then the rest)
