@@ -1,24 +1,132 @@
-"""Shared fixtures: the sample district loaded into a real store, its atlas and an API client."""
+"""Shared fixtures: the sample district loaded into a real store, its atlas and an API client.
+
+Loading the sample (`geo load`) costs ~15 s of CPU, so it happens once per run: `pristine_db` is
+that load, shared by every xdist worker and never written; every store a test writes to is a
+byte copy of it (`copy_sample`, `store`, `writable`), which is what a fresh `geo load` gives.
+
+The suite runs in parallel (``-n auto --dist loadfile`` in pyproject: each module on one worker,
+so module fixtures are built once). Modules marked ``slow`` are started first so that the
+longest ones do not finish last alone. Markers (registered in pyproject): ``slow`` (kill -9,
+Chromium, Schemathesis, real `geo serve` processes), ``browser`` (drives Chromium).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from support import chromium
 
 from geo.atlas import Atlas
 from geo.settings import SAMPLE_DIR, Settings
 
+# modules whose tests are slow as a whole: kill -9 of real processes, Schemathesis over every
+# operation, `geo serve` subprocesses, Chromium (any test using the ``browser`` fixture is too)
+SLOW_MODULES = {
+    "test_kill9.py",
+    "test_schemathesis.py",
+    "test_restore_hostile.py",
+    "test_logs.py",
+    "test_serving.py",
+    "test_real_session.py",
+}
+
+
+# Hypothesis checks properties, not speed (benchmarks/ does): no per-example deadline, which a
+# loaded machine or a parallel run would turn into random failures (DeadlineExceeded)
+settings.register_profile("geo", deadline=None)
+settings.load_profile("geo")
+
+# the longest modules, longest first: started first so that none is left running alone at the
+# end of a parallel run (measured with --durations; the other slow modules follow, then the rest)
+FIRST = [
+    "test_kill9.py",
+    "test_maps_browser.py",
+    "test_cli.py",
+    "test_boundary_api.py",
+    "test_xss_browser.py",
+    "test_schemathesis.py",
+    "test_restore_hostile.py",
+    "test_edit.py",
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark slow and browser tests; start the long modules first (stable order otherwise)."""
+    for item in items:
+        browser = "browser" in getattr(item, "fixturenames", ())
+        if browser:
+            item.add_marker(pytest.mark.browser)
+        if browser or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+    slow_paths = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name in FIRST:
+            return FIRST.index(item.path.name)
+        return len(FIRST) + (item.path not in slow_paths)
+
+    items.sort(key=rank)
+
+
+def _shared_dir(factory: pytest.TempPathFactory) -> Path:
+    """A folder every xdist worker of this run sees (the base temp folder without xdist)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
 
 @pytest.fixture(scope="session")
-def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A GeoPackage store holding the sample district, loaded the way `geo load` does."""
+def pristine_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample district loaded the way `geo load` does, once per run (the first worker loads,
+    the others wait for it), as one self-contained file. Read only: never open it for writing,
+    copy it (`copy_sample`)."""
+    from geo.service.backup import backup
     from geo.service.load import load_into
 
-    db = str(tmp_path_factory.mktemp("store") / "sample.gpkg")
-    load_into(db, SAMPLE_DIR)
-    return db
+    shared = _shared_dir(tmp_path_factory)
+    path = shared / "pristine-sample.gpkg"
+    with _locked(shared / "pristine-sample.lock"):
+        if not path.exists():
+            loaded = tmp_path_factory.mktemp("load") / "loaded.gpkg"
+            load_into(loaded, SAMPLE_DIR)
+            backup(loaded, path)  # one file (no -wal), written aside and renamed into place
+    return path
+
+
+@pytest.fixture(scope="session")
+def copy_sample(pristine_db: Path) -> Callable[[str | os.PathLike[str]], str]:
+    """``copy_sample(path)``: a new store at ``path`` holding the freshly loaded sample (version
+    1, the load's history and audit rows, no users), as `geo load` into a new file makes it;
+    the path as a string."""
+
+    def copy(path: str | os.PathLike[str]) -> str:
+        shutil.copyfile(pristine_db, path)
+        return str(path)
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def sample_db(copy_sample, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A GeoPackage store holding the sample district, loaded the way `geo load` does (this
+    worker's own: tests add users to it)."""
+    return copy_sample(tmp_path_factory.mktemp("store") / "sample.gpkg")
 
 
 @pytest.fixture(scope="session")
@@ -88,22 +196,21 @@ def auth_headers(sample_db: str) -> dict[str, dict[str, str]]:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """A headless Chromium for a browser test module (see `support.chromium`)."""
+    """One headless Chromium per worker (see `support.chromium`); each test opens its own
+    context (cookies, storage and viewport of its own)."""
     with chromium() as b:
         yield b
 
 
 @pytest.fixture(scope="module")
-def writable(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+def writable(copy_sample, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A copy of the sample store of the test module's own (writes allowed) and a planner
     token for it."""
-    from geo.service.backup import backup
     from geo.store import open_store, users
 
-    db = str(tmp_path_factory.mktemp("writable") / "store.gpkg")
-    backup(sample_db, db)
+    db = copy_sample(tmp_path_factory.mktemp("writable") / "store.gpkg")
     store = open_store(db)
     try:
         token = users.add_user(store, "writable-planner", "planner")
@@ -130,13 +237,10 @@ def hc(writable):
 
 
 @pytest.fixture()
-def store(sample_db: str, tmp_path: Path):
+def store(copy_sample, tmp_path: Path):
     """An open store of the test's own: a copy of the sample store (writes allowed)."""
-    from geo.service.backup import backup
     from geo.store import open_store
 
-    copy = tmp_path / "store.gpkg"
-    backup(sample_db, copy)
-    opened = open_store(str(copy))
+    opened = open_store(copy_sample(tmp_path / "store.gpkg"))
     yield opened
     opened.close()

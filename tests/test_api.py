@@ -163,7 +163,7 @@ def test_docs_and_openapi(client) -> None:
     assert {"/health", "/locate", "/enterprises/{key}/owner"} <= set(paths)
 
 
-def test_a_new_store_version_is_served_without_restart(tmp_path, sample_dir) -> None:
+def test_a_new_store_version_is_served_without_restart(tmp_path, sample_dir, copy_sample) -> None:
     from fastapi.testclient import TestClient
 
     from geo.api.app import create_app
@@ -171,8 +171,7 @@ def test_a_new_store_version_is_served_without_restart(tmp_path, sample_dir) -> 
     from geo.settings import Settings
     from geo.store import open_store
 
-    db = str(tmp_path / "live.gpkg")
-    load_into(db, sample_dir)
+    db = copy_sample(tmp_path / "live.gpkg")
     app = create_app(open_store(db), Settings(db=db, refresh_seconds=0))
     with TestClient(app) as c:
         v1 = c.get("/health").json()["data_version"]

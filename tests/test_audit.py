@@ -13,18 +13,15 @@ from typer.testing import CliRunner
 
 from geo.api.app import create_app
 from geo.cli import app as cli_app
-from geo.service.load import load_into
-from geo.settings import SAMPLE_DIR, Settings
+from geo.settings import Settings
 from geo.store import open_store
 
 WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # an edit: the western edge on 伟业路
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = str(tmp_path_factory.mktemp("audit") / "audit.gpkg")
-    load_into(path, SAMPLE_DIR)
-    return path
+def db(tmp_path_factory: pytest.TempPathFactory, copy_sample) -> str:
+    return copy_sample(tmp_path_factory.mktemp("audit") / "audit.gpkg")
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +158,8 @@ def test_the_store_refuses_update_and_delete(db: str) -> None:
         con.close()
 
 
-def test_cli_audit_and_cli_writes_are_audited(tmp_path: Path) -> None:
-    db = str(tmp_path / "cli.gpkg")
-    load_into(db, SAMPLE_DIR)
+def test_cli_audit_and_cli_writes_are_audited(tmp_path: Path, copy_sample) -> None:
+    db = copy_sample(tmp_path / "cli.gpkg")  # a new store that `geo load` filled
     runner = CliRunner()
     assert runner.invoke(cli_app, ["users", "add", "chen", "--db", db]).exit_code == 0
     r = runner.invoke(cli_app, ["boundary", "set", "C01", "--four-to", WEST, "--db", db])

@@ -245,12 +245,8 @@ def test_cors_is_off_by_default_and_configurable(sample_db: str) -> None:
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_cli_users_add_list_revoke(tmp_path) -> None:
-    from geo.service.load import load_into
-    from geo.settings import SAMPLE_DIR
-
-    db = str(tmp_path / "users.gpkg")
-    load_into(db, SAMPLE_DIR)
+def test_cli_users_add_list_revoke(tmp_path, copy_sample) -> None:
+    db = copy_sample(tmp_path / "users.gpkg")
     runner = CliRunner()
     r = runner.invoke(cli_app, ["users", "add", "wang", "--role", "planner", "--db", db])
     assert r.exit_code == 0, r.output

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from geo.api.app import create_app
 from geo.cli import app as cli_app
-from geo.service.load import load_into
 from geo.settings import SAMPLE_DIR, Settings
 from geo.store import open_store
 
@@ -28,10 +27,8 @@ CUT_LAT = 30.187  # Torch cut off north of this latitude loses ~167,000 m² and 
 
 
 @pytest.fixture()
-def db(tmp_path: Path) -> str:
-    path = str(tmp_path / "edit.gpkg")
-    load_into(path, SAMPLE_DIR)
-    return path
+def db(tmp_path: Path, copy_sample) -> str:
+    return copy_sample(tmp_path / "edit.gpkg")
 
 
 @pytest.fixture()

@@ -8,8 +8,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from geo.api.app import create_app
-from geo.service.load import load_into
-from geo.settings import SAMPLE_DIR, Settings
+from geo.settings import Settings
 from geo.store import open_store
 
 FULL = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
@@ -17,9 +16,8 @@ THREE = "南至南环路、西至东信大道、北至江南大道"  # 信诚路
 
 
 @pytest.fixture()
-def api(tmp_path, issue_headers):
-    db = str(tmp_path / "forms.gpkg")
-    load_into(db, SAMPLE_DIR)
+def api(tmp_path, issue_headers, copy_sample):
+    db = copy_sample(tmp_path / "forms.gpkg")
     with TestClient(create_app(open_store(db), Settings(db=db))) as c:
         c.headers.update(issue_headers(db, "planner", "planner-f"))
         yield c

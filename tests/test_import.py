@@ -23,7 +23,6 @@ from geo.atlas import Atlas
 from geo.cli import app
 from geo.io import InputError
 from geo.service.imports import ImportRefused, import_layer
-from geo.service.load import load_into
 from geo.settings import SAMPLE_DIR
 from geo.store import open_store
 
@@ -36,10 +35,8 @@ def run(*args: str):
 
 
 @pytest.fixture(scope="module")
-def base_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("base") / "base.gpkg"
-    load_into(str(db), SAMPLE_DIR)
-    return db
+def base_db(tmp_path_factory: pytest.TempPathFactory, copy_sample) -> Path:
+    return Path(copy_sample(tmp_path_factory.mktemp("base") / "base.gpkg"))
 
 
 @pytest.fixture()

@@ -12,20 +12,12 @@ import pytest
 from support import geo_serve
 
 from geo.api.access_log import REDACTED, redact
-from geo.service.backup import backup
-from geo.service.load import load_into
-from geo.settings import SAMPLE_DIR
 from geo.store import open_store, users
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("logs")
-    pristine = folder / "pristine.gpkg"
-    load_into(pristine, SAMPLE_DIR)
-    path = folder / "store.gpkg"
-    backup(pristine, path)
-    return path
+def db(tmp_path_factory: pytest.TempPathFactory, copy_sample) -> Path:
+    return Path(copy_sample(tmp_path_factory.mktemp("logs") / "store.gpkg"))
 
 
 def test_redact_query_values_headers_and_geo_tokens() -> None:

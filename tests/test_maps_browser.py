@@ -26,10 +26,10 @@ PHONE = {"width": 390, "height": 844}
 
 
 class Server:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, copy_sample) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.db = str(tmp / "maps.gpkg")
+        self.db = copy_sample(tmp / "maps.gpkg")  # the sample as `geo load` stores it
         env = {**os.environ, "GEO_REFRESH_SECONDS": "0.2", "GEO_DATA": str(SAMPLE_DIR)}
         self.log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -71,8 +71,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(browser, tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("serve"))
+def server(browser, tmp_path_factory, copy_sample):
+    s = Server(tmp_path_factory.mktemp("serve"), copy_sample)
     yield s
     s.stop()
 
@@ -287,9 +287,9 @@ def test_district_map_becomes_interactive(server, desktop):
 
 
 @pytest.fixture()
-def edit_server(browser, tmp_path_factory):
+def edit_server(browser, tmp_path_factory, copy_sample):
     """A server of its own: the editor writes to the store."""
-    s = Server(tmp_path_factory.mktemp("edit"))
+    s = Server(tmp_path_factory.mktemp("edit"), copy_sample)
     yield s
     s.stop()
 

@@ -76,11 +76,9 @@ def test_the_osm_store_answers_locate_with_the_street(osm_db: str) -> None:
     assert owners["street"]["name"] == "浦沿街道" and owners["community"] is None
 
 
-def test_osm_into_a_store_with_communities_is_refused_and_says_how(tmp_path: Path) -> None:
-    from geo.service.load import load_into
-    from geo.settings import SAMPLE_DIR
-
-    db = str(tmp_path / "sample.gpkg")
-    load_into(db, SAMPLE_DIR)
+def test_osm_into_a_store_with_communities_is_refused_and_says_how(
+    tmp_path: Path, copy_sample
+) -> None:
+    db = copy_sample(tmp_path / "sample.gpkg")
     r = runner.invoke(app, ["import", "osm", str(OSM), "--db", db])
     assert r.exit_code == 2 and "nothing imported" in r.output and "--db NEW.gpkg" in r.output

@@ -25,8 +25,6 @@ from typer.testing import CliRunner
 
 from geo.cli import app as cli
 from geo.service.backup import BackupError, backup, restore
-from geo.service.load import load_into
-from geo.settings import SAMPLE_DIR
 from geo.store import open_store, serving
 
 runner = CliRunner()
@@ -34,10 +32,8 @@ WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pristine") / "store.gpkg"
-    load_into(path, SAMPLE_DIR)
-    return path
+def pristine(tmp_path_factory: pytest.TempPathFactory, copy_sample) -> Path:
+    return Path(copy_sample(tmp_path_factory.mktemp("pristine") / "store.gpkg"))
 
 
 @pytest.fixture()

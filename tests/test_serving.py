@@ -17,8 +17,7 @@ from shapely.geometry import box
 from support import free_port
 
 from geo.api.app import create_app
-from geo.service.load import load_into
-from geo.settings import SAMPLE_DIR, Settings
+from geo.settings import Settings
 from geo.store import open_store, serving, users
 
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
@@ -27,10 +26,8 @@ PROBE = (120.14966, 30.18376)  # in the strip C01's western edge moves across
 
 
 @pytest.fixture()
-def db(tmp_path: Path) -> str:
-    path = str(tmp_path / "serve.gpkg")
-    load_into(path, SAMPLE_DIR)
-    return path
+def db(tmp_path: Path, copy_sample) -> str:
+    return copy_sample(tmp_path / "serve.gpkg")
 
 
 def _edit(store, version: int) -> int:

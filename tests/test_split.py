@@ -333,12 +333,8 @@ def test_find_community(tables: dict[str, pd.DataFrame]) -> None:
 
 
 @pytest.fixture(scope="module")
-def split_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from geo.service.load import load_into
-
-    db = str(tmp_path_factory.mktemp("split") / "split.gpkg")
-    load_into(db, SAMPLE_DIR)
-    return db
+def split_db(tmp_path_factory: pytest.TempPathFactory, copy_sample) -> str:
+    return copy_sample(tmp_path_factory.mktemp("split") / "split.gpkg")
 
 
 def test_cli_split_and_commit(split_db: str) -> None:
