@@ -13,8 +13,8 @@ import openpyxl
 import pandas as pd
 from typer.testing import CliRunner
 
-from geo.batch import FIELD_LIMIT
 from geo.cli import app
+from geo.service.assign_read import FIELD_LIMIT
 
 runner = CliRunner()
 NAME = "杭州测试科技有限公司"

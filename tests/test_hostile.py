@@ -376,7 +376,7 @@ def test_existing_limits_still_hold(hc) -> None:
 
 def test_assign_defuses_formula_cells(sample_db: str, tmp_path: Path) -> None:
     from geo.atlas import Atlas
-    from geo.batch import assign_csv
+    from geo.service.assign import assign_table
     from geo.store import open_store
 
     src = tmp_path / "in.csv"
@@ -391,7 +391,7 @@ def test_assign_defuses_formula_cells(sample_db: str, tmp_path: Path) -> None:
     finally:
         store.close()
     dst = tmp_path / "out.csv"
-    assign_csv(atlas, src, dst)
+    assign_table(atlas, src, dst)
     text = dst.read_bytes().decode("utf-8-sig")
     rows = [line.split(",") for line in text.splitlines()]
     assert rows[1][0].startswith("'=cmd")
