@@ -158,3 +158,20 @@ def test_every_answer_after_a_2xx_reflects_the_edit_on_every_worker(db: str) -> 
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def test_cli_writes_name_replicas_not_waited_for(store, monkeypatch) -> None:
+    """The CLI's publish says what the API's does: a replica whose heartbeat is older than the
+    TTL is not waited for, and the warning names it (issue 13: stateless replicas)."""
+    import time
+
+    from geo.cli.common import served
+
+    monkeypatch.setenv("GEO_HEARTBEAT_TTL_SECONDS", "0.05")
+    monkeypatch.setenv("GEO_PUBLISH_TIMEOUT_SECONDS", "5")
+    store.serving_mark("silent:1", 0)
+    time.sleep(0.2)
+    start = time.monotonic()
+    warnings = served(store, store.version() + 1)
+    assert time.monotonic() - start < 2  # not waited for
+    assert len(warnings) == 1 and "not waited for (silent:1@" in warnings[0]

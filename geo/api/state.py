@@ -42,22 +42,8 @@ class Published:
     stale: list[serving.Server] = field(default_factory=list)  # silent: not waited for
 
     def warnings(self, timeout: float) -> list[str]:
-        """What to tell the writer about servers still behind after ``timeout`` seconds, and
-        about servers that were not waited for (no heartbeat within the TTL)."""
-        out = []
-        if self.behind:
-            out.append(
-                f"{len(self.behind)} server process(es) still answered from an older version "
-                f"{timeout:g} s after the commit (GEO_PUBLISH_TIMEOUT_SECONDS); they will catch up"
-            )
-        if self.stale:
-            names = ", ".join(f"{s.worker}@{s.host}" for s in self.stale[:5])
-            out.append(
-                f"{len(self.stale)} replica(s) sent no heartbeat for longer than "
-                f"GEO_HEARTBEAT_TTL_SECONDS and were not waited for ({names}): they may answer "
-                "from an older version until they catch up or are stopped"
-            )
-        return out
+        """What to tell the writer about servers behind or not waited for (`serving.Waited`)."""
+        return serving.Waited(self.behind, self.stale).warnings(timeout)
 
 
 class AtlasHolder:

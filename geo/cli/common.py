@@ -188,15 +188,11 @@ def print_json(obj) -> None:
 
 def served(store, version: int) -> list[str]:
     """The CLI's ``publish``: wait until every running `geo serve` process answers from
-    ``version``; a warning for those that do not yet."""
+    ``version``; warnings for those still behind and for replicas not waited for (silent)."""
     from geo.store import serving
 
-    behind = serving.wait_served(store, version, Settings().publish_timeout_seconds)
-    if not behind:
-        return []
-    return [
-        f"{len(behind)} server process(es) still answer from an older version; they will catch up"
-    ]
+    timeout = Settings().publish_timeout_seconds
+    return serving.wait_published(store, version, timeout).warnings(timeout)
 
 
 def show_warnings(messages: list[str]) -> None:

@@ -99,6 +99,24 @@ class Waited:
     behind: list[Server] = field(default_factory=list)
     stale: list[Server] = field(default_factory=list)
 
+    def warnings(self, timeout: float) -> list[str]:
+        """What to tell the writer about servers still behind after ``timeout`` seconds, and
+        about servers that were not waited for (no heartbeat within the TTL)."""
+        out = []
+        if self.behind:
+            out.append(
+                f"{len(self.behind)} server process(es) still answered from an older version "
+                f"{timeout:g} s after the commit (GEO_PUBLISH_TIMEOUT_SECONDS); they will catch up"
+            )
+        if self.stale:
+            names = ", ".join(f"{s.worker}@{s.host}" for s in self.stale[:5])
+            out.append(
+                f"{len(self.stale)} replica(s) sent no heartbeat for longer than "
+                f"GEO_HEARTBEAT_TTL_SECONDS and were not waited for ({names}): they may answer "
+                "from an older version until they catch up or are stopped"
+            )
+        return out
+
 
 def _check(store: Store, version: int, ttl: float) -> Waited:
     """Live servers behind ``version`` and silent ones behind it; dead rows removed."""
