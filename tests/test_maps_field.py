@@ -315,6 +315,8 @@ def test_district_title_links_are_readable(url, desktop, atlas):
     links = desktop.boxes(".geo-links a")
     assert [b["text"] for b in links] == list(atlas.tables["communities"]["name"])
     _no_overlaps(links)
+    assert all(b["y1"] - b["y0"] < 26 for b in links)  # text lines, not 30 px button boxes
+    assert len({round(b["y0"]) for b in links}) < len(links)  # several to a line
     title, search = desktop.box(".geo-title"), desktop.box(".geo-search")
     assert all(inside(b, title) for b in links) and not overlap(title, search)
 
@@ -399,14 +401,17 @@ def test_officer_phone_list_links_are_touch_targets(url, phone, atlas):
 
 
 def test_officer_phone_grid_labels_are_not_cut(url, phone, atlas):
+    seen = 0
     for officer in atlas.tables["officers"]["id"].iloc[:6]:
         phone.open(f"{url}/maps/officer/{officer}?basemap=none")
         phone.page.wait_for_timeout(500)
         mapbox = phone.js(MAP_BOX)
-        labels = phone.boxes(".geo-lbl")
+        labels = phone.boxes(".geo-grid-label, .geo-label")
+        seen += len(labels)
         for b in labels:
             assert inside(b, mapbox), f"{officer}: label {b['text']!r} is cut at the map's edge"
         _no_overlaps(labels)
+    assert seen > 0
     phone.shot("officer-labels-phone")
 
 
