@@ -10,6 +10,7 @@ from geo.maps.layers import (
     LEGEND_BASE,
     common_config,
     enterprise_layer,
+    enterprise_legend,
     legend,
     no_community,
     officer_links,
@@ -46,7 +47,7 @@ def community_map(atlas: Atlas, community_id: str, opts: MapOptions | None = Non
     ).add_to(m)
     layers = {"community": boundary, **polygon_layers(m, atlas, d, opts, grids, parks, buildings)}
     layers["enterprises"], mode = enterprise_layer(m, atlas, ent, opts)
-    folium.LayerControl(collapsed=True).add_to(m)
+    control = folium.LayerControl(collapsed=True).add_to(m)
     config = common_config(atlas, opts, "community", title)
     config.update(
         {
@@ -60,10 +61,10 @@ def community_map(atlas: Atlas, community_id: str, opts: MapOptions | None = Non
                 "enterprises": len(ent),
             },
             "enterprises": mode,
-            "legend": legend(*LEGEND_BASE),
+            "legend": legend(*LEGEND_BASE, enterprise_legend(mode)),
             **search_config(atlas, ent, buildings, d, opts, community_id),
             "officerLinks": officer_links(atlas, buildings, opts),
         }
     )
-    App(config, layers).add_to(m)
+    App(config, layers, control).add_to(m)
     return render(m)

@@ -207,3 +207,24 @@ def grid_props(atlas: Atlas, frame: pd.DataFrame, d: Derived) -> pd.DataFrame:
             "enterprises": [int(counts.get(g, 0)) for g in frame["id"]],
         }
     )
+
+
+def road_labels(roads: pd.DataFrame, opts: MapOptions) -> list[list[Any]]:
+    """One label per road name: ``[name, lat, lon, angle°, class]`` at the middle of its
+    longest piece, turned along the road (never upside down)."""
+    named = roads[roads["name"].fillna("") != ""]
+    out: list[list[Any]] = []
+    for name, group in named.groupby("name", sort=True):
+        geoms = np.asarray(group.geometry, dtype=object)
+        longest = int(np.argmax(shapely.length(geoms)))
+        g = geoms[longest]
+        if g.geom_type == "MultiLineString":
+            g = max(g.geoms, key=lambda p: p.length)
+        a, mid, b = (g.interpolate(f, normalized=True) for f in (0.45, 0.5, 0.55))
+        dx = (b.x - a.x) * math.cos(math.radians(mid.y))
+        angle = -math.degrees(math.atan2(b.y - a.y, dx))
+        angle = angle - 180 if angle > 90 else angle + 180 if angle < -90 else angle
+        x, y = lonlat([mid.x], [mid.y], opts)
+        kind = group["class"].iloc[longest]
+        out.append([name, float(y[0]), float(x[0]), round(angle, 1), kind])
+    return out

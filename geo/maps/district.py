@@ -11,10 +11,12 @@ from geo.maps.layers import (
     LEGEND_BASE,
     common_config,
     enterprise_layer,
+    enterprise_legend,
     legend,
     officer_links,
     polygon_layers,
     popup,
+    roads_layer,
     search_config,
 )
 from geo.maps.options import COLORS, MapOptions
@@ -47,8 +49,9 @@ def district_map(atlas: Atlas, opts: MapOptions | None = None) -> str:
         "communities": community,
         **polygon_layers(m, atlas, d, opts, t["grids"], t["parks"], t["buildings"]),
     }
+    layers["roads"] = roads_layer(m, atlas, opts)
     layers["enterprises"], mode = enterprise_layer(m, atlas, d.ent, opts)
-    folium.LayerControl(collapsed=True).add_to(m)
+    control = folium.LayerControl(collapsed=True).add_to(m)
     config = common_config(atlas, opts, "district", title)
     config.update(
         {
@@ -64,7 +67,12 @@ def district_map(atlas: Atlas, opts: MapOptions | None = None) -> str:
                 "enterprises": len(d.ent),
             },
             "enterprises": mode,
-            "legend": legend(((COLORS["street"], "街道边界", "line")), *LEGEND_BASE),
+            "legend": legend(
+                (COLORS["street"], "街道边界", "line"),
+                (COLORS["road"], "道路（放大后标注路名）", "line"),
+                *LEGEND_BASE,
+                enterprise_legend(mode),
+            ),
             "communityLinks": [
                 [i, n, opts.href("community", i)]
                 for i, n in zip(comms["id"], comms["name"], strict=True)
@@ -73,7 +81,7 @@ def district_map(atlas: Atlas, opts: MapOptions | None = None) -> str:
             "officerLinks": officer_links(atlas, t["buildings"], opts),
         }
     )
-    App(config, layers).add_to(m)
+    App(config, layers, control).add_to(m)
     return render(m)
 
 

@@ -9,7 +9,6 @@ import folium
 import numpy as np
 import pandas as pd
 import shapely
-from folium.plugins import FastMarkerCluster, VectorGridProtobuf
 
 from geo.atlas import Atlas
 from geo.maps.data import (
@@ -23,9 +22,12 @@ from geo.maps.data import (
     park_props,
     pinyin_keys,
     plain,
+    road_labels,
 )
 from geo.maps.options import COLORS, MapError, MapOptions
-from geo.maps.page import TextPopup, geojson_layer, plugin_assets
+from geo.maps.page import ScriptLayer, TextPopup, geojson_layer, plugin_assets
+
+ROAD_CLASSES = ("expressway", "arterial", "secondary", "branch")
 
 
 def popup(fields: list[str], aliases: list[str], links: tuple[str, ...] = ()) -> TextPopup:
@@ -55,12 +57,16 @@ def polygon_layers(
         "fillOpacity": 0.02,
         "className": "geo-grids",
     }
+    gprops = grid_props(atlas, grids, d)
+    gprops["link"] = [opts.href("community", c) for c in grids["community_id"]]
     layers["grids"] = geojson_layer(
-        collection(grids, grid_props(atlas, grids, d), opts),
+        collection(grids, gprops, opts),
         "网格",
         grid_style,
         popup=popup(
-            ["name", "code", "community", "enterprises"], ["网格", "网格编码", "产业社区", "企业数"]
+            ["name", "code", "community", "enterprises", "link"],
+            ["网格", "网格编码", "产业社区", "企业数", "社区地图"],
+            links=("link",),
         ),
     ).add_to(m)
     park_style = {
@@ -161,37 +167,59 @@ def enterprise_rows(atlas: Atlas, ent: pd.DataFrame, opts: MapOptions) -> list[l
 
 
 def enterprise_layer(
-    m: folium.Map, atlas: Atlas, ent: pd.DataFrame, opts: MapOptions
+    m: folium.Map, atlas: Atlas, ent: pd.DataFrame, opts: MapOptions, *, officer: bool = False
 ) -> tuple[Any, str]:
-    """Enterprises: clustered markers inline, or vector tiles above ``inline_max``."""
+    """Enterprises: clustered markers inline, or vector tiles above ``inline_max`` (drawn in a
+    pane above the building fills). Built by ``GeoMaps.enterpriseTiles`` /
+    ``GeoMaps.enterpriseCluster``, which keep the page working (and say so) when the plugin's
+    script failed to load. On the officer map a tap on a cluster that sits on one of the
+    officer's buildings opens the building (``officer``)."""
     if opts.tiles_url and not opts.gcj02 and len(ent) > opts.inline_max:
         url = opts.tiles_url.rstrip("/") + "/enterprises/{z}/{x}/{y}.mvt"
         # tiles are asked only inside the enterprises' extent, grown by about 200 m so that a
         # dot at its edge is drawn whole (no round trip for the empty tiles around it)
         w, e = float(ent["lon"].min()) - 0.002, float(ent["lon"].max()) + 0.002
         s, n = float(ent["lat"].min()) - 0.002, float(ent["lat"].max()) + 0.002
-        options = (
-            f"{{bounds: [[{s:.6f}, {w:.6f}], [{n:.6f}, {e:.6f}]], "
-            "interactive: true, maxNativeZoom: 18, maxZoom: 20, "
-            "getFeatureId: function (f) { return f.properties.id; }, "
-            "vectorTileLayerStyles: {enterprises: GeoMaps.enterpriseTileStyle}}"
+        layer = ScriptLayer(
+            "GeoMaps.enterpriseTiles",
+            {"url": url, "bounds": [[round(s, 6), round(w, 6)], [round(n, 6), round(e, 6)]]},
+            name=f"企业（{len(ent)}，矢量瓦片）",
         )
-        layer = VectorGridProtobuf(url, name=f"企业（{len(ent)}，矢量瓦片）", options=options)
         plugin_assets(layer, opts, ["vectorgrid"], [])
         return layer.add_to(m), "tiles"
-    layer = FastMarkerCluster(
-        enterprise_rows(atlas, ent, opts),
-        callback="GeoMaps.enterpriseMarker",
+    options = {
+        "chunkedLoading": True,
+        "showCoverageOnHover": False,
+        "spiderfyOnMaxZoom": not officer,
+        "zoomToBoundsOnClick": not officer,
+        "disableClusteringAtZoom": 19,
+    }
+    layer = ScriptLayer(
+        "GeoMaps.enterpriseCluster",
+        {"rows": enterprise_rows(atlas, ent, opts), "options": options},
         name=f"企业（{len(ent)}）",
-        options={
-            "chunkedLoading": True,
-            "showCoverageOnHover": False,
-            "spiderfyOnMaxZoom": True,
-            "disableClusteringAtZoom": 19,
-        },
     )
     plugin_assets(layer, opts, ["markercluster"], ["markercluster", "markercluster_default"])
     return layer.add_to(m), "inline"
+
+
+def roads_layer(m: folium.Map, atlas: Atlas, opts: MapOptions) -> Any:
+    """The roads (vector tiles when served in WGS84, inline simplified GeoJSON otherwise),
+    with their names as labels at higher zooms (placed where they fit, see maps.js)."""
+    roads = atlas.tables["roads"]
+    roads = roads[roads["class"].isin(ROAD_CLASSES)]
+    args: dict[str, Any] = {"labels": road_labels(roads, opts)}
+    if opts.tiles_url and not opts.gcj02:
+        args["url"] = opts.tiles_url.rstrip("/") + "/roads/{z}/{x}/{y}.mvt"
+    else:
+        geoms = shapely.set_precision(
+            shapely.simplify(np.asarray(roads.geometry, dtype=object), 2e-5), 1e-6
+        )  # about 2 m, to 0.1 m: the lines as drawn at street zooms
+        simple = roads.assign(**{roads.geometry.name: geoms})
+        args["data"] = collection(simple, simple[["id", "name", "class"]], opts)
+    layer = ScriptLayer("GeoMaps.roads", args, name="道路")
+    plugin_assets(layer, opts, ["vectorgrid"] if "url" in args else [], [])
+    return layer.add_to(m)
 
 
 def _search_entries(
@@ -275,8 +303,15 @@ LEGEND_BASE = (
     (COLORS["park"], "产业园区", "fill"),
     (COLORS["enterprise"], "企业楼宇", "fill"),
     (COLORS["mixed-use"], "商住楼宇", "fill"),
-    (COLORS["point"], "企业（聚合）", "dot"),
 )
+
+
+def enterprise_legend(mode: str) -> tuple[str, str, str]:
+    """The legend row of the enterprises as they are drawn: clustered markers (inline) or
+    vector-tile dots, thinned below zoom 14 by the tile server (tiles)."""
+    if mode == "tiles":
+        return (COLORS["point"], "企业（缩小时抽稀，放大后逐家显示）", "dot")
+    return (COLORS["point"], "企业（聚合：圆内数字为企业数）", "dot")
 
 
 def common_config(atlas: Atlas, opts: MapOptions, kind: str, title: str) -> dict[str, Any]:
@@ -289,6 +324,7 @@ def common_config(atlas: Atlas, opts: MapOptions, kind: str, title: str) -> dict
         "crs": "gcj02" if opts.gcj02 else "wgs84",
         "grids": grid_lookup(atlas),
         "links": {"district": opts.district_link + opts.extra_query},
+        "api": opts.api_url,
     }
 
 

@@ -12,6 +12,7 @@ from geo.maps.data import Derived, building_props, collection, derived, fit, gri
 from geo.maps.layers import (
     common_config,
     enterprise_layer,
+    enterprise_legend,
     enterprise_rows,
     legend,
     polygon_layers,
@@ -59,8 +60,8 @@ def officer_map(atlas: Atlas, officer_id: str, opts: MapOptions | None = None) -
             ["楼宇", "类型", "地址", "网格", "一长二员", "企业数"],
         ),
     ).add_to(m)
-    layers["enterprises"], mode = enterprise_layer(m, atlas, ent, opts)
-    folium.LayerControl(collapsed=True).add_to(m)
+    layers["enterprises"], mode = enterprise_layer(m, atlas, ent, opts, officer=True)
+    control = folium.LayerControl(collapsed=True).add_to(m)
     panel = _officer_panel(atlas, officer_id, mine, ent, d, opts)
     config = common_config(atlas, opts, "officer", title)
     config.update(
@@ -86,11 +87,11 @@ def officer_map(atlas: Atlas, officer_id: str, opts: MapOptions | None = None) -
                 (COLORS["faded"], "网格内其他楼宇", "fill"),
                 (COLORS["park"], "产业园区", "fill"),
                 (COLORS["grid"], "网格", "dash"),
-                (COLORS["point"], "企业", "dot"),
+                enterprise_legend(mode),
             ),
         }
     )
-    App(config, layers).add_to(m)
+    App(config, layers, control).add_to(m)
     return render(m)
 
 

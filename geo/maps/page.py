@@ -7,6 +7,8 @@ from typing import Any
 
 import folium
 from branca.element import Element, MacroElement
+from folium.elements import JSCSSMixin
+from folium.map import Layer
 from folium.template import Template
 
 from geo.maps.csp import check_inline_scripts
@@ -30,7 +32,8 @@ _AMAP = (
 
 
 class App(MacroElement):
-    """Hands the page's config and folium layers to ``GeoMaps.init`` (static/geo/maps.js)."""
+    """Hands the page's config, folium layers and layer control (if any) to ``GeoMaps.init``
+    (static/geo/maps.js)."""
 
     _template = Template(
         """
@@ -39,16 +42,44 @@ class App(MacroElement):
         {%- for key, layer in this.layers.items() %}
             {{ key|tojson }}: {{ layer.get_name() }},
         {%- endfor %}
-        });
+        }, {{ this.control.get_name() if this.control else "null" }}, [
+        {%- for b in this._parent.geo_basemaps %}{{ b.get_name() }}, {% endfor -%}
+        ]);
         {% endmacro %}
         """
     )
 
-    def __init__(self, config: dict[str, Any], layers: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], layers: dict[str, Any], control: Any = None) -> None:
         super().__init__()
         self._name = "GeoApp"
         self.config = config
         self.layers = layers
+        self.control = control
+
+
+class ScriptLayer(JSCSSMixin, Layer):
+    """A layer made in the page by a ``GeoMaps`` factory (``factory(map, args)``), listed in
+    the layer control: the factory returns an empty layer, and says so in a notice, when a
+    plugin's script failed to load, so the rest of the page keeps working."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "var {{ this.get_name() }} = {{ this.factory }}({{ this._parent.get_name() }}, "
+        "{{ this.args|tojson }});"
+        "{% endmacro %}"
+    )
+
+    def __init__(self, factory: str, args: dict[str, Any], name: str, show: bool = True) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "GeoLayer"
+        self.factory = factory
+        self.args = args
+
+
+NOSCRIPT = (
+    '<noscript><p class="geo-noscript">此地图需要浏览器启用 JavaScript 才能显示。'
+    "请在浏览器设置中开启 JavaScript 后刷新本页。</p></noscript>"
+)
 
 
 def assets(opts: MapOptions, js: list[str], css: list[str]):
@@ -74,6 +105,7 @@ def new_map(opts: MapOptions, title: str, bounds: list[list[float]]) -> folium.M
         Element('<meta name="referrer" content="no-referrer-when-downgrade">'), name="referrer"
     )
     root.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
+    root.html.add_child(Element(NOSCRIPT), name="noscript")
     _basemap(m, opts)
     if opts.data_attribution:
         _Attribution(opts.data_attribution).add_to(m)
@@ -101,24 +133,42 @@ class _Attribution(MacroElement):
 
 
 def _basemap(m: folium.Map, opts: MapOptions) -> None:
-    """Add the base map's tile layers (none for ``basemap='none'``)."""
+    """Add the base map's tile layers (none for ``basemap='none'``), not yet shown: maps.js
+    shows them once one tile has loaded, and otherwise says the base map is unreachable and
+    draws without it (one failed request offline, not a console error per tile)."""
+    layers: list[folium.TileLayer] = []
     if opts.basemap == "osm":
-        folium.TileLayer(_OSM, attr=_OSM_ATTR, name="OpenStreetMap", max_zoom=19).add_to(m)
+        layers.append(
+            folium.TileLayer(_OSM, attr=_OSM_ATTR, name="OpenStreetMap", max_zoom=19, show=False)
+        )
     elif opts.basemap == "tianditu":
         for layer, name, overlay in (("vec", "天地图", False), ("cva", "天地图注记", True)):
-            folium.TileLayer(
-                _TDT.replace("{layer}", layer).replace("{key}", opts.tianditu_key or ""),
-                attr="&copy; 天地图",
-                name=name,
-                subdomains="01234567",
-                overlay=overlay,
-                control=False,
-                max_zoom=18,
-            ).add_to(m)
+            layers.append(
+                folium.TileLayer(
+                    _TDT.replace("{layer}", layer).replace("{key}", opts.tianditu_key or ""),
+                    attr="&copy; 天地图",
+                    name=name,
+                    subdomains="01234567",
+                    overlay=overlay,
+                    control=False,
+                    max_zoom=18,
+                    show=False,
+                )
+            )
     elif opts.basemap == "amap":
-        folium.TileLayer(
-            _AMAP, attr="&copy; 高德地图（GCJ-02）", name="高德地图", subdomains="1234", max_zoom=18
-        ).add_to(m)
+        layers.append(
+            folium.TileLayer(
+                _AMAP,
+                attr="&copy; 高德地图（GCJ-02）",
+                name="高德地图",
+                subdomains="1234",
+                max_zoom=18,
+                show=False,
+            )
+        )
+    for layer in layers:
+        layer.add_to(m)
+    m.geo_basemaps = layers  # handed to GeoMaps.init by `App`
 
 
 def plugin_assets(obj: Any, opts: MapOptions, js: list[str], css: list[str]) -> Any:
