@@ -169,8 +169,8 @@ class AtlasHolder:
         if watcher is None:
             return
         watcher.cancel()
-        try:
-            await asyncio.to_thread(serving.unregister, self.store, self.worker)
+        try:  # in this thread: at shutdown the loop's executor may be gone already
+            serving.unregister(self.store, self.worker)
         except Exception:  # the store may be gone already; a dead pid is dropped by writers
             log.warning("could not leave the serving registry", exc_info=True)
 
