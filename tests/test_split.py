@@ -401,6 +401,18 @@ def test_api_split_and_commit(split_db: str, issue_headers) -> None:
             "/communities/C02/grids/split", json={"count": 2, "enterprises_per_grid": 5}
         )
         assert bad.status_code == 422
+        # per_grid (the CLI's --per-grid) and its old name give the same proposal
+        by_new = client.post(
+            "/communities/C02/grids/split", json={"per_grid": 300, "weight": "employees"}
+        )
+        by_old = client.post(
+            "/communities/C02/grids/split",
+            json={"enterprises_per_grid": 300, "weight": "employees"},
+        )
+        assert by_new.status_code == 200, by_new.text
+        assert by_new.json()["count"] == by_old.json()["count"]
+        both = {"per_grid": 3, "enterprises_per_grid": 3}
+        assert client.post("/communities/C02/grids/split", json=both).status_code == 422
         assert client.post("/communities/C99/grids/split", json={"count": 2}).status_code == 404
         too_many = client.post("/communities/C02/grids/split", json={"count": 99})
         assert too_many.status_code == 422 and "street blocks" in too_many.json()["detail"]

@@ -1,9 +1,9 @@
 """Grids: read one (`GET /grids/{id}`, open), split a community into grids: propose
 (`/grids/split`) and store (`/grids/commit`).
 
-Both take ``{"count": K}`` or ``{"enterprises_per_grid": N}``, and optionally ``"weight"``
-(``enterprises`` | ``employees`` | ``floor_area``). The split is deterministic, so a commit
-recomputes exactly the proposal of the same store version. A commit sends
+Both take ``{"count": K}`` or ``{"per_grid": N}`` (old name ``enterprises_per_grid``), and
+optionally ``"weight"`` (``enterprises`` | ``employees`` | ``floor_area``). The split is
+deterministic, so a commit recomputes exactly the proposal of the same store version. A commit sends
 ``If-Match: <store version>`` (the ``version`` of the proposal, also its ``ETag``): without it
 the answer is 428, and when the store has moved on it is 412 instead of committing a split you
 have not seen.
@@ -49,16 +49,25 @@ class SplitBody(BaseModel):
     """How to split: a grid count or a weight per grid, and what to balance."""
 
     count: int | None = Field(None, ge=1, le=999, description="number of grids")
+    per_grid: float | None = Field(
+        None, gt=0, description="about this much of `weight` per grid (the count follows)"
+    )
     enterprises_per_grid: float | None = Field(
-        None, gt=0, description="about this much weight per grid (the count follows)"
+        None, gt=0, description="the old name of per_grid", json_schema_extra={"deprecated": True}
     )
     weight: Literal["enterprises", "employees", "floor_area"] = "enterprises"
 
     @model_validator(mode="after")
     def _one_of(self) -> SplitBody:
-        if (self.count is None) == (self.enterprises_per_grid is None):
-            raise ValueError('give exactly one of "count" or "enterprises_per_grid"')
+        given = [self.count, self.per_grid, self.enterprises_per_grid]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError('give exactly one of "count" or "per_grid"')
         return self
+
+    @property
+    def weight_per_grid(self) -> float | None:
+        """``per_grid`` under either of its names."""
+        return self.per_grid if self.per_grid is not None else self.enterprises_per_grid
 
 
 class Balance(BaseModel):
@@ -140,7 +149,7 @@ async def propose(
     """Propose a split on the serving atlas's version (also the answer's ``ETag``)."""
     split = await run_in_threadpool(
         grid_actions.propose_split, current.tables, current.version, community_id,
-        count=body.count, per_grid=body.enterprises_per_grid, weight=body.weight,
+        count=body.count, per_grid=body.weight_per_grid, weight=body.weight,
     )  # fmt: skip
     response.headers["ETag"] = f'"{split.version}"'
     return split.summary()
@@ -174,7 +183,7 @@ def commit(
     )
     split = grid_actions.commit_split(
         request.app.state.atlas.store, community_id,
-        count=body.count, per_grid=body.enterprises_per_grid, weight=body.weight,
+        count=body.count, per_grid=body.weight_per_grid, weight=body.weight,
         author=user.name, expected_version=expected,
         audit=audit_context(request, target=community_id),
         publish=Publisher(request),
