@@ -223,8 +223,7 @@ def _backup_database(url: str, out: Path) -> Checked:
     if not out.parent.is_dir():
         raise BackupError(f"directory {out.parent} does not exist")
     part = _aside(out)
-    with contextlib.suppress(FileNotFoundError):
-        part.unlink()
+    _remove_with_journals(part)
     source = open_store(url)
     try:
         dump = source.export()
@@ -240,13 +239,7 @@ def _backup_database(url: str, out: Path) -> Checked:
     except sqlite3.Error as exc:
         raise BackupError(f"backup of the database store failed: {exc}") from exc
     finally:
-        for leftover in (
-            part,
-            part.with_name(part.name + "-wal"),
-            part.with_name(part.name + "-shm"),
-        ):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        _remove_with_journals(part)
     return Checked(out, checked.version, checked.schema_version, checked.communities)
 
 
@@ -266,13 +259,7 @@ def _restore_database(src: Path, url: str) -> Checked:
     except sqlite3.Error as exc:
         raise BackupError(f"restore from {src} failed: {exc}") from exc
     finally:
-        for leftover in (
-            part,
-            part.with_name(part.name + "-wal"),
-            part.with_name(part.name + "-shm"),
-        ):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        _remove_with_journals(part)
     reason = _reason(src, checked)
     target = open_store(url)
     try:

@@ -38,10 +38,10 @@ from psycopg import conninfo
 from geo.errors import Unavailable
 from geo.model import COMMUNITIES, TABLES, LayerSpec
 from geo.store import postgis_admin as admin
+from geo.store.accounts import AccountsMixin
 from geo.store.base import (
     CommunityExists,
     CommunityVersion,
-    Credential,
     InvalidRecord,
     Server,
     Snapshot,
@@ -71,8 +71,10 @@ def redacted(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostGISStore:
+class PostGISStore(AccountsMixin):
     """`geo.store.base.Store` on a PostgreSQL/PostGIS database (schema created if missing)."""
+
+    _admin = admin  # users, tokens, audit: geo.store.accounts
 
     same_host = False  # replicas on any hosts: liveness by heartbeat only
 
@@ -296,42 +298,6 @@ class PostGISStore:
                 default_path=f"{action} community", target=community_id, detail=str(reason),
             )  # fmt: skip
         return version, new_store_version
-
-    # -- users, tokens and the audit log (geo.store.postgis_admin)
-
-    def add_user(
-        self, name: str, role: str, credential: Credential, *, audit: Mapping[str, Any] | None
-    ) -> None:
-        """Create (or bring back) a user with one token, and its audit row."""
-        with self._write() as cur:
-            admin.add_user(cur, name, role, credential, audit)
-
-    def add_token(
-        self, name: str, credential: Credential, *, audit: Mapping[str, Any] | None
-    ) -> None:
-        """Another token for an active user, and its audit row."""
-        with self._write() as cur:
-            admin.add_token(cur, name, credential, audit)
-
-    def revoke_user(self, name: str, *, audit: Mapping[str, Any] | None) -> None:
-        """Revoke an active user and their tokens, and its audit row."""
-        with self._write() as cur:
-            admin.revoke_user(cur, name, audit)
-
-    def list_users(self) -> list[dict[str, Any]]:
-        """Every user, by name."""
-        with self._read() as cur:
-            return admin.list_users(cur)
-
-    def token_record(self, token_id: str) -> tuple[str, str, bytes, bytes] | None:
-        """An active token's user, role, salt and hash."""
-        with self._read() as cur:
-            return admin.token_record(cur, token_id)
-
-    def audit_rows(self, limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-        """A page of the audit log, newest first."""
-        with self._read() as cur:
-            return admin.audit_rows(cur, limit, offset)
 
     # -- the serving registry (heartbeats by the database's clock) and notifications
 

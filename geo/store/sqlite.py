@@ -54,10 +54,10 @@ import pandas as pd
 
 from geo.model import COMMUNITIES, TABLES
 from geo.store import sqlite_admin
+from geo.store.accounts import AccountsMixin
 from geo.store.base import (
     CommunityExists,
     CommunityVersion,
-    Credential,
     InvalidRecord,
     Server,
     Snapshot,
@@ -92,8 +92,10 @@ __all__ = ["BUSY_TIMEOUT_S", "SQLiteStore"]
 BUSY_TIMEOUT_S = 30.0
 
 
-class SQLiteStore:
+class SQLiteStore(AccountsMixin):
     """`geo.store.base.Store` on a GeoPackage file (created if missing)."""
+
+    _admin = sqlite_admin  # users, tokens, audit: geo.store.accounts
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = BUSY_TIMEOUT_S):
         self.path = Path(os.fspath(path))
@@ -328,42 +330,6 @@ class SQLiteStore:
                 default_path=f"{action} community", target=community_id, detail=str(reason),
             )  # fmt: skip
         return version, new_store_version
-
-    # -- users, tokens and the audit log (geo.store.sqlite_admin)
-
-    def add_user(
-        self, name: str, role: str, credential: Credential, *, audit: Mapping[str, Any] | None
-    ) -> None:
-        """Create (or bring back) a user with one token, and its audit row."""
-        with self._write() as cur:
-            sqlite_admin.add_user(cur, name, role, credential, audit)
-
-    def add_token(
-        self, name: str, credential: Credential, *, audit: Mapping[str, Any] | None
-    ) -> None:
-        """Another token for an active user, and its audit row."""
-        with self._write() as cur:
-            sqlite_admin.add_token(cur, name, credential, audit)
-
-    def revoke_user(self, name: str, *, audit: Mapping[str, Any] | None) -> None:
-        """Revoke an active user and their tokens, and its audit row."""
-        with self._write() as cur:
-            sqlite_admin.revoke_user(cur, name, audit)
-
-    def list_users(self) -> list[dict[str, Any]]:
-        """Every user, by name."""
-        with self._read() as cur:
-            return sqlite_admin.list_users(cur)
-
-    def token_record(self, token_id: str) -> tuple[str, str, bytes, bytes] | None:
-        """An active token's user, role, salt and hash."""
-        with self._read() as cur:
-            return sqlite_admin.token_record(cur, token_id)
-
-    def audit_rows(self, limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-        """A page of the audit log, newest first."""
-        with self._read() as cur:
-            return sqlite_admin.audit_rows(cur, limit, offset)
 
     # -- the serving registry: every process of a file store runs on this host
 
