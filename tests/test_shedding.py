@@ -4,6 +4,7 @@ limits on heavy requests (429 with Retry-After, 503 past the queue), light reque
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
@@ -239,7 +240,10 @@ def _stub(settings: Settings):
 
 
 def _run(coro):
-    return asyncio.run(coro)
+    """Run ``coro`` on a fresh event loop in its own thread: a worker of the parallel suite may
+    hold Playwright's running loop in this thread (the session's Chromium)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_a_client_over_its_heavy_concurrency_gets_429_light_requests_pass() -> None:

@@ -480,7 +480,14 @@ def _unchanged(
         f"unchanged: the boundary equals version {expected} of {community_id}; nothing was written"
     )
     return BoundaryCommit(
-        community_id, expected, store.version(), prop, check, [], unchanged=True, note=note
+        community_id,
+        expected,
+        store.version(),
+        prop,
+        check,
+        list(prop.warnings),  # repairs of what was sent (a ring wound the wrong way) still hold
+        unchanged=True,
+        note=note,
     )
 
 
