@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 DEFAULT_URL = "postgresql://geo:geo@127.0.0.1:5432/geo"
@@ -104,4 +106,17 @@ def fresh_database() -> Iterator[str]:
     try:
         yield with_dbname(admin_url(), name)
     finally:
-        _execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _drop(name)
+
+
+def _drop(name: str) -> None:
+    """Drop a test database; a role that may not end an autovacuum worker connected to it
+    (no pg_signal_backend, see .ci/postgres) waits for the worker to finish instead."""
+    for attempt in range(50):
+        try:
+            _execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            return
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+            if attempt == 49:
+                raise
+            time.sleep(0.2)
