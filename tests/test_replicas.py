@@ -21,7 +21,7 @@ import httpx
 import mercantile
 import pytest
 from pg_support import fresh_database
-from support import free_port
+from support import free_port, stop
 
 from geo.service.load import load_into
 from geo.settings import SAMPLE_DIR
@@ -66,13 +66,7 @@ def replica(url: str, workdir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
             time.sleep(0.2)
         yield base, proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
 
 
 def _registered(url: str, count: int) -> None:

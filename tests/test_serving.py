@@ -3,8 +3,6 @@ and a write's 2xx waiting until every live server answers from the committed ver
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box
-from support import free_port
+from support import free_port, stop
 
 from geo.api.app import create_app
 from geo.settings import Settings
@@ -152,12 +150,7 @@ def test_every_answer_after_a_2xx_reflects_the_edit_on_every_worker(db: str) -> 
             assert owners.setdefault(text, got) == got  # the same text, the same owner
         assert owners[WEST] != owners[TORCH]  # the edit really moves the probe's owner
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
 
 
 def test_cli_writes_name_replicas_not_waited_for(store, monkeypatch) -> None:

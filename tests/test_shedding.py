@@ -8,7 +8,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from support import free_port
+from support import free_port, stop
 
 from geo import errors
 from geo.api import errors as api_errors
@@ -58,12 +57,7 @@ def served(sample_db: str, tmp_path: Path):
                 time.sleep(0.2)
         yield port
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:

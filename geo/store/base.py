@@ -10,7 +10,7 @@ protocol: nothing outside a store implementation writes SQL. Two implementations
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +23,9 @@ from geo.errors import (
     PreconditionFailed,
     Unavailable,
 )
+from geo.model import TABLES, LayerSpec
+
+SRS_ID = 4326  # every geometry a store holds is WGS84 longitude/latitude (EPSG:4326)
 
 # ------------------------------------------------------------------ errors of every store
 
@@ -174,6 +177,22 @@ class Snapshot:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     # per table, a token that changes whenever the table is written (shared frames are equal)
     stamps: dict[str, str] = field(default_factory=dict)
+
+
+def read_tables(
+    stamps: Mapping[str, str],
+    reuse: Snapshot | None,
+    read: Callable[[str, LayerSpec], pd.DataFrame],
+) -> dict[str, pd.DataFrame]:
+    """Every table of `geo.model.TABLES`: shared with ``reuse`` where its stamp is unchanged,
+    else ``read(name, spec)`` (a store's reader, inside its read transaction)."""
+    old = reuse.stamps if reuse is not None else {}
+    return {
+        name: reuse.tables[name]
+        if reuse is not None and name in stamps and old.get(name) == stamps[name]
+        else read(name, spec)
+        for name, spec in TABLES.items()
+    }
 
 
 class Store(Protocol):

@@ -16,16 +16,8 @@ from typing import Any
 import numpy as np
 import shapely
 
-SRS_ID = 4326
-# shapely type id -> GeoPackage geometry type name
-TYPE_NAMES = {
-    0: "POINT",
-    1: "LINESTRING",
-    3: "POLYGON",
-    4: "MULTIPOINT",
-    5: "MULTILINESTRING",
-    6: "MULTIPOLYGON",
-}
+from geo.store.base import SRS_ID
+
 # header length by envelope indicator (flags bits 1-3)
 _HEADER_LEN = (8, 40, 56, 56, 72, 8, 8, 8)
 _HEADER_DTYPE = np.dtype(

@@ -40,6 +40,7 @@ from geo.model import COMMUNITIES, TABLES, LayerSpec
 from geo.store import postgis_admin as admin
 from geo.store.accounts import AccountsMixin
 from geo.store.base import (
+    SRS_ID,
     CommunityExists,
     CommunityVersion,
     InvalidRecord,
@@ -51,8 +52,9 @@ from geo.store.base import (
     StoreDump,
     UnknownCommunity,
     VersionInfo,
+    read_tables,
 )
-from geo.store.postgis_schema import CHANNEL, SRID, WRITE_LOCK_KEY, initialise
+from geo.store.postgis_schema import CHANNEL, WRITE_LOCK_KEY, initialise
 from geo.store.records import PreparedTable, prepare_table, typed_column
 from geo.store.schema import HISTORY_COLUMNS, HISTORY_TABLE, now, quote
 
@@ -226,13 +228,7 @@ class PostGISStore(AccountsMixin):
         with self._read() as cur:
             version = _store_version(cur)
             stamps = dict(cur.execute("SELECT table_name, stamp FROM geo_table_stamps").fetchall())
-            old = reuse.stamps if reuse is not None else {}
-            tables = {
-                name: reuse.tables[name]
-                if reuse is not None and name in stamps and old.get(name) == stamps[name]
-                else _read_table(cur, name, spec)
-                for name, spec in TABLES.items()
-            }
+            tables = read_tables(stamps, reuse, lambda name, spec: _read_table(cur, name, spec))
         return Snapshot(version, tables, stamps)
 
     # -- community history and edits
@@ -280,7 +276,7 @@ class PostGISStore(AccountsMixin):
             record.update(fields or {})
             record["id"] = community_id
             row = prepare_table(
-                "communities", gpd.GeoDataFrame([record], geometry=[geometry], crs=SRID)
+                "communities", gpd.GeoDataFrame([record], geometry=[geometry], crs=SRS_ID)
             )
             cur.execute("DELETE FROM communities WHERE id = %s", (community_id,))
             _copy_rows(cur, "communities", COMMUNITIES, row)
@@ -424,7 +420,7 @@ def _copy_rows(cur: psycopg.Cursor, name: str, spec: LayerSpec, data: PreparedTa
                 copy.write_row(rec)
             return
         wkb = shapely.to_wkb(
-            shapely.set_srid(data.geoms, SRID), hex=True, include_srid=True, output_dimension=2
+            shapely.set_srid(data.geoms, SRS_ID), hex=True, include_srid=True, output_dimension=2
         )
         for g, rec in zip(wkb.tolist(), data.records, strict=True):
             copy.write_row((g, *rec))
@@ -451,7 +447,7 @@ def _read_table(cur: psycopg.Cursor, name: str, spec: LayerSpec) -> pd.DataFrame
         return df
     wkb = np.array([bytes(b) for b in df.pop("geometry")], dtype=object)
     geoms = shapely.from_wkb(wkb) if len(wkb) else np.empty(0, dtype=object)
-    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=SRID), crs=SRID)
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=SRS_ID), crs=SRS_ID)
 
 
 def _community_version(cur: psycopg.Cursor, community_id: str) -> int:
@@ -496,7 +492,8 @@ def _insert_history(cur: psycopg.Cursor, rows: list[tuple]) -> None:
     cols = ", ".join(quote(c) for c in _HISTORY_COLS)
     marks = ", ".join(["%s"] * len(_HISTORY_COLS))
     cur.executemany(
-        f"INSERT INTO {HISTORY_TABLE} (geom, {cols}) VALUES (ST_GeomFromWKB(%s, {SRID}), {marks})",
+        f"INSERT INTO {HISTORY_TABLE} (geom, {cols}) "
+        f"VALUES (ST_GeomFromWKB(%s, {SRS_ID}), {marks})",
         rows,
     )
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from geo.model import TABLES, LayerSpec
-from geo.store.base import StoreSchemaError
+from geo.store.base import SRS_ID, StoreSchemaError
 from geo.store.schema import HISTORY_COLUMNS, HISTORY_TABLE, SCHEMA_VERSION, quote
 
-SRID = 4326
 _PG_TYPES = {"str": "text", "int": "bigint", "float": "double precision", "bool": "boolean"}
 # a fixed key for pg_advisory_xact_lock: every write of every replica takes it, so writes to one
 # database serialize (readers never take it)
@@ -55,7 +54,7 @@ def _layer_ddl(name: str, spec: LayerSpec) -> list[str]:
     """CREATE TABLE (and indexes) of one table of the model."""
     cols = ["fid bigserial PRIMARY KEY"]
     if spec.geometry:
-        cols.append(f"geom geometry(Geometry, {SRID}) NOT NULL")
+        cols.append(f"geom geometry(Geometry, {SRS_ID}) NOT NULL")
     cols += [f"{quote(f.name)} {_PG_TYPES[f.type]}" for f in spec.fields]
     out = [f"CREATE TABLE IF NOT EXISTS {quote(name)} ({', '.join(cols)})"]
     out.append(
@@ -80,7 +79,7 @@ def _history_ddl() -> list[str]:
     )
     return [
         f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (fid bigserial PRIMARY KEY, "
-        f"geom geometry(Geometry, {SRID}) NOT NULL, {cols}, UNIQUE (community_id, version))"
+        f"geom geometry(Geometry, {SRS_ID}) NOT NULL, {cols}, UNIQUE (community_id, version))"
     ]
 
 

@@ -17,9 +17,8 @@ import pandas as pd
 import shapely
 
 from geo.model import TABLES, Field
-from geo.store.base import InvalidRecord
+from geo.store.base import SRS_ID, InvalidRecord
 
-SRS_ID = 4326  # every geometry a store holds is WGS84 longitude/latitude
 # shapely type id -> OGC geometry type name
 TYPE_NAMES = {
     0: "POINT",

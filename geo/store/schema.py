@@ -19,8 +19,7 @@ from pathlib import Path
 
 from geo.model import TABLES, LayerSpec
 from geo.store import sqlite_admin
-from geo.store.base import StoreSchemaError
-from geo.store.gpkg_blobs import SRS_ID
+from geo.store.base import SRS_ID, StoreSchemaError
 
 SCHEMA_VERSION = 1
 GPKG_APPLICATION_ID = 0x47504B47  # 'GPKG'

@@ -56,6 +56,7 @@ from geo.model import COMMUNITIES, TABLES
 from geo.store import sqlite_admin
 from geo.store.accounts import AccountsMixin
 from geo.store.base import (
+    SRS_ID,
     CommunityExists,
     CommunityVersion,
     InvalidRecord,
@@ -68,8 +69,9 @@ from geo.store.base import (
     StoreSchemaError,
     UnknownCommunity,
     VersionInfo,
+    read_tables,
 )
-from geo.store.gpkg_blobs import SRS_ID, decode_geometries, encode_geometries, register_functions
+from geo.store.gpkg_blobs import decode_geometries, encode_geometries, register_functions
 from geo.store.records import PreparedTable, prepare_table
 from geo.store.schema import (
     HISTORY_COLUMNS,
@@ -240,13 +242,7 @@ class SQLiteStore(AccountsMixin):
             conn = cur.connection
             version = store_version(cur)
             stamps = dict(cur.execute("SELECT table_name, stamp FROM geo_table_stamps"))
-            old = reuse.stamps if reuse is not None else {}
-            tables = {
-                name: reuse.tables[name]
-                if reuse is not None and name in stamps and old.get(name) == stamps[name]
-                else read_table(conn, name, spec)
-                for name, spec in TABLES.items()
-            }
+            tables = read_tables(stamps, reuse, lambda name, spec: read_table(conn, name, spec))
         return Snapshot(version, tables, stamps)
 
     # -- community history and edits

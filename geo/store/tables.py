@@ -27,7 +27,8 @@ import geopandas as gpd
 import pandas as pd
 
 from geo.model import LayerSpec
-from geo.store.gpkg_blobs import SRS_ID, decode_geometries, encode_geometries
+from geo.store.base import SRS_ID
+from geo.store.gpkg_blobs import decode_geometries, encode_geometries
 from geo.store.records import PreparedTable, typed_column
 from geo.store.schema import GEOM_COLUMN, quote, rebuild_table
 

@@ -6,6 +6,7 @@
   'use strict';
   var G = window.GeoMaps;
   var esc = G.esc;
+  var el = G.el;
   var cfg = {};
 
   /* ---------------------------------------------------------------- messages in Chinese
@@ -62,12 +63,6 @@
   }
   G.chinese = chinese;
 
-  function el(tag, cls, html) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (html != null) e.innerHTML = html;
-    return e;
-  }
 
   function apiUrl(path) { return (cfg.api || '') + path; }
 

@@ -21,6 +21,7 @@
     if (html != null) e.innerHTML = html;
     return e;
   }
+  G.el = el;
 
   /* a URL for an href: relative, or http(s); anything else (javascript:, data:) becomes '#' */
   function safeHref(u) {
