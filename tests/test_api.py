@@ -23,6 +23,9 @@ def test_health(client) -> None:
     assert body["status"] == "ok"
     assert body["data_version"] >= 1
     assert body["counts"]["communities"] >= 7
+    # for monitoring replicas: which server answered and how fresh its heartbeat is
+    assert body["worker"]
+    assert 0 <= body["heartbeat_age_seconds"] < body["heartbeat_ttl_seconds"]
 
 
 def test_locate_gcj02_point_from_the_readme(client) -> None:

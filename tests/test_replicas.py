@@ -111,7 +111,9 @@ def test_two_replicas_agree_after_every_write(database, tmp_path: Path) -> None:
             ), r.json()["warnings"]
             version = httpx.get(f"{writer}/health").json()["data_version"]
             # immediately after the 2xx, the other replica answers from the new version
-            assert httpx.get(f"{reader}/health").json()["data_version"] == version
+            health = httpx.get(f"{reader}/health").json()
+            assert health["data_version"] == version
+            assert health["worker"] != httpx.get(f"{writer}/health").json()["worker"]
             got = httpx.get(f"{reader}/communities/C01").json()
             assert got["properties"]["four_to"] == text
             assert got == httpx.get(f"{writer}/communities/C01").json()

@@ -130,6 +130,12 @@ class AtlasHolder:
                 await self._mark()
             return self._atlas
 
+    @property
+    def heartbeat_age(self) -> float | None:
+        """Seconds since this server last wrote its heartbeat (None: it keeps none, as
+        without a watcher)."""
+        return time.monotonic() - self._beat if self._beat else None
+
     async def _mark(self) -> None:
         """Register (or refresh) this server's version and heartbeat in the store."""
         self._beat = time.monotonic()
