@@ -33,7 +33,7 @@ import httpx
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Server, group_cpu_seconds, percentile, serve
+from common import Server, group_cpu_seconds, group_rss_mb, percentile, serve
 
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
 WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # the western edge on 伟业路
@@ -59,6 +59,9 @@ class Timing:
     put: float
     locate: float
     tile: float
+    first: float = 0.0  # until the first answer of either poller (shown or not)
+    stale: int = 0  # answers (both pollers) that did not show the edit yet
+    before: float = 0.0  # a /locate just before the PUT (the server's pace on this machine)
 
     @property
     def both(self) -> float:
@@ -110,13 +113,20 @@ def owner(client: httpx.Client, probe: tuple[float, float]) -> str | None:
 
 
 def poll(until, since: float, out: dict, key: str) -> None:
-    """Call ``until()`` until it is true; the seconds from ``since`` to that answer in ``out``."""
+    """Call ``until()`` until it is true; in ``out``: the seconds from ``since`` to that answer,
+    to the first answer (``key`` + ``_first``), and how many answers did not show it yet
+    (``key`` + ``_stale``): a slow first answer is a busy server, a stale one a late swap."""
     deadline = since + POLL_TIMEOUT_S
+    stale = 0
     while time.perf_counter() < deadline:
-        if until():
-            out[key] = time.perf_counter() - since
+        shown = until()
+        now = time.perf_counter() - since
+        out.setdefault(f"{key}_first", now)
+        if shown:
+            out[key], out[f"{key}_stale"] = now, stale
             return
-    out[key] = math.inf
+        stale += 1
+    out[key], out[f"{key}_stale"] = math.inf, stale
 
 
 def edit(server: Server, token: str, target: Target, state: int, tile: str) -> Timing:
@@ -130,7 +140,9 @@ def edit(server: Server, token: str, target: Target, state: int, tile: str) -> T
         etag = main.get(f"/communities/{target.community}", headers=auth).headers["etag"]
         before = til.get(tile)  # cached by the server now
         old_tag = before.headers.get("etag")
+        t = time.perf_counter()
         owner(loc, target.probe)
+        before_s = time.perf_counter() - t
         new = 1 - state
         body = {"four_to": target.texts[new], "reason": "bench_edits"}
         t0 = time.perf_counter()
@@ -159,10 +171,12 @@ def edit(server: Server, token: str, target: Target, state: int, tile: str) -> T
             t.start()
         for t in threads:
             t.join()
-    return Timing(target.community, t1 - t0, out["locate"], out["tile"])
+    first = min(out["locate_first"], out["tile_first"])
+    stale = out["locate_stale"] + out["tile_stale"]
+    return Timing(target.community, t1 - t0, out["locate"], out["tile"], first, stale, before_s)
 
 
-def warm_up(server: Server, target: Target) -> float:
+def warm_up(server: Server, token: str, target: Target) -> float:
     """Seconds of a first ``POST …/boundary/preview`` (nothing written): the server builds
     what every edit needs once (the road network) there, not inside the first timed edit."""
     t = time.perf_counter()
@@ -170,6 +184,7 @@ def warm_up(server: Server, target: Target) -> float:
         r = client.post(
             f"/communities/{target.community}/boundary/preview",
             json={"four_to": target.texts[1], "reason": "bench_edits warm-up"},
+            headers={"Authorization": f"Bearer {token}"},
         )
     if r.status_code != 200:
         raise SystemExit(f"the preview failed: {r.status_code} {r.text[:300]}")
@@ -203,6 +218,8 @@ def report(timings: list[Timing], server_cpu: float) -> None:
         ("tile shows it, after the 2xx", [t.tile for t in timings]),
         ("both show it, after the 2xx", [t.both for t in timings]),
         ("both show it, after sending", [t.put + t.both for t in timings]),
+        ("first answer, after the 2xx", [t.first for t in timings]),
+        ("a /locate just before the PUT", [t.before for t in timings]),
     )
     for label, xs in rows:
         ms = [percentile(xs, q) * 1000 for q in (0.5, 0.99, 1.0)]
@@ -213,6 +230,8 @@ def report(timings: list[Timing], server_cpu: float) -> None:
         f"target: p99 under {TARGET_S * 1000:.0f} ms from the 2xx until /locate and the tile "
         f"show the edit, over {len(timings)} edits: {p99 * 1000:.0f} ms, {verdict}"
     )
+    stale = sum(t.stale for t in timings)
+    print(f"answers after a 2xx that did not show the edit yet: {stale}")
     print(f"server CPU seconds: {server_cpu:.1f}")
 
 
@@ -246,7 +265,8 @@ def main() -> None:
             serve(db, "--workers", str(args.workers), log=log) as server,
         ):
             print(f"geo serve --workers {args.workers} on {server.base}, store {db}")
-            print(f"first boundary preview after start: {warm_up(server, plan[0]):.1f} s")
+            print(f"first boundary preview after start: {warm_up(server, token, plan[0]):.1f} s")
+            rss = [group_rss_mb(server.pid)]
             for i in range(args.edits):
                 k = i % len(plan)
                 target = plan[k]
@@ -258,10 +278,13 @@ def main() -> None:
                 print(
                     f"edit {i + 1:2} {timing.community:6} PUT {timing.put * 1000:6.0f} ms; "
                     f"after the 2xx: /locate {timing.locate * 1000:6.0f} ms, "
-                    f"tile {timing.tile * 1000:6.0f} ms"
+                    f"tile {timing.tile * 1000:6.0f} ms (first answer {timing.first * 1000:4.0f} "
+                    f"ms, {timing.stale} stale; a /locate before: {timing.before * 1000:.0f} ms)"
                 )
             server_cpu = group_cpu_seconds(server.pid)
+            rss.append(group_rss_mb(server.pid))
         report(timings, server_cpu)
+        print(f"server memory (RSS): {rss[0]:,.0f} MB before the edits, {rss[1]:,.0f} MB after")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

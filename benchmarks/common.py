@@ -142,6 +142,22 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def group_rss_mb(pgid: int) -> float:
+    """Resident memory (MB) of the live processes in a process group (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            status = (stat.parent / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])  # kB
+    return total / 1024
+
+
 # ------------------------------------------------------------------------------ the figures
 
 
