@@ -52,6 +52,7 @@ TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南�
 WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # the edit: the western edge on 伟业路
 KINDS = ("locate", "tile", "owner")
 PROBERS, PROBE_GAP_S = 4, 0.02  # four probers, each asking every 20 ms (about 200 req/s)
+DRAIN_S = 10.0  # after the measured seconds, how long answers still due are waited for
 
 
 # ------------------------------------------------------------------------------ tiny client
@@ -178,8 +179,10 @@ def _paths(plan: dict, rng: random.Random) -> tuple[str, str]:
     return "owner", f"/enterprises/{rng.choice(plan['enterprises'])}/owner"
 
 
-async def _open_loop(one, plan: dict, rng, start: float, end: float, rate: float) -> None:
-    """Start every request at its own scheduled time, ``rate`` per second, answered or not."""
+async def _open_loop(one, plan: dict, rng, start: float, end: float, rate: float) -> int:
+    """Start every request at its own scheduled time, ``rate`` per second, answered or not;
+    afterwards wait `DRAIN_S` at most for the answers still due (a server far behind would
+    keep the benchmark waiting for its whole queue), cancel the rest and return their count."""
     tasks: set[asyncio.Task] = set()
     sent = 0
     while (now := time.perf_counter()) < end:
@@ -191,8 +194,12 @@ async def _open_loop(one, plan: dict, rng, start: float, end: float, rate: float
         sent = due
         # until the next one is due; at least 1 ms (the event loop's timer resolution)
         await asyncio.sleep(max(0.001, start + sent / rate - time.perf_counter()))
-    if tasks:
-        await asyncio.wait(tasks)
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(tasks, timeout=DRAIN_S)
+    for task in pending:
+        task.cancel()
+    return len(pending)
 
 
 async def _closed_loop(one, plan: dict, rng, end: float, concurrency: int) -> None:
@@ -246,7 +253,9 @@ async def _client_main(
             errors[key] = errors.get(key, 0) + 1
 
     if rate > 0:
-        await _open_loop(one, plan, rng, start, end, rate)
+        unanswered = await _open_loop(one, plan, rng, start, end, rate)
+        if unanswered:
+            errors[f"unanswered {DRAIN_S:g} s after the end"] = unanswered
     else:
         await _closed_loop(one, plan, rng, end, concurrency)
     while not pool.empty():
