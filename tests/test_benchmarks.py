@@ -97,6 +97,11 @@ def test_load_reports_completed_beside_offered() -> None:
     assert verdict is not None and "COULD NOT KEEP UP" in verdict
     line, verdict = load.throughput(stats, completed, 2.0, 500, common.KeepUp())
     assert verdict is None and "(100%)" in line
+    empty = {k: [] for k in load.KINDS}
+    line, verdict = load.throughput(
+        empty, dict.fromkeys(load.KINDS, 10), 2.0, 1500, common.KeepUp()
+    )
+    assert "15 req/s completed (1%), p50 n/a" in line and verdict is not None
     line, verdict = load.throughput(stats, completed, 2.0, 0, common.KeepUp())
     assert line.startswith("closed loop: 500 req/s completed") and verdict is None
 
