@@ -17,8 +17,12 @@ district), then for ``--seconds``:
   state (e.g. none, or a third community); a *stale* answer is one started after an edit's
   2xx (and ended before the next edit was sent) that still shows the owner from before it.
 
-Prints throughput and p50/p99 latency per kind, errors, torn and stale probe answers, and the
-CPU seconds the server and the load generator used (they share the machine).
+Prints the offered rate beside the completed one (answers under 400 received within the
+measured seconds, per second) and p50/p99 latency per kind, errors, torn and stale probe
+answers, and the CPU seconds the server and the load generator used (they share the machine).
+When the server completed less than 95 % of the offered rate, or its median latency is above
+``--p50-limit-ms``, it says so plainly: THE SERVER COULD NOT KEEP UP (the latencies then
+measure a queue, not the server).
 
     python benchmarks/load.py --seconds 20                 # 1,500 req/s offered
     python benchmarks/load.py --seconds 20 --rate 0        # closed loop: the most it serves
@@ -35,18 +39,20 @@ import os
 import random
 import resource
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import KeepUp, group_cpu_seconds, percentile, start, stop, wait_healthy
+from common import free_port as _free_port  # noqa: F401 - bench_shedding imports it
+
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
 WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # the edit: the western edge on 伟业路
 KINDS = ("locate", "tile", "owner")
 PROBERS, PROBE_GAP_S = 4, 0.02  # four probers, each asking every 20 ms (about 200 req/s)
+DRAIN_S = 10.0  # after the measured seconds, how long answers still due are waited for
 
 
 # ------------------------------------------------------------------------------ tiny client
@@ -145,7 +151,8 @@ class FastConn(asyncio.Protocol):
         if len(self.buf) < end + 4 + length:
             return
         del self.buf[: end + 4 + length]
-        self.waiter.set_result(int(head[9:12]))
+        if not self.waiter.done():  # a request cancelled at the end of a run has no waiter
+            self.waiter.set_result(int(head[9:12]))
 
     async def get(self, path: str) -> int:
         if self.transport is None:
@@ -173,8 +180,10 @@ def _paths(plan: dict, rng: random.Random) -> tuple[str, str]:
     return "owner", f"/enterprises/{rng.choice(plan['enterprises'])}/owner"
 
 
-async def _open_loop(one, plan: dict, rng, start: float, end: float, rate: float) -> None:
-    """Start every request at its own scheduled time, ``rate`` per second, answered or not."""
+async def _open_loop(one, plan: dict, rng, start: float, end: float, rate: float) -> int:
+    """Start every request at its own scheduled time, ``rate`` per second, answered or not;
+    afterwards wait `DRAIN_S` at most for the answers still due (a server far behind would
+    keep the benchmark waiting for its whole queue), cancel the rest and return their count."""
     tasks: set[asyncio.Task] = set()
     sent = 0
     while (now := time.perf_counter()) < end:
@@ -186,8 +195,12 @@ async def _open_loop(one, plan: dict, rng, start: float, end: float, rate: float
         sent = due
         # until the next one is due; at least 1 ms (the event loop's timer resolution)
         await asyncio.sleep(max(0.001, start + sent / rate - time.perf_counter()))
-    if tasks:
-        await asyncio.wait(tasks)
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(tasks, timeout=DRAIN_S)
+    for task in pending:
+        task.cancel()
+    return len(pending)
 
 
 async def _closed_loop(one, plan: dict, rng, end: float, concurrency: int) -> None:
@@ -202,12 +215,14 @@ async def _closed_loop(one, plan: dict, rng, end: float, concurrency: int) -> No
 
 async def _client_main(
     port: int, plan: dict, warmup: float, seconds: float, concurrency: int, rate: float, seed: int
-) -> tuple[dict, dict, float]:
+) -> tuple[dict, dict, float, dict]:
     """Send requests for ``warmup`` + ``seconds``, recording those due after the warm-up: open
     loop at ``rate`` requests/s (latency counted from each request's scheduled start, so a slow
     server cannot hide its queue), or closed loop (``rate`` 0: each of ``concurrency``
-    connections sends its next request on an answer)."""
+    connections sends its next request on an answer). Also counts, per kind, the answers under
+    400 *received* within the measured seconds (what the server completed, whenever due)."""
     stats: dict[str, list[float]] = {k: [] for k in KINDS}
+    completed = dict.fromkeys(KINDS, 0)
     errors: dict[str, int] = {}
     rng = random.Random(seed)
     start = time.perf_counter()
@@ -228,24 +243,29 @@ async def _client_main(
             pool.put_nowait(await FastConn.open(port))
             return
         pool.put_nowait(conn)
+        done = time.perf_counter()
+        if measured <= done < end and status < 400:
+            completed[kind] += 1
         if scheduled < measured:
             return
-        stats[kind].append(time.perf_counter() - scheduled)
+        stats[kind].append(done - scheduled)
         if status >= 400:
             key = f"{kind} {status}"
             errors[key] = errors.get(key, 0) + 1
 
     if rate > 0:
-        await _open_loop(one, plan, rng, start, end, rate)
+        unanswered = await _open_loop(one, plan, rng, start, end, rate)
+        if unanswered:
+            errors[f"unanswered {DRAIN_S:g} s after the end"] = unanswered
     else:
         await _closed_loop(one, plan, rng, end, concurrency)
     while not pool.empty():
         pool.get_nowait().close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return stats, errors, usage.ru_utime + usage.ru_stime
+    return stats, errors, usage.ru_utime + usage.ru_stime, completed
 
 
-def _client_process(args: tuple) -> tuple[dict, dict, float]:
+def _client_process(args: tuple) -> tuple[dict, dict, float, dict]:
     try:
         import uvloop
 
@@ -344,12 +364,6 @@ async def _planner_and_prober(
 # ------------------------------------------------------------------------------------ setup
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _targets(db: str, seed: int) -> tuple[dict, tuple[float, float]]:
     import math
 
@@ -396,10 +410,22 @@ def _targets(db: str, seed: int) -> tuple[dict, tuple[float, float]]:
 
 
 def _pct(xs: list[float], q: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
+    """The ``q`` quantile of ``xs`` (seconds) in ms (nearest rank; NaN for none)."""
+    return percentile(xs, q) * 1000
+
+
+def _sample_store(db: str) -> str:
+    """Load the sample district into a new store at ``db``; a planner's token for it."""
+    from geo.service.load import load_into
+    from geo.settings import SAMPLE_DIR
+    from geo.store import open_store, users
+
+    load_into(db, SAMPLE_DIR)
+    store = open_store(db)
+    try:
+        return users.add_user(store, "load-planner", "planner")
+    finally:
+        store.close()
 
 
 def main() -> None:
@@ -418,35 +444,28 @@ def main() -> None:
         "--edit-every", type=float, default=3.0, help="seconds between edits (0: no edits)"
     )
     ap.add_argument("--refresh-seconds", type=float, default=None, help="GEO_REFRESH_SECONDS")
+    ap.add_argument(
+        "--p50-limit-ms",
+        type=float,
+        default=KeepUp.p50_limit_ms,
+        help="a median latency above this means the server did not keep up",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log", type=Path, help="keep the server's log (stderr) here")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="geo-load-"))
     db = str(tmp / "store.gpkg")
-    from geo.service.load import load_into
-    from geo.settings import SAMPLE_DIR
-    from geo.store import open_store, users
-
-    load_into(db, SAMPLE_DIR)
-    store = open_store(db)
-    try:
-        token = users.add_user(store, "load-planner", "planner")
-    finally:
-        store.close()
+    token = _sample_store(db)
     plan, probe = _targets(db, args.seed)
-    port = _free_port()
-    env = {**os.environ, "GEO_DB": db}
+    env = {}
     if args.refresh_seconds is not None:
         env["GEO_REFRESH_SECONDS"] = str(args.refresh_seconds)
-    cmd = [sys.executable, "-c", "from geo.cli import main; main()", "serve", "--db", db,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]  # fmt: skip
     log = (tmp / "serve.log").open("wb")
-    server = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
-    )
+    server = start(db, "--workers", str(args.workers), env=env, log=log)
+    port = server.port
     try:
-        asyncio.run(_wait_up(port, server))
+        wait_healthy(server)
         owners = asyncio.run(_owners(port, token, probe))
         print(
             f"geo serve --workers {args.workers} on 127.0.0.1:{port}; probe {probe}: "
@@ -474,14 +493,9 @@ def main() -> None:
                 )
             )
             results = jobs.get(timeout=args.seconds * 3 + 60)
-        server_cpu = _group_cpu_seconds(server.pid)
+        server_cpu = group_cpu_seconds(server.pid)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server.proc)
         log.close()
     _report(args, results, edits, server_cpu)
     if args.log:
@@ -489,21 +503,11 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def _wait_up(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"geo serve exited with {server.returncode}")
-        try:
-            conn = Conn("127.0.0.1", port)
-            status, _, _ = await conn.request("GET", "/health")
-            conn.close()
-            if status == 200:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("geo serve did not come up")
+async def _wait_up(port: int, server) -> None:
+    """Wait until the server on ``port`` (a Popen) answers /health (bench_shedding uses it)."""
+    from common import Server
+
+    await asyncio.to_thread(wait_healthy, Server(server, port))
 
 
 async def _owners(port: int, token: str, probe) -> dict[str, str | None]:
@@ -522,41 +526,54 @@ async def _owners(port: int, token: str, probe) -> dict[str, str | None]:
     return {TORCH: first, WEST: second}
 
 
-def _group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of the live processes in a process group (Linux /proc)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after the name: state ppid pgrp ... utime stime
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+def merge(results: list[tuple]) -> tuple[dict, dict, float, dict]:
+    """The clients' results as one: latencies per kind, errors, CPU seconds, completed per
+    kind."""
+    stats = {k: [x for r in results for x in r[0][k]] for k in KINDS}
+    errors: dict[str, int] = {}
+    for r in results:
+        for k, v in r[1].items():
+            errors[k] = errors.get(k, 0) + v
+    completed = {k: sum(r[3][k] for r in results) for k in KINDS}
+    return stats, errors, sum(r[2] for r in results), completed
+
+
+def throughput(
+    stats: dict, completed: dict, seconds: float, rate: float, keep_up: KeepUp
+) -> tuple[str, str | None]:
+    """The headline (offered and completed requests/s, median latency) and, for an open loop,
+    the keep-up verdict (None: the server kept up)."""
+    done = sum(completed.values()) / seconds
+    p50 = _pct([x for k in KINDS for x in stats[k]], 0.5)
+    median = "p50 n/a (no request due then was answered)" if p50 != p50 else f"p50 {p50:.1f} ms"
+    if rate <= 0:
+        return f"closed loop: {done:,.0f} req/s completed, {median}", None
+    line = f"{rate:,.0f} req/s offered, {done:,.0f} req/s completed ({done / rate:.0%}), {median}"
+    return line, keep_up.verdict(rate, done, p50)
 
 
 def _report(args, results, edits, server_cpu: float) -> None:
-    stats = {k: [x for s, _, _ in results for x in s[k]] for k in KINDS}
-    errors: dict[str, int] = {}
-    for _, e, _ in results:
-        for k, v in e.items():
-            errors[k] = errors.get(k, 0) + v
-    total = sum(len(v) for v in stats.values())
-    offered = f"{args.rate:,.0f} req/s offered" if args.rate > 0 else "closed loop"
-    print(
-        f"{args.seconds:g} s after {args.warmup:g} s of warm-up, {offered}, "
-        f"{args.clients} clients x {args.concurrency} "
-        f"connections: {total} requests answered, {total / args.seconds:,.0f} req/s"
+    stats, errors, client_cpu, completed = merge(results)
+    line, verdict = throughput(
+        stats, completed, args.seconds, args.rate, KeepUp(p50_limit_ms=args.p50_limit_ms)
     )
     print(
-        f"CPU seconds: server {server_cpu:.1f}, load clients {sum(c for _, _, c in results):.1f} "
+        f"{args.seconds:g} s after {args.warmup:g} s of warm-up, {args.clients} clients x "
+        f"{args.concurrency} connections: {line}"
+    )
+    if verdict:
+        print(verdict)
+    elif args.rate > 0:
+        print("the server kept up with the offered rate")
+    print(
+        f"CPU seconds: server {server_cpu:.1f}, load clients {client_cpu:.1f} "
         f"({os.cpu_count()} CPUs)"
     )
-    print(f"{'kind':8} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    print(f"{'kind':8} {'due':>9} {'done/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     for k in KINDS:
         xs = stats[k]
         print(
-            f"{k:8} {len(xs):9} {len(xs) / args.seconds:8,.0f} {_pct(xs, 0.5):7.1f} "
+            f"{k:8} {len(xs):9} {completed[k] / args.seconds:8,.0f} {_pct(xs, 0.5):7.1f} "
             f"{_pct(xs, 0.99):7.1f} {_pct(xs, 1.0):7.1f}"
         )
     print(f"errors: {errors or 'none'}")
