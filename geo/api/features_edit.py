@@ -122,9 +122,20 @@ def _body_crs(value: str | None) -> edits.BodyCrs:
     return edits.BodyCrs(crs.name, crs.swap)
 
 
-def _check_limits(request: Request, body: Any) -> None:
+def _parsed(request: Request, body: Any) -> Any:
+    """The body as JSON (also when sent without a JSON Content-Type), its geometry within the
+    configured limits."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise edits.FeatureRefused(
+                f"the body is not JSON ({exc}); send a GeoJSON Feature as "
+                "application/geo+json"
+            ) from exc
     geometry = body.get("geometry") if isinstance(body, dict) else None
     limits.check_geojson(geometry, request.app.state.settings, "the geometry")
+    return body
 
 
 def _answer(
@@ -204,7 +215,7 @@ def create(
     """A new feature from a GeoJSON Feature (without an id the layer's next id is given);
     ``Location`` names it. Communities need planner, enterprises admin."""
     _writer(spec, user)
-    _check_limits(request, body)
+    body = _parsed(request, body)
     crs = _body_crs(content_crs)
     publisher = Publisher(request)
     store = request.app.state.atlas.store
@@ -284,7 +295,7 @@ def _edit(
 ) -> Response:
     """PUT and PATCH: through the community action or the features action."""
     _writer(spec, user)
-    _check_limits(request, body)
+    body = _parsed(request, body)
     crs = _body_crs(content_crs)
     publisher = Publisher(request)
     store = request.app.state.atlas.store
