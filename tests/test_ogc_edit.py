@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 
 import httpx
 import mapbox_vector_tile
@@ -24,8 +25,6 @@ from support import geo_serve
 from geo.crs import to_lonlat, to_metric
 from geo.store import open_store
 
-pytestmark = pytest.mark.slow  # a real `geo serve`
-
 GEOJSON = "application/geo+json"
 MERGE = "application/merge-patch+json"
 EPSG4326 = "<http://www.opengis.net/def/crs/EPSG/0/4326>"
@@ -35,7 +34,8 @@ CUT_LAT = 30.187  # Torch cut off north of this latitude loses three parks (test
 
 @pytest.fixture(scope="module")
 def served(copy_sample, issue_headers, tmp_path_factory):
-    """A real `geo serve` on a copy of the sample; its URL, store path and callers' headers."""
+    """A real `geo serve` on a copy of the sample (the slow tests); its URL, store path and
+    callers' headers."""
     db = copy_sample(tmp_path_factory.mktemp("ogcedit") / "edit.gpkg")
     callers = {
         "anonymous": {},
@@ -49,6 +49,26 @@ def served(copy_sample, issue_headers, tmp_path_factory):
 
 def _client(served) -> httpx.Client:
     return httpx.Client(base_url=served[0], timeout=60)
+
+
+@pytest.fixture(scope="module")
+def app(copy_sample, issue_headers, tmp_path_factory):
+    """The ASGI app on a copy of the sample (in process: the quick tests); its client, store
+    path and callers' headers."""
+    from fastapi.testclient import TestClient
+
+    from geo.api.app import create_app
+    from geo.settings import Settings
+
+    db = copy_sample(tmp_path_factory.mktemp("ogcedit-app") / "edit.gpkg")
+    callers = {
+        "anonymous": {},
+        "officer": issue_headers(db, "officer", "li"),
+        "planner": issue_headers(db, "planner", "wang"),
+        "admin": issue_headers(db, "admin", "root"),
+    }
+    with TestClient(create_app(open_store(db), Settings(db=db))) as client:
+        yield client, db, callers
 
 
 def store_state(db: str) -> tuple[int, list, list]:
@@ -110,8 +130,8 @@ def last_audit(db: str) -> dict:
 # ------------------------------------------------------------------------ discovery
 
 
-def test_conformance_and_openapi_list_part_4(served) -> None:
-    with _client(served) as http:
+def test_conformance_and_openapi_list_part_4(app) -> None:
+    with nullcontext(app[0]) as http:
         classes = http.get("/conformance").json()["conformsTo"]
         for name in ("create-replace-delete", "update"):
             assert f"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/{name}" in classes
@@ -133,9 +153,9 @@ def test_conformance_and_openapi_list_part_4(served) -> None:
         ("admin", "streets", "GET, HEAD, OPTIONS", "GET, HEAD, OPTIONS"),
     ],
 )  # fmt: skip
-def test_options_answer_allow_per_role(served, caller, layer, items, item) -> None:
-    headers = served[2][caller]
-    with _client(served) as http:
+def test_options_answer_allow_per_role(app, caller, layer, items, item) -> None:
+    headers = app[2][caller]
+    with nullcontext(app[0]) as http:
         first = http.get(f"/collections/{layer}/items", params={"limit": 10}).json()
         fid = first["features"][0]["id"]
         r = http.options(f"/collections/{layer}/items", headers=headers)
@@ -148,8 +168,8 @@ def test_options_answer_allow_per_role(served, caller, layer, items, item) -> No
         assert http.options("/collections/nope/items").status_code == 404
 
 
-def test_every_item_answer_has_an_etag(served) -> None:
-    with _client(served) as http:
+def test_every_item_answer_has_an_etag(app) -> None:
+    with nullcontext(app[0]) as http:
         for layer in ("roads", "communities", "grids", "parks", "buildings", "enterprises"):
             fid = http.get(f"/collections/{layer}/items", params={"limit": 1}).json()
             r = http.get(f"/collections/{layer}/items/{fid['features'][0]['id']}")
@@ -162,6 +182,7 @@ def test_every_item_answer_has_an_etag(served) -> None:
 # --------------------------------------------------------------- the QGIS sequence
 
 
+@pytest.mark.slow  # a real `geo serve`
 def test_qgis_edits_a_building(served) -> None:
     _, db, callers = served
     planner = callers["planner"]
@@ -257,10 +278,10 @@ def test_qgis_edits_a_building(served) -> None:
         assert fid not in tile_ids(http, "buildings", moved.centroid)
 
 
-def test_refused_writes_store_nothing_and_say_why(served) -> None:
-    _, db, callers = served
+def test_refused_writes_store_nothing_and_say_why(app) -> None:
+    _, db, callers = app
     planner = callers["planner"]
-    with _client(served) as http:
+    with nullcontext(app[0]) as http:
         square = mapping(free_square(http, "C02-G01"))
         version = store_state(db)[0]
         cases = [
@@ -305,6 +326,7 @@ def test_refused_writes_store_nothing_and_say_why(served) -> None:
 # --------------------------------------------------------------------- communities
 
 
+@pytest.mark.slow  # a real `geo serve`
 def test_qgis_edits_a_community_through_the_boundary_action(served) -> None:
     _, db, callers = served
     planner = callers["planner"]
@@ -355,9 +377,9 @@ def test_qgis_edits_a_community_through_the_boundary_action(served) -> None:
 # -------------------------------------------------------------------------- OWSLib
 
 
+@pytest.mark.slow  # a real `geo serve`
 def test_owslib_part_4_client(served) -> None:
-    pytest.importorskip("owslib", reason="pip install owslib (the test extra)")
-    import owslib.ogcapi as ogcapi
+    import owslib.ogcapi as ogcapi  # the test extra (pip install -e '.[test]')
     from owslib.ogcapi.features import Features
 
     base, db, callers = served
@@ -389,8 +411,8 @@ def test_owslib_part_4_client(served) -> None:
         ogcapi.REQUEST_HEADERS.update(saved)
 
 
-def test_enterprises_need_an_admin_and_keep_their_crs(served) -> None:
-    callers = served[2]
+def test_enterprises_need_an_admin_and_keep_their_crs(app) -> None:
+    callers = app[2]
     body = {
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [3341000.0, 513000.0]},  # EPSG:4549 N, E
@@ -398,7 +420,7 @@ def test_enterprises_need_an_admin_and_keep_their_crs(served) -> None:
                        "address": "江南大道1号", "employees": 12},
     }  # fmt: skip
     crs = {"Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/4549>"}
-    with _client(served) as http:
+    with nullcontext(app[0]) as http:
         r = http.post("/collections/enterprises/items", json=body,
                       headers={**callers["planner"], **crs})  # fmt: skip
         assert r.status_code == 403 and "admin" in r.json()["detail"]

@@ -26,7 +26,6 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from geo.api import limits, ogc_items
 from geo.api.auth import RANK, Planner, Role, audit_context
@@ -45,6 +44,13 @@ from geo.visibility import visible_spec
 TAG = "OGC API – Features"
 GEOJSON = "application/geo+json"
 router = APIRouter(tags=[TAG])
+
+
+class GeoJSONResponse(Response):
+    """A GeoJSON body (`application/geo+json`): the feature written."""
+
+    media_type = GEOJSON
+
 
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
@@ -130,8 +136,7 @@ def _parsed(request: Request, body: Any) -> Any:
             body = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise edits.FeatureRefused(
-                f"the body is not JSON ({exc}); send a GeoJSON Feature as "
-                "application/geo+json"
+                f"the body is not JSON ({exc}); send a GeoJSON Feature as application/geo+json"
             ) from exc
     geometry = body.get("geometry") if isinstance(body, dict) else None
     limits.check_geojson(geometry, request.app.state.settings, "the geometry")
@@ -200,7 +205,7 @@ def item_options(spec: Collection, fid: FeatureId, role: Role) -> Response:
     name="features_create",
     summary="Create a feature (OGC API – Features Part 4)",
     status_code=201,
-    response_class=JSONResponse,
+    response_class=GeoJSONResponse,
 )
 def create(
     request: Request,
@@ -236,7 +241,7 @@ def create(
     "/collections/{collectionId}/items/{featureId}",
     name="features_replace",
     summary="Replace a feature (OGC API – Features Part 4)",
-    response_class=JSONResponse,
+    response_class=GeoJSONResponse,
 )
 def replace(
     request: Request,
@@ -258,7 +263,7 @@ def replace(
     "/collections/{collectionId}/items/{featureId}",
     name="features_update",
     summary="Change some properties and/or the geometry of a feature (Part 4 update)",
-    response_class=JSONResponse,
+    response_class=GeoJSONResponse,
 )
 def update(
     request: Request,
