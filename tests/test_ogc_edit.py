@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from contextlib import nullcontext
+from xml.etree import ElementTree
 
 import httpx
 import mapbox_vector_tile
@@ -321,6 +322,27 @@ def test_refused_writes_store_nothing_and_say_why(app) -> None:
         )
         assert r.status_code == 400 and "Content-Crs" in r.json()["detail"]
         assert store_state(db)[0] == version
+
+
+def test_qgis_is_told_why_in_an_exception_report(app) -> None:
+    """QGIS sends no Accept on writes and shows only an OWS ExceptionReport's text."""
+    http, db, callers = app
+    version = store_state(db)[0]
+    request = http.build_request(
+        "DELETE", "/collections/grids/items/C01-G01", headers=callers["planner"]
+    )
+    del request.headers["Accept"]
+    r = http.send(request)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/xml")
+    root = ElementTree.fromstring(r.content)
+    ows = "{http://www.opengis.net/ows/1.1}"
+    assert root.tag == f"{ows}ExceptionReport"
+    exception = root.find(f"{ows}Exception")
+    assert exception.get("exceptionCode") == "FeatureRefused"
+    assert "deleting grids C01-G01 is refused" in exception.find(f"{ows}ExceptionText").text
+    r = http.delete("/collections/grids/items/C01-G01", headers=callers["planner"])
+    assert r.status_code == 422 and "refused" in r.json()["detail"]  # Accept: */*: JSON
+    assert store_state(db)[0] == version
 
 
 # --------------------------------------------------------------------- communities

@@ -14,6 +14,14 @@ store version with author, reason and audit row); the 2xx waits until every serv
 from the new version. The body's coordinates are in ``Content-Crs`` (Part 2: CRS84 by default;
 EPSG:4326, 4490, 4549 and 3857 in their official axis order, as the GET side writes them).
 
+Refusals: every write that stores nothing answers a `geo.errors.GeoError` as every route does
+(``{"detail": …}`` through `geo.api.errors`), with one exception for QGIS: its OAPIF provider
+(3.32 … 3.44) shows the text of an OWS ``ExceptionReport`` body and nothing of a JSON one, and
+sends no ``Accept`` header on its writes; so a write request *without* ``Accept`` gets the same
+sentence as ``<ExceptionReport><Exception exceptionCode="FeatureRefused"><ExceptionText>…``
+(`qgis_error`), and QGIS prints it in its message log. Any ``Accept`` (curl, browsers, OWSLib,
+httpx send ``*/*``) keeps the JSON answer.
+
 Versions: every item answer carries an ``ETag`` (a community's history version; for other
 layers a digest of the stored feature). ``If-Match`` with a stale one is a 412. A write without
 ``If-Match`` is accepted, because QGIS (3.32 and later) sends none on PUT, PATCH or DELETE: the
@@ -23,9 +31,12 @@ store serialises writes, and history and the audit log keep every version.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
+from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from geo.api import limits, ogc_items
 from geo.api.auth import RANK, Planner, Role, audit_context
@@ -34,7 +45,7 @@ from geo.api.dependencies import Collection, FeatureId, parse_crs
 from geo.api.deps import atlas
 from geo.api.versions import Publisher
 from geo.atlas import Atlas
-from geo.errors import Forbidden
+from geo.errors import Forbidden, GeoError
 from geo.ids import MAX_REASON_CHARS
 from geo.model import LAYERS, LayerSpec
 from geo.service import features_edit as edits
@@ -174,6 +185,28 @@ def _answer(
     return Response(body.encode(), status, headers, media_type=GEOJSON)
 
 
+def qgis_error(request: Request, exc: GeoError) -> Response:
+    """A refused write as an OWS ExceptionReport for a client without ``Accept`` (QGIS shows
+    its text); any other client gets the JSON answer of `geo.api.errors` (re-raised)."""
+    if "accept" in request.headers:
+        raise exc
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ExceptionReport xmlns="http://www.opengis.net/ows/1.1" version="2.0.0">'
+        f"<Exception exceptionCode={quoteattr(type(exc).__name__)}>"
+        f"<ExceptionText>{escape(exc.detail)}</ExceptionText></Exception></ExceptionReport>"
+    )
+    return Response(body, exc.status, exc.headers, media_type="application/xml")
+
+
+def _refusals_for_qgis(request: Request, write: Callable[[], Response]) -> Response:
+    """``write()``; a `GeoError` it raises is answered by `qgis_error`."""
+    try:
+        return write()
+    except GeoError as exc:
+        return qgis_error(request, exc)
+
+
 # -------------------------------------------------------------------------------- routes
 
 
@@ -219,6 +252,22 @@ def create(
 ) -> Response:
     """A new feature from a GeoJSON Feature (without an id the layer's next id is given);
     ``Location`` names it. Communities need planner, enterprises admin."""
+    return _refusals_for_qgis(
+        request, lambda: _create(request, spec, current, user, role, body, content_crs, reason)
+    )
+
+
+def _create(
+    request: Request,
+    spec: LayerSpec,
+    current: Atlas,
+    user: User,
+    role: str,
+    body: Any,
+    content_crs: str | None,
+    reason: str,
+) -> Response:
+    """POST: through the community action or the features action."""
     _writer(spec, user)
     body = _parsed(request, body)
     crs = _body_crs(content_crs)
@@ -256,7 +305,10 @@ def replace(
     reason: Reason = "",
 ) -> Response:
     """Write the feature as sent (every property; a missing one is emptied)."""
-    return _edit(request, spec, fid, current, user, role, body, if_match, content_crs, reason)
+    return _refusals_for_qgis(
+        request,
+        lambda: _edit(request, spec, fid, current, user, role, body, if_match, content_crs, reason),
+    )
 
 
 @router.patch(
@@ -279,8 +331,11 @@ def update(
 ) -> Response:
     """Apply a JSON Merge Patch: members of ``properties`` replace (null empties), a
     ``geometry`` replaces the geometry."""
-    return _edit(
-        request, spec, fid, current, user, role, body, if_match, content_crs, reason, patch=True
+    return _refusals_for_qgis(
+        request,
+        lambda: _edit(
+            request, spec, fid, current, user, role, body, if_match, content_crs, reason, True
+        ),
     )
 
 
@@ -295,7 +350,6 @@ def _edit(
     if_match: str | None,
     content_crs: str | None,
     reason: str,
-    *,
     patch: bool = False,
 ) -> Response:
     """PUT and PATCH: through the community action or the features action."""
@@ -324,6 +378,7 @@ def _edit(
     "/collections/{collectionId}/items/{featureId}",
     name="features_delete",
     summary="Delete a feature (OGC API – Features Part 4)",
+    response_class=JSONResponse,
 )
 def delete(
     request: Request,
@@ -332,17 +387,22 @@ def delete(
     user: Planner,
     if_match: IfMatch = None,
     reason: Reason = "",
-) -> dict[str, Any]:
+) -> Response:
     """Remove the feature; refused while other rows refer to it (a grid with buildings)."""
-    _writer(spec, user)
-    done = edits.delete_feature(
-        request.app.state.atlas.store, spec.name, fid, if_match=if_match, author=user.name,
-        reason=reason, audit=audit_context(request, target=fid), publish=Publisher(request),
-    )  # fmt: skip
-    return {
-        "id": fid,
-        "collection": spec.name,
-        "deleted": True,
-        "store_version": done.store_version,
-        "warnings": done.warnings,
-    }
+
+    def write() -> Response:
+        _writer(spec, user)
+        done = edits.delete_feature(
+            request.app.state.atlas.store, spec.name, fid, if_match=if_match, author=user.name,
+            reason=reason, audit=audit_context(request, target=fid), publish=Publisher(request),
+        )  # fmt: skip
+        answer = {
+            "id": fid,
+            "collection": spec.name,
+            "deleted": True,
+            "store_version": done.store_version,
+            "warnings": done.warnings,
+        }
+        return JSONResponse(answer)
+
+    return _refusals_for_qgis(request, write)
