@@ -128,6 +128,19 @@ def last_audit(db: str) -> dict:
     return store_state(db)[2][0]
 
 
+def check_written(http, db: str, version: int, method: str, fid: str, point) -> dict:
+    """After a write of building ``fid``: one new version by the planner, its audit row, and
+    /locate and the tiles answering with the building at ``point``."""
+    now, history, audit = store_state(db)
+    assert now == version + 1 and history[0].author == "wang"
+    assert audit[0]["method"] == method and audit[0]["target"] == fid
+    assert audit[0]["actor"] == "wang" and audit[0]["version_after"] == now
+    got = owner(http, point)["microgrid"]
+    assert got["id"] == fid and got["kind"] == "building"
+    features = tile(http, "buildings", point).get("features", [])
+    return {f["properties"]["id"]: f["properties"] for f in features}[fid]
+
+
 # ------------------------------------------------------------------------ discovery
 
 
@@ -211,39 +224,35 @@ def test_qgis_edits_a_building(served) -> None:
         location = r.headers["Location"]
         fid = location[location.rindex("/items/") + len("/items/") :]
         assert r.headers["ETag"] and r.json()["id"] == fid
-        version, history, audit = store_state(db)
-        assert version == before + 1 and history[0].author == "wang"
-        assert audit[0]["method"] == "POST" and audit[0]["target"] == fid
-        assert audit[0]["actor"] == "wang" and audit[0]["version_after"] == version
-        got = owner(http, centre)["microgrid"]
-        assert got["id"] == fid and got["kind"] == "building"
-        assert fid in tile_ids(http, "buildings", centre)
+        assert check_written(http, db, before, "POST", fid, centre)["name"] == "QGIS 新楼"
         item = http.get(location)
         assert shape(item.json()["geometry"]).equals_exact(square, 1e-7)
 
         # PUT: QGIS without PATCH sends the whole feature back, with its id, no If-Match
         feature = item.json()
         feature["properties"]["name"] = "QGIS 大楼"
+        version = store_state(db)[0]
         r = http.put(location, content=json.dumps(feature),
                      headers={**planner, "Content-Type": GEOJSON})  # fmt: skip
         assert r.status_code == 200, r.text
         assert r.json()["properties"]["name"] == "QGIS 大楼"
         assert r.headers["ETag"] != item.headers["ETag"]
-        assert store_state(db)[0] == version + 1 and last_audit(db)["method"] == "PUT"
+        assert check_written(http, db, version, "PUT", fid, centre)["name"] == "QGIS 大楼"
 
         # PATCH of the geometry (merge patch, Content-Crs), then of one attribute
         moved = shapely.affinity.translate(square, xoff=0.00002)
         crs = {"Content-Type": MERGE, "Content-Crs": EPSG4326}
+        version = store_state(db)[0]
         r = http.patch(location, content=json.dumps({"geometry": swapped(mapping(moved))}),
                        headers={**planner, **crs})  # fmt: skip
         assert r.status_code == 200, r.text
         assert shape(r.json()["geometry"]).equals_exact(moved, 1e-7)
+        check_written(http, db, version, "PATCH", fid, moved.centroid)
         r = http.patch(location, content=json.dumps({"properties": {"floors": 9}}),
                        headers={**planner, "Content-Type": MERGE})  # fmt: skip
         assert r.status_code == 200 and r.json()["properties"]["floors"] == 9
         assert r.json()["properties"]["name"] == "QGIS 大楼"  # the rest is kept
-        assert last_audit(db)["method"] == "PATCH"
-        assert owner(http, moved.centroid)["microgrid"]["id"] == fid
+        check_written(http, db, version + 1, "PATCH", fid, moved.centroid)
 
         # a stale If-Match is a 412, the right one (weak form too) goes through
         etag = r.headers["ETag"]

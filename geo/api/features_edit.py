@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse
 from geo.api import limits, ogc_items
 from geo.api.auth import RANK, Planner, Role, audit_context
 from geo.api.communities import _network as road_network
-from geo.api.dependencies import Collection, FeatureId, parse_crs
+from geo.api.dependencies import CRS84, Collection, FeatureId, parse_crs
 from geo.api.deps import atlas
 from geo.api.versions import Publisher
 from geo.atlas import Atlas
@@ -177,7 +177,7 @@ def _answer(
         members["note"] = done.note
     extra = "," + json.dumps(members, ensure_ascii=False)[1:-1]
     body = ogc_items.features_json(page, spec, None, [extra])[0]
-    headers = {"ETag": etag}
+    headers = {"ETag": etag, "Content-Crs": f"<{CRS84}>"}  # the answer's coordinates: CRS84
     if status == 201:
         headers["Location"] = str(
             request.url_for("features_item", collectionId=done.layer, featureId=done.feature_id)
