@@ -254,38 +254,45 @@ def test_qgis_edits_a_building(served) -> None:
         assert r.json()["properties"]["name"] == "QGIS 大楼"  # the rest is kept
         check_written(http, db, version + 1, "PATCH", fid, moved.centroid)
 
-        # a stale If-Match is a 412, the right one (weak form too) goes through
-        etag = r.headers["ETag"]
-        version = store_state(db)[0]
-        r = http.patch(location, json={"properties": {"floors": 10}},
-                       headers={**planner, "If-Match": '"0123456789abcdef"'})  # fmt: skip
-        assert r.status_code == 412 and "If-Match" in r.json()["detail"]
-        assert store_state(db)[0] == version
-        r = http.patch(location, json={"properties": {"floors": 10}},
-                       headers={**planner, "If-Match": "W/" + etag.removeprefix("W/")})  # fmt: skip
-        assert r.status_code == 200, r.text
-        r = http.put(location, content=json.dumps(feature),
-                     headers={**planner, "If-Match": etag})  # fmt: skip
-        assert r.status_code == 412, r.text  # the feature changed since that ETag
+        stale_then_refused_then_deleted(
+            http, db, callers, location, fid, feature, moved, r.headers["ETag"]
+        )
 
-        # without a token, or with too low a role: nothing stored
-        version = store_state(db)[0]
-        for caller, status in (("anonymous", 401), ("officer", 403)):
-            headers = {**callers[caller], "Content-Type": MERGE}
-            r = http.patch(location, json={"properties": {"floors": 1}}, headers=headers)
-            assert r.status_code == status, r.text
-            assert http.delete(location, headers=callers[caller]).status_code == status
-            r = http.post("/collections/buildings/items", json=body, headers=callers[caller])
-            assert r.status_code == status
-        assert store_state(db)[0] == version
 
-        # DELETE: gone from the items, /locate and the tiles
-        r = http.delete(location, headers=planner)
-        assert r.status_code == 200 and r.json()["deleted"] is True
-        assert store_state(db)[0] == version + 1 and last_audit(db)["method"] == "DELETE"
-        assert http.get(location).status_code == 404
-        assert (owner(http, moved.centroid)["microgrid"] or {}).get("id") != fid
-        assert fid not in tile_ids(http, "buildings", moved.centroid)
+def stale_then_refused_then_deleted(http, db, callers, location, fid, feature, moved, etag):
+    """The rest of the QGIS sequence on building ``fid``: If-Match, roles, DELETE."""
+    planner = callers["planner"]
+    # a stale If-Match is a 412, the right one (weak form too) goes through
+    version = store_state(db)[0]
+    r = http.patch(location, json={"properties": {"floors": 10}},
+                   headers={**planner, "If-Match": '"0123456789abcdef"'})  # fmt: skip
+    assert r.status_code == 412 and "If-Match" in r.json()["detail"]
+    assert store_state(db)[0] == version
+    r = http.patch(location, json={"properties": {"floors": 10}},
+                   headers={**planner, "If-Match": "W/" + etag.removeprefix("W/")})  # fmt: skip
+    assert r.status_code == 200, r.text
+    r = http.put(location, content=json.dumps(feature),
+                 headers={**planner, "If-Match": etag})  # fmt: skip
+    assert r.status_code == 412, r.text  # the feature changed since that ETag
+
+    # without a token, or with too low a role: nothing stored
+    version = store_state(db)[0]
+    for caller, status in (("anonymous", 401), ("officer", 403)):
+        headers = {**callers[caller], "Content-Type": MERGE}
+        r = http.patch(location, json={"properties": {"floors": 1}}, headers=headers)
+        assert r.status_code == status, r.text
+        assert http.delete(location, headers=callers[caller]).status_code == status
+        r = http.post("/collections/buildings/items", json=feature, headers=callers[caller])
+        assert r.status_code == status
+    assert store_state(db)[0] == version
+
+    # DELETE: gone from the items, /locate and the tiles
+    r = http.delete(location, headers=planner)
+    assert r.status_code == 200 and r.json()["deleted"] is True
+    assert store_state(db)[0] == version + 1 and last_audit(db)["method"] == "DELETE"
+    assert http.get(location).status_code == 404
+    assert (owner(http, moved.centroid)["microgrid"] or {}).get("id") != fid
+    assert fid not in tile_ids(http, "buildings", moved.centroid)
 
 
 def test_refused_writes_store_nothing_and_say_why(app) -> None:
