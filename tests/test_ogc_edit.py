@@ -473,3 +473,41 @@ def test_enterprises_need_an_admin_and_keep_their_crs(app) -> None:
         anon = http.get(r.headers["Location"])
         assert "employees" not in anon.json()["properties"]
         assert anon.headers["ETag"] != r.headers["ETag"]
+
+
+# ------------------------------------------------------------------------- PostGIS
+
+
+@pytest.mark.slow  # a fresh PostGIS database loaded with the sample
+def test_part_4_on_postgis(issue_headers) -> None:
+    from fastapi.testclient import TestClient
+    from pg_support import fresh_database
+
+    from geo.api.app import create_app
+    from geo.service.load import load_into
+    from geo.settings import SAMPLE_DIR, Settings
+    from geo.store import users
+
+    with fresh_database() as url:
+        load_into(url, SAMPLE_DIR)
+        with open_store(url) as store:
+            planner = {"Authorization": f"Bearer {users.add_user(store, 'wang', 'planner')}"}
+        with TestClient(create_app(open_store(url), Settings(db=url))) as http:
+            version = store_state(url)[0]
+            park = http.get("/collections/parks/items", params={"limit": 1}).json()["features"][0]
+            path = f"/collections/parks/items/{park['id']}"
+            etag = http.get(path).headers["ETag"]
+            r = http.patch(path, json={"properties": {"name": "PostGIS 园区"}},
+                           headers={**planner, "If-Match": etag})  # fmt: skip
+            assert r.status_code == 200 and r.json()["properties"]["name"] == "PostGIS 园区"
+            r = http.patch(path, json={"properties": {"name": "x"}},
+                           headers={**planner, "If-Match": etag})  # fmt: skip
+            assert r.status_code == 412
+            name = {"properties": {"name": "PostGIS 社区"}}
+            r = http.patch("/collections/communities/items/C02", json=name, headers=planner)
+            assert r.status_code == 200 and r.json()["version"] == 2, r.text
+            r = http.delete("/collections/grids/items/C01-G01", headers=planner)
+            assert r.status_code == 422
+            now, history, audit = store_state(url)
+            assert now == version + 2 and history[0].author == "wang"
+            assert [a["method"] for a in audit[:2]] == ["PATCH", "PATCH"]
