@@ -180,6 +180,7 @@ def test_options_answer_allow_per_role(app, caller, layer, items, item) -> None:
         r = http.options(f"/collections/{layer}/items/unknown_id", headers=headers)
         assert r.headers["Allow"] == item
         assert http.options("/collections/nope/items").status_code == 404
+        assert http.options(f"/collections/{layer}/items/C01%00").status_code == 404
 
 
 def test_every_item_answer_has_an_etag(app) -> None:

@@ -46,7 +46,7 @@ from geo.api.deps import atlas
 from geo.api.versions import Publisher
 from geo.atlas import Atlas
 from geo.errors import Forbidden, GeoError
-from geo.ids import MAX_REASON_CHARS
+from geo.ids import MAX_REASON_CHARS, id_problem, shown
 from geo.model import LAYERS, LayerSpec
 from geo.service import features_edit as edits
 from geo.store.users import User
@@ -229,7 +229,11 @@ def items_options(spec: Collection, role: Role) -> Response:
 )
 def item_options(spec: Collection, fid: FeatureId, role: Role) -> Response:
     """``Allow``: PUT, PATCH and DELETE besides the reads when the caller's role may write
-    here (answered for any id, as QGIS asks about a made-up one in an empty layer)."""
+    here (answered for any id, as QGIS asks about a made-up one in an empty layer; a value
+    that is no id at all, with a control character or a slash, is a 404)."""
+    problem = id_problem(fid)
+    if problem is not None:
+        raise edits.NoSuchFeature(f"no feature {shown(fid)} in {spec.name}: the id {problem}")
     return Response(status_code=204, headers={"Allow": ", ".join(allowed(spec.name, role, True))})
 
 
