@@ -21,6 +21,7 @@ from geo.api import (
     enterprises,
     errors,
     features,
+    features_edit,
     health,
     limits,
     locate,
@@ -74,6 +75,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         locate,
         enterprises,
         features,
+        features_edit,  # OGC API – Features Part 4: POST/PUT/PATCH/DELETE/OPTIONS on items
         tiles,
         communities,
         people,

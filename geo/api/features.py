@@ -25,7 +25,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from geo.api import ogc_html, ogc_items
+from geo.api import features_edit, ogc_html, ogc_items
 from geo.api.auth import Role
 from geo.api.dependencies import (
     CRS84,
@@ -66,6 +66,7 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    *features_edit.CONFORMANCE,  # Part 4: create, replace, update, delete (geo.api.features_edit)
 )
 
 TITLES = {
@@ -543,4 +544,6 @@ def item(
     if shift != "wgs84":
         extra.append(f',"coords":"{shift}"')
     body = ogc_items.features_json(page, spec, ogc_items.coord_fn(out, shift), extra)[0]
-    return _geojson(body.encode(), out)
+    answer = _geojson(body.encode(), out)
+    answer.headers["ETag"] = features_edit.item_etag(request, current, spec, fid)  # Part 4
+    return answer

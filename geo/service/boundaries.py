@@ -13,6 +13,7 @@ network is built from that table.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -232,6 +233,81 @@ def set_boundary(
     )  # fmt: skip
 
 
+#: the attributes `edit_community` changes; id, street, code and retired grids stay
+EDITABLE_FIELDS = ("name", "type", "mode", "four_to", "founded")
+
+
+def edit_community(
+    store: Store,
+    tables: Tables,
+    community_id: str,
+    draft: BoundaryDraft | None,
+    fields: Mapping[str, Any],
+    *,
+    expected_version: int | None,
+    author: str,
+    reason: str = "",
+    roads: Roads = None,
+    audit: Mapping[str, Any] | None = None,
+    publish: Publish | None = None,
+) -> BoundaryCommit:
+    """Change a community's attributes (``fields``, of `EDITABLE_FIELDS`) and, with ``draft``,
+    its boundary, as one new version (OGC API – Features PUT/PATCH). The boundary is checked
+    as `set_boundary` checks it; without ``draft`` it stays. `StaleCommunityError` unless the
+    community is at ``expected_version`` (None: any); `InvalidCommunity` for a field that
+    cannot change or a value the model refuses; nothing written when nothing changes."""
+    row = community(tables, community_id)
+    check_reason(reason)
+    _check_fields(fields)
+    have = store.community_version(community_id)
+    expected = have if expected_version is None else expected_version
+    if expected != have:
+        raise StaleCommunityError(community_id, expected, have)
+    changed = {k: v for k, v in fields.items() if not same_value(row[k], v)}
+    if draft is None:
+        prop = edit.Proposal(to_metric(row.geometry), row.geometry, "attributes")
+        check = edit.validate(tables, community_id, row["street_id"], prop.metric)
+    else:
+        prop = _propose(tables, draft, row["street_id"], roads)
+        check = _validate(tables, community_id, row["street_id"], prop)
+    done = _commit(
+        store, tables, community_id, prop, check, expected=expected, author=author,
+        reason=reason, action="edit", fields=changed, audit=audit, publish=publish,
+    )  # fmt: skip
+    if "four_to" in changed:  # the text was sent with the drawing: it is not stale
+        kept = [w for w in done.warnings if not w.startswith("the boundary was drawn")]
+        done = dataclasses.replace(done, warnings=kept)
+    return done
+
+
+def same_value(stored: Any, sent: Any) -> bool:
+    """Whether a sent attribute equals the stored one (every kind of missing is None)."""
+    missing = stored is None or (isinstance(stored, float) and np.isnan(stored))
+    return (sent is None) if missing else stored == sent
+
+
+def _check_fields(fields: Mapping[str, Any]) -> None:
+    """`InvalidCommunity` for a field `edit_community` does not change or a bad value."""
+    fixed = sorted(set(fields) - set(EDITABLE_FIELDS))
+    if fixed:
+        raise InvalidCommunity(
+            f"{', '.join(fixed)} of a community cannot change here (only "
+            f"{', '.join(EDITABLE_FIELDS)}); send the stored value or leave it out"
+        )
+    for name in ("name", "four_to"):
+        value = fields.get(name, "-")
+        if not isinstance(value, str) or (name == "name" and not value.strip()):
+            raise InvalidCommunity(f"{name} must be text (name not empty), got {shown(value)}")
+    founded = fields.get("founded")
+    if founded is not None and not isinstance(founded, str):
+        raise InvalidCommunity(f"founded must be text such as '2024-01', got {shown(founded)}")
+    for name, allowed in (("type", COMMUNITY_TYPES), ("mode", MANAGEMENT_MODES)):
+        if name in fields and fields[name] not in allowed:
+            raise InvalidCommunity(
+                f"{name} {shown(fields[name])} is not one of {', '.join(allowed)}"
+            )
+
+
 def create_community(
     store: Store,
     tables: Tables,
@@ -243,10 +319,12 @@ def create_community(
     roads: Roads = None,
     audit: Mapping[str, Any] | None = None,
     publish: Publish | None = None,
+    four_to: str | None = None,
 ) -> BoundaryCommit:
     """Add a community with boundary ``draft``: `CommunityExists` for a taken id,
     `InvalidCommunity` for an unknown type or mode, an id, street id or code that is not one
-    (`geo.ids`) or a reason too long, `BoundaryRefused` if it does not validate."""
+    (`geo.ids`) or a reason too long, `BoundaryRefused` if it does not validate. ``four_to``:
+    the text to keep with a drawn boundary (default: the draft's own text, else none)."""
     comm = tables["communities"]
     _check_new(new, reason)
     cid = new.id or _next_id(comm["id"].tolist())
@@ -267,7 +345,7 @@ def create_community(
         "type": new.type,
         "mode": new.mode,
         "code": new.code or _next_code(siblings),
-        "four_to": draft.four_to or "",
+        "four_to": draft.four_to or four_to or "",
         "founded": new.founded,
     }
     return _commit(
