@@ -243,6 +243,17 @@ def test_cors_is_off_by_default_and_configurable(sample_db: str) -> None:
         assert "authorization" in r.headers["access-control-allow-headers"].lower()
         other = c.get("/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+        # an OGC API Part 4 editor in a browser: PATCH with Content-Crs, reads Location back
+        patch = {
+            **preflight,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "Authorization, Content-Crs, If-Match",
+        }
+        r = c.options("/collections/parks/items/P001", headers=patch)
+        assert r.status_code == 200, r.text
+        assert "PATCH" in r.headers["access-control-allow-methods"]
+        made = c.get("/health", headers={"Origin": "https://maps.example"})
+        assert "location" in made.headers["access-control-expose-headers"].lower()
 
 
 def test_cli_users_add_list_revoke(tmp_path, copy_sample) -> None:

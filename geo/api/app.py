@@ -92,9 +92,23 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
-            expose_headers=["ETag", "X-Request-ID", "WWW-Authenticate"],
+            allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Content-Crs",
+                "If-Match",
+                "X-Request-ID",
+            ],
+            # a Part 4 client reads the new item's Location, its ETag, Content-Crs and Allow
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Content-Crs",
+                "Allow",
+                "X-Request-ID",
+                "WWW-Authenticate",
+            ],
         )
     errors.install(app)  # GeoError → {"detail": …} with its status (geo.errors)
     shedding.install(app, settings)  # heavy requests: per client (429) and in total (503)
