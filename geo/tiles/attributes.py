@@ -258,8 +258,9 @@ def attributes_in_steps(
     for k in keys:
         digest = _digest(frame[k], types[k])
         old = previous.columns.get(k) if previous is not None else None
-        reuse = old is not None and old.digest == digest
-        columns[k] = old if reuse and old is not None else _encode_column(frame[k], types[k], digest)
+        if old is None or old.digest != digest:
+            old = _encode_column(frame[k], types[k], digest)
+        columns[k] = old
         yield None
     # one table of distinct values in canonical order (by encoded bytes)
     every = pa.chunked_array([c.values.to_arrow() for c in columns.values()], pa.large_binary())

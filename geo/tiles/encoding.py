@@ -76,8 +76,8 @@ class Packed:
 
     def tolist(self) -> list[bytes]:
         """The items as bytes (for tests and small tables)."""
-        raw = self.buf.tobytes()
-        return [raw[a:b] for a, b in zip(self.off[:-1].tolist(), self.off[1:].tolist())]
+        raw, off = self.buf.tobytes(), self.off.tolist()
+        return [raw[off[i] : off[i + 1]] for i in range(len(self))]
 
     def take(self, idx: NDArray[np.int64]) -> bytes:
         """Items ``idx``, concatenated."""
