@@ -24,11 +24,14 @@ _CLOSE_PATH = (1 << 3) | 7
 _LINE_TO = 2
 
 
+_VARINT_STEPS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
+_SHIFTS = np.arange(10, dtype=np.uint64) * np.uint64(7)
+_MORE = np.uint64(0x80)
+
+
 def _varint_len(v: NDArray[np.uint64]) -> NDArray[np.int64]:
-    n = np.ones(len(v), dtype=np.int64)
-    for k in range(1, 10):
-        n += v >= np.uint64(1 << (7 * k))
-    return n
+    """Bytes of the protobuf varint of each non-negative integer (one numpy call)."""
+    return np.searchsorted(_VARINT_STEPS, v, side="right") + 1
 
 
 def _varints(v: NDArray[np.uint64], lens: NDArray[np.int64] | None = None) -> bytes:
@@ -37,12 +40,10 @@ def _varints(v: NDArray[np.uint64], lens: NDArray[np.int64] | None = None) -> by
     if lens is None:
         lens = _varint_len(v)
     width = int(lens.max()) if len(v) else 1
-    shifts = (np.arange(width, dtype=np.uint64) * np.uint64(7))[None, :]
-    groups = (v[:, None] >> shifts) & np.uint64(0x7F)
-    k = np.arange(width)[None, :]
-    more = k < (lens[:, None] - 1)
-    groups |= np.where(more, np.uint64(0x80), np.uint64(0))
-    return groups[k < lens[:, None]].astype(np.uint8).tobytes()
+    groups = v[:, None] >> _SHIFTS[None, :width]
+    k = np.arange(width)
+    groups[k < (lens[:, None] - 1)] |= _MORE  # a byte with more to follow
+    return groups[k < lens[:, None]].astype(np.uint8).tobytes()  # astype keeps the low 8 bits
 
 
 def _varint(v: int) -> bytes:
@@ -164,14 +165,17 @@ def _explode(
     geoms: NDArray[np.object_], owner: NDArray[np.int64], type_ids: tuple[int, ...]
 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
     """Simple parts (of the given shapely type ids) of geoms, with their owner feature."""
-    while True:
-        t = shapely.get_type_id(geoms)
-        multi = (t >= 4) & (t <= 7)
-        if not multi.any():
-            break
+    t = shapely.get_type_id(geoms)
+    while ((t >= 4) & (t <= 7)).any():  # multi-parts and collections
         geoms, ix = shapely.get_parts(geoms, return_index=True)
         owner = owner[ix]
-    keep = np.isin(shapely.get_type_id(geoms), type_ids) & ~shapely.is_empty(geoms)
+        t = shapely.get_type_id(geoms)
+    keep = t == type_ids[0]
+    for other in type_ids[1:]:
+        keep |= t == other
+    keep &= ~shapely.is_empty(geoms)
+    if keep.all():
+        return geoms, owner
     return geoms[keep], owner[keep]
 
 
@@ -182,6 +186,13 @@ def _quantise(
     tx = np.rint((xy[:, 0] - minx) * (extent / (maxx - minx))).astype(np.int64)
     ty = np.rint((maxy - xy[:, 1]) * (extent / (maxy - miny))).astype(np.int64)
     return tx, ty
+
+
+def _no_repeats(tx: NDArray, ty: NDArray, part: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """The points of each part without those equal to the point before them."""
+    keep = np.ones(len(part), dtype=bool)
+    keep[1:] = (part[1:] != part[:-1]) | (tx[1:] != tx[:-1]) | (ty[1:] != ty[:-1])
+    return tx[keep], ty[keep], part[keep]
 
 
 def _rings(
@@ -201,13 +212,9 @@ def _rings(
         return empty, empty, empty, empty
     tx, ty = _quantise(xy, bounds, extent)
     exterior = _starts(rpoly)  # get_rings gives each polygon's exterior first
-    last = np.ones(len(ring), dtype=bool)
-    last[:-1] = ring[1:] != ring[:-1]
-    keep = ~last  # drop the closing point
-    tx, ty, ring = tx[keep], ty[keep], ring[keep]
-    start = _starts(ring)
-    keep = start | (tx != np.roll(tx, 1)) | (ty != np.roll(ty, 1))
-    tx, ty, ring = tx[keep], ty[keep], ring[keep]
+    # drop repeated points; the closing point goes with them or as a ring's end equal to its
+    # first point (below)
+    tx, ty, ring = _no_repeats(tx, ty, ring)
     # after dropping repeats a ring may end on its first point: drop that point too
     first_of = np.flatnonzero(_starts(ring))
     end = np.append(first_of[1:], len(ring)) - 1
@@ -231,13 +238,13 @@ def _rings(
     poly_ok[rpoly[ring_ids[is_ext & ok]]] = True
     ok &= poly_ok[rpoly[ring_ids]]
     flip = ok & ((area2 > 0) != is_ext)
-    # reverse the rings that wind the wrong way
     per_point_ring = np.repeat(np.arange(len(first_of)), n_pts)
-    pos = np.arange(len(ring))
-    rev = flip[per_point_ring]
-    pstart = first_of[per_point_ring]
-    order = np.where(rev, pstart + n_pts[per_point_ring] - 1 - (pos - pstart), pos)
-    tx, ty = tx[order], ty[order]
+    if flip.any():  # reverse the rings that wind the wrong way
+        pos = np.arange(len(ring))
+        rev = flip[per_point_ring]
+        pstart = first_of[per_point_ring]
+        order = np.where(rev, pstart + n_pts[per_point_ring] - 1 - (pos - pstart), pos)
+        tx, ty = tx[order], ty[order]
     keep = ok[per_point_ring]
     part = per_point_ring[keep]
     return tx[keep], ty[keep], part, pfeat[rpoly[ring_ids]]
@@ -250,8 +257,7 @@ def _lines(
     lines, lfeat = _explode(geoms, feat, (1, 2))
     xy, line = shapely.get_coordinates(lines, return_index=True)
     tx, ty = _quantise(xy, bounds, extent)
-    keep = _starts(line) | (tx != np.roll(tx, 1)) | (ty != np.roll(ty, 1))
-    tx, ty, line = tx[keep], ty[keep], line[keep]
+    tx, ty, line = _no_repeats(tx, ty, line)
     n_pts = np.bincount(line, minlength=len(lines))
     ok = n_pts >= 2
     keep = ok[line]
@@ -346,8 +352,9 @@ def encode_layer(
     token_feat, geom = _geometry_commands(kind, geoms, bounds, extent)
     if len(geom) == 0:
         return b""
-    present = np.unique(token_feat)  # features with geometry left, in order
-    local = np.searchsorted(present, token_feat)
+    first = _starts(token_feat)  # tokens are grouped by feature, in order
+    present = token_feat[first]  # features with geometry left
+    local = np.cumsum(first) - 1
     used, tags, tag_feat = _feature_tags(attrs.codes[rows[present]])
     stream = _feature_stream(
         fids[present].astype(np.uint64), _TYPE[kind], (tags, tag_feat), (geom, local)
@@ -403,9 +410,9 @@ def _feature_stream(
     per = 10 + ntok_t + ntok_g
     fs = np.concatenate(([0], np.cumsum(per)[:-1]))
     out = np.zeros(int(per.sum()), dtype=np.uint64)
-    head = np.array([0x12, 0, 0x08, 0, 0x12, 0], dtype=np.uint64)
-    for i, v in enumerate(head):
-        out[fs + i] = v
+    out[fs] = 0x12  # the head of each feature: 0x12 len 0x08 id 0x12 tlen
+    out[fs + 2] = 0x08
+    out[fs + 4] = 0x12
     out[fs + 1] = flen.astype(np.uint64)
     out[fs + 3] = fid
     out[fs + 5] = tbytes.astype(np.uint64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,10 @@ class ZoomLayer:
     geoms: NDArray[np.object_]  # Web Mercator; coverages simplified for the zoom
     tree: shapely.STRtree
     tolerance: float = 0.0  # simplify each tile's clipped pieces by this much (0: not at all)
+
+
+# the zooms whose geometry a version build prepares (`TileSource.prepare_all`): a map's zooms
+PREPARED_ZOOMS = range(8, SIMPLIFY_MAXZOOM + 2)
 
 
 def _tolerance(z: int) -> float:
@@ -126,6 +130,23 @@ class TileSource:
             self._attrs.setdefault(name, attrs)
             self._previous.pop(name, None)
 
+    def prepare_all(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> Iterator[None]:
+        """Make everything the first tile of any layer needs, a step at a time (a version
+        build runs this, so no request pays for it, see `geo.api.tiles.install`): every
+        layer's encoded attributes and its geometry at ``zooms``."""
+        for name in LAYERS:
+            yield from self.prepare(name)
+            yield
+            for z in zooms:
+                self.layer(name, z)
+                yield
+
+    def prepared(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> bool:
+        """Whether `prepare_all` has run (nothing is left for a first tile to make)."""
+        return all(n in self._attrs for n in LAYERS) and all(
+            self._zoom_key(n, z) in self._zooms for n in LAYERS for z in zooms
+        )
+
     def follow(self, old: TileSource) -> None:
         """Take over what ``old`` (the previous version's source) made that still holds: the
         geometry of layers whose table is the same (snapshots share unchanged tables), and
@@ -197,35 +218,46 @@ class TileSource:
         Zooms that serve the same geometry share one entry: points from `THIN_BELOW` up,
         other layers above `SIMPLIFY_MAXZOOM`.
         """
-        kind = LAYERS[_check_layer(name)].geometry or "point"
-        top = THIN_BELOW if kind == "point" else SIMPLIFY_MAXZOOM + 1
-        key = (name, min(z, top))
+        key = self._zoom_key(name, z)
         zl = self._zooms.get(key)
         if zl is not None:
             return zl
         with self._lock:
             zl = self._zooms.get(key)
             if zl is None:
-                zl = self._build_layer(name, kind, key[1])
+                zl = self._build_layer(name, LAYERS[name].geometry or "point", key[1])
                 self._zooms[key] = zl
         return zl
 
+    @staticmethod
+    def _zoom_key(name: str, z: int) -> tuple[str, int]:
+        """The cache key of layer ``name`` at zoom z (zooms serving the same geometry share)."""
+        kind = LAYERS[_check_layer(name)].geometry or "point"
+        top = THIN_BELOW if kind == "point" else SIMPLIFY_MAXZOOM + 1
+        return (name, min(z, top))
+
     def _build_layer(self, name: str, kind: str, z: int) -> ZoomLayer:
         base = self.projected(name)
-        tol = 0.0  # points are thinned, never simplified
-        if kind == "point":
+        if kind == "point":  # thinned, never simplified
             rows = _thin(base, z)
             geoms = base[rows]
+        elif name not in COVERAGES:
+            # simplified per tile, after clipping: every zoom shares one index
+            shared = self._zooms.get((name, SIMPLIFY_MAXZOOM + 1))
+            if shared is None:
+                rows = np.flatnonzero(~(shapely.is_empty(base) | shapely.is_missing(base)))
+                geoms = base[rows]
+                shared = ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms))
+                self._zooms[(name, SIMPLIFY_MAXZOOM + 1)] = shared
+            return replace(shared, tolerance=_tolerance(z))
         else:
-            # coverages are simplified whole (shared edges); the others per tile, after clipping
+            # coverages are simplified whole, so neighbours keep sharing their edges
             tol, geoms = _tolerance(z), base
-            if name in COVERAGES:
-                if tol and len(base):
-                    geoms = shapely.coverage_simplify(base, tol, simplify_boundary=True)
-                tol = 0.0
+            if tol and len(base):
+                geoms = shapely.coverage_simplify(base, tol, simplify_boundary=True)
             rows = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
             geoms = geoms[rows]
-        return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms), tol)
+        return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms))
 
     # -- tiles -------------------------------------------------------------------------------
     def clip_box(self, z: int, x: int, y: int) -> tuple[float, float, float, float]:
