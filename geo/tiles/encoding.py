@@ -25,25 +25,37 @@ _LINE_TO = 2
 
 
 _VARINT_STEPS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
-_SHIFTS = np.arange(10, dtype=np.uint64) * np.uint64(7)
-_MORE = np.uint64(0x80)
 
 
 def _varint_len(v: NDArray[np.uint64]) -> NDArray[np.int64]:
-    """Bytes of the protobuf varint of each non-negative integer (one numpy call)."""
-    return np.searchsorted(_VARINT_STEPS, v, side="right") + 1
+    """Bytes of the protobuf varint of each non-negative integer (one comparison per byte the
+    largest needs)."""
+    n = np.ones(len(v), dtype=np.int64)
+    top = int(v.max()) if len(v) else 0
+    for step in _VARINT_STEPS.tolist():
+        if top < step:
+            break
+        n += v >= np.uint64(step)
+    return n
 
 
 def _varints(v: NDArray[np.uint64], lens: NDArray[np.int64] | None = None) -> bytes:
-    """Protobuf varints of non-negative integers, concatenated (vectorised)."""
+    """Protobuf varints of non-negative integers, concatenated (vectorised): the first byte of
+    every varint at once, then the second byte of those that have one, and so on."""
     v = np.asarray(v, dtype=np.uint64)
+    if len(v) == 0:
+        return b""
     if lens is None:
         lens = _varint_len(v)
-    width = int(lens.max()) if len(v) else 1
-    groups = v[:, None] >> _SHIFTS[None, :width]
-    k = np.arange(width)
-    groups[k < (lens[:, None] - 1)] |= _MORE  # a byte with more to follow
-    return groups[k < lens[:, None]].astype(np.uint8).tobytes()  # astype keeps the low 8 bits
+    start = _before(lens)
+    out = np.empty(int(start[-1] + lens[-1]), dtype=np.uint8)
+    idx, k = np.arange(len(v)), 0
+    while len(idx):
+        rest = lens[idx] > k + 1  # another byte follows this one
+        low = ((v[idx] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
+        out[start[idx] + k] = low | (rest.astype(np.uint8) << 7)
+        idx, k = idx[rest], k + 1
+    return out.tobytes()
 
 
 def _varint(v: int) -> bytes:
@@ -154,10 +166,34 @@ def _zigzag(v: NDArray[np.int64]) -> NDArray[np.uint64]:
     return ((v << 1) ^ (v >> 63)).astype(np.uint64)
 
 
+def _lengths(first: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    """Lengths of the runs that start at positions ``first`` (ascending) of an array of n."""
+    out = np.empty(len(first), dtype=np.int64)
+    out[:-1] = first[1:] - first[:-1]
+    out[-1:] = n - first[-1:]
+    return out
+
+
+def _before(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Exclusive running sum: where each run starts when runs of ``counts`` are laid end to end."""
+    out = np.zeros(len(counts), dtype=np.int64)
+    if len(counts) > 1:
+        np.cumsum(counts[:-1], out=out[1:])
+    return out
+
+
+def _delta(v: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each value minus the one before it (the first minus 0)."""
+    d = v.copy()
+    d[1:] -= v[:-1]
+    return d
+
+
 def _starts(group: NDArray[np.int64]) -> NDArray[np.bool_]:
     """True where a new group starts in a grouped (sorted) array."""
-    out = np.ones(len(group), dtype=bool)
-    out[1:] = group[1:] != group[:-1]
+    out = np.empty(len(group), dtype=bool)
+    out[:1] = True
+    np.not_equal(group[1:], group[:-1], out=out[1:])
     return out
 
 
@@ -217,7 +253,7 @@ def _rings(
     tx, ty, ring = _no_repeats(tx, ty, ring)
     # after dropping repeats a ring may end on its first point: drop that point too
     first_of = np.flatnonzero(_starts(ring))
-    end = np.append(first_of[1:], len(ring)) - 1
+    end = first_of + _lengths(first_of, len(ring)) - 1
     dup = (end > first_of) & (tx[end] == tx[first_of]) & (ty[end] == ty[first_of])
     keep = np.ones(len(ring), dtype=bool)
     keep[end[dup]] = False
@@ -225,9 +261,9 @@ def _rings(
     # signed area (surveyor's formula, tile coordinates y down) of every ring
     s = _starts(ring)
     first_of = np.flatnonzero(s)
-    n_pts = np.diff(np.append(first_of, len(ring)))
+    n_pts = _lengths(first_of, len(ring))
     nxt = np.arange(1, len(ring) + 1)
-    nxt[np.append(first_of[1:], len(ring)) - 1] = first_of
+    nxt[first_of + n_pts - 1] = first_of
     cross = tx * ty[nxt] - tx[nxt] * ty
     area2 = np.add.reduceat(cross, first_of) if len(ring) else np.zeros(0, dtype=np.int64)
     ring_ids = ring[first_of]
@@ -238,7 +274,7 @@ def _rings(
     poly_ok[rpoly[ring_ids[is_ext & ok]]] = True
     ok &= poly_ok[rpoly[ring_ids]]
     flip = ok & ((area2 > 0) != is_ext)
-    per_point_ring = np.repeat(np.arange(len(first_of)), n_pts)
+    per_point_ring = np.arange(len(first_of)).repeat(n_pts)
     if flip.any():  # reverse the rings that wind the wrong way
         pos = np.arange(len(ring))
         rev = flip[per_point_ring]
@@ -272,27 +308,25 @@ def _path_commands(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
     first = _starts(part)
     ids = part[first]  # the parts present, in order
-    n = np.diff(np.append(np.flatnonzero(first), len(part)))
+    n = _lengths(np.flatnonzero(first), len(part))
     feat = part_feat[ids]
     per_part = 2 * n + 2 + int(closed)
-    pstart = np.concatenate(([0], np.cumsum(per_part)[:-1]))
+    pstart = _before(per_part)
     out = np.zeros(int(per_part.sum()), dtype=np.uint64)
     out[pstart] = _MOVE_TO_1
     out[pstart + 3] = ((n - 1) << 3) | _LINE_TO
     if closed:
         out[pstart + per_part - 1] = _CLOSE_PATH
     # deltas: the cursor starts at (0, 0) for every feature and runs through its parts
-    pfeat = np.repeat(feat, n)
-    fstart = _starts(pfeat)
-    dx = np.diff(tx, prepend=0)
-    dy = np.diff(ty, prepend=0)
+    fstart = _starts(feat.repeat(n))
+    dx, dy = _delta(tx), _delta(ty)
     dx[fstart] = tx[fstart]
     dy[fstart] = ty[fstart]
-    k = np.arange(len(tx)) - np.repeat(np.flatnonzero(first), n)
-    xpos = np.repeat(pstart, n) + 2 * k + 1 + (k > 0)
+    k = np.arange(len(tx)) - np.flatnonzero(first).repeat(n)
+    xpos = pstart.repeat(n) + 2 * k + 1 + (k > 0)
     out[xpos] = _zigzag(dx)
     out[xpos + 1] = _zigzag(dy)
-    return np.repeat(feat, per_part), out
+    return feat.repeat(per_part), out
 
 
 def _point_commands(
@@ -304,20 +338,19 @@ def _point_commands(
     xy = shapely.get_coordinates(pts)
     tx, ty = _quantise(xy, bounds, extent)
     first = _starts(pfeat)
-    m = np.diff(np.append(np.flatnonzero(first), len(pfeat)))
+    m = _lengths(np.flatnonzero(first), len(pfeat))
     per_feat = 1 + 2 * m
-    fstart = np.concatenate(([0], np.cumsum(per_feat)[:-1]))
+    fstart = _before(per_feat)
     out = np.zeros(int(per_feat.sum()), dtype=np.uint64)
     out[fstart] = (m << 3) | 1
-    dx = np.diff(tx, prepend=0)
-    dy = np.diff(ty, prepend=0)
+    dx, dy = _delta(tx), _delta(ty)
     dx[first] = tx[first]
     dy[first] = ty[first]
-    k = np.arange(len(tx)) - np.repeat(np.flatnonzero(first), m)
-    xpos = np.repeat(fstart, m) + 1 + 2 * k
+    k = np.arange(len(tx)) - np.flatnonzero(first).repeat(m)
+    xpos = fstart.repeat(m) + 1 + 2 * k
     out[xpos] = _zigzag(dx)
     out[xpos + 1] = _zigzag(dy)
-    return np.repeat(pfeat[first], per_feat), out
+    return pfeat[first].repeat(per_feat), out
 
 
 def _geometry_commands(
@@ -371,10 +404,11 @@ def _feature_tags(
     used = np.unique(codes[codes >= 0])
     vidx = np.searchsorted(used, codes)
     has = codes >= 0
-    key_idx = np.broadcast_to(np.arange(codes.shape[1]), codes.shape)
-    pairs = np.stack([key_idx, vidx], axis=2)[has]  # (n tags, 2), feature-major
-    tags = pairs.reshape(-1).astype(np.uint64)
-    tag_feat = np.repeat(np.nonzero(has)[0], 2)
+    feat, key = np.nonzero(has)  # feature-major
+    tags = np.empty(2 * len(feat), dtype=np.uint64)
+    tags[0::2] = key
+    tags[1::2] = vidx[feat, key]
+    tag_feat = feat.repeat(2)
     return used, tags, tag_feat
 
 
@@ -408,7 +442,7 @@ def _feature_stream(
         + gbytes
     )
     per = 10 + ntok_t + ntok_g
-    fs = np.concatenate(([0], np.cumsum(per)[:-1]))
+    fs = _before(per)
     out = np.zeros(int(per.sum()), dtype=np.uint64)
     out[fs] = 0x12  # the head of each feature: 0x12 len 0x08 id 0x12 tlen
     out[fs + 2] = 0x08
@@ -416,14 +450,14 @@ def _feature_stream(
     out[fs + 1] = flen.astype(np.uint64)
     out[fs + 3] = fid
     out[fs + 5] = tbytes.astype(np.uint64)
-    tstart = np.concatenate(([0], np.cumsum(ntok_t)[:-1]))
+    tstart = _before(ntok_t)
     out[fs[tag_feat] + 6 + (np.arange(len(tags)) - tstart[tag_feat])] = tags
     mid = fs + 6 + ntok_t
     out[mid] = 0x18
     out[mid + 1] = ftype
     out[mid + 2] = 0x22
     out[mid + 3] = gbytes.astype(np.uint64)
-    gstart = np.concatenate(([0], np.cumsum(ntok_g)[:-1]))
+    gstart = _before(ntok_g)
     out[mid[local] + 4 + (np.arange(len(geom)) - gstart[local])] = geom
     return out
 

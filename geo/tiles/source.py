@@ -53,6 +53,29 @@ class ZoomLayer:
     geoms: NDArray[np.object_]  # Web Mercator; coverages simplified for the zoom
     tree: shapely.STRtree
     tolerance: float = 0.0  # simplify each tile's clipped pieces by this much (0: not at all)
+    bounds: NDArray[np.float64] | None = None  # (n, 4) of geoms: who lies inside a tile
+    simplified: NDArray[np.object_] | None = None  # geoms simplified by tolerance, whole
+
+    def cut(self, hit: NDArray[np.int64], box: tuple[float, float, float, float]) -> NDArray:
+        """The geometry of features ``hit`` clipped to ``box`` and simplified by `tolerance`.
+
+        A feature inside the box needs no clipping: its whole geometry (simplified once, when
+        the layer was prepared) is what clipping and simplifying would give. Only features that
+        cross the box's edge are clipped, then simplified, here.
+        """
+        geoms = (self.simplified if self.simplified is not None else self.geoms)[hit]
+        if self.kind == "point" or self.bounds is None:
+            return geoms
+        b = self.bounds[hit]
+        edge = np.flatnonzero(
+            (b[:, 0] < box[0]) | (b[:, 1] < box[1]) | (b[:, 2] > box[2]) | (b[:, 3] > box[3])
+        )
+        if len(edge):
+            pieces = shapely.clip_by_rect(self.geoms[hit[edge]], *box)
+            if self.tolerance:
+                pieces = shapely.simplify(pieces, self.tolerance, preserve_topology=True)
+            geoms[edge] = pieces
+        return geoms
 
 
 # the zooms whose geometry a version build prepares (`TileSource.prepare_all`): a map's zooms
@@ -247,9 +270,14 @@ class TileSource:
             if shared is None:
                 rows = np.flatnonzero(~(shapely.is_empty(base) | shapely.is_missing(base)))
                 geoms = base[rows]
-                shared = ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms))
+                tree, bounds = shapely.STRtree(geoms), shapely.bounds(geoms)
+                shared = ZoomLayer(name, kind, rows.astype(np.int64), geoms, tree, bounds=bounds)
                 self._zooms[(name, SIMPLIFY_MAXZOOM + 1)] = shared
-            return replace(shared, tolerance=_tolerance(z))
+            tol = _tolerance(z)
+            if not tol:
+                return shared
+            simple = shapely.simplify(shared.geoms, tol, preserve_topology=True)
+            return replace(shared, tolerance=tol, simplified=simple)
         else:
             # coverages are simplified whole, so neighbours keep sharing their edges
             tol, geoms = _tolerance(z), base
@@ -257,6 +285,8 @@ class TileSource:
                 geoms = shapely.coverage_simplify(base, tol, simplify_boundary=True)
             rows = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
             geoms = geoms[rows]
+            tree, bounds = shapely.STRtree(geoms), shapely.bounds(geoms)
+            return ZoomLayer(name, kind, rows.astype(np.int64), geoms, tree, bounds=bounds)
         return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms))
 
     # -- tiles -------------------------------------------------------------------------------
@@ -273,11 +303,7 @@ class TileSource:
         hit = np.sort(zl.tree.query(shapely.box(*box)))
         if len(hit) == 0:
             return b""
-        geoms = zl.geoms[hit]
-        if zl.kind != "point":
-            geoms = shapely.clip_by_rect(geoms, *box)
-        if zl.tolerance:
-            geoms = shapely.simplify(geoms, zl.tolerance, preserve_topology=True)
+        geoms = zl.cut(hit, box)
         rows = zl.rows[hit]
         return encode_layer(
             name,
