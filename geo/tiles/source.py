@@ -54,32 +54,43 @@ class ZoomLayer:
     tree: shapely.STRtree
     tolerance: float = 0.0  # simplify each tile's clipped pieces by this much (0: not at all)
     bounds: NDArray[np.float64] | None = None  # (n, 4) of geoms: who lies inside a tile
-    simplified: NDArray[np.object_] | None = None  # geoms simplified by tolerance, whole
+    simplified: NDArray[np.object_] | None = None  # geoms simplified whole, made when first drawn
 
     def cut(self, hit: NDArray[np.int64], box: tuple[float, float, float, float]) -> NDArray:
         """The geometry of features ``hit`` clipped to ``box`` and simplified by `tolerance`.
 
-        A feature inside the box needs no clipping: its whole geometry (simplified once, when
-        the layer was prepared) is what clipping and simplifying would give. Only features that
-        cross the box's edge are clipped, then simplified, here.
+        A feature inside the box needs no clipping: its whole geometry, simplified once (the
+        first time a tile draws it) and kept, is what clipping and simplifying would give.
+        Only features that cross the box's edge are clipped, then simplified, per tile.
         """
-        geoms = (self.simplified if self.simplified is not None else self.geoms)[hit]
+        geoms = self.geoms[hit]
         if self.kind == "point" or self.bounds is None:
             return geoms
         b = self.bounds[hit]
-        edge = np.flatnonzero(
-            (b[:, 0] < box[0]) | (b[:, 1] < box[1]) | (b[:, 2] > box[2]) | (b[:, 3] > box[3])
-        )
-        if len(edge):
-            pieces = shapely.clip_by_rect(self.geoms[hit[edge]], *box)
+        edge = (b[:, 0] < box[0]) | (b[:, 1] < box[1]) | (b[:, 2] > box[2]) | (b[:, 3] > box[3])
+        if edge.any():
+            pieces = shapely.clip_by_rect(geoms[edge], *box)
             if self.tolerance:
                 pieces = shapely.simplify(pieces, self.tolerance, preserve_topology=True)
             geoms[edge] = pieces
+        if self.simplified is not None and not edge.all():
+            inside = hit[~edge]
+            done = self.simplified[inside]
+            todo = shapely.is_missing(done)
+            if todo.any():
+                done[todo] = shapely.simplify(
+                    self.geoms[inside[todo]], self.tolerance, preserve_topology=True
+                )
+                self.simplified[inside[todo]] = done[todo]
+            geoms[~edge] = done
         return geoms
 
 
 # the zooms whose geometry a version build prepares (`TileSource.prepare_all`): a map's zooms
 PREPARED_ZOOMS = range(8, SIMPLIFY_MAXZOOM + 2)
+# below this zoom a layer simplified per tile (roads, parks, buildings) is simplified whole when
+# the zoom is prepared (a tile holds thousands of its features); from it up, as tiles draw them
+SIMPLIFY_WHOLE_BELOW = 14
 
 
 def _tolerance(z: int) -> float:
@@ -276,7 +287,10 @@ class TileSource:
             tol = _tolerance(z)
             if not tol:
                 return shared
-            simple = shapely.simplify(shared.geoms, tol, preserve_topology=True)
+            if z < SIMPLIFY_WHOLE_BELOW:  # big tiles of many features: all simplified now
+                simple = shapely.simplify(shared.geoms, tol, preserve_topology=True)
+            else:  # small tiles: each feature simplified when a tile first draws it
+                simple = np.full(len(shared.geoms), None, dtype=object)
             return replace(shared, tolerance=tol, simplified=simple)
         else:
             # coverages are simplified whole, so neighbours keep sharing their edges
