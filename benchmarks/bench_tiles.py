@@ -1,114 +1,294 @@
-"""Vector tiles: uncached generation time per tile, and cached tiles/s through the HTTP stack.
+"""Vector tiles: uncached generation per zoom and layer against PostGIS ``ST_AsMVT``, bytes per
+tile, the first tile of each layer after start, and cached tiles/s over HTTP.
 
-Over a `--scale`d sample district (generated, written, read back through the loader):
+On a GeoPackage store (``--db``, or the sample district at ``--scale`` generated with
+``python -m geo.sample`` and loaded with ``geo load`` into ``--work``):
 
-1. per zoom (default 12 14 16 18) the per-(layer, zoom) geometry is built once (simplified,
-   thinned, indexed: the "warm-up"), then up to `--tiles` tiles that hold data are encoded
-   with every layer and no tile cache: median and p95 ms per tile;
-2. the app (`create_app` + the tiles router, one uvicorn worker, httptools) is served on
-   127.0.0.1 from a forked process; a minimal asyncio HTTP/1.1 keep-alive client in this
-   process (`--connections` connections) requests the same tiles again and again after one
-   pass that fills the cache: tiles/s, and the same through `httpx.AsyncClient` for
-   comparison (heavier client, so a lower bound).
+1. **uncached**, in this process: per layer and zoom (z12–z16), up to ``--tiles`` tiles that
+   hold data for the layer are encoded by the atlas's tile source (what `geo serve` prepared
+   when the version was built: attributes and per-zoom geometry; no tile cache), and, when
+   ``GEO_BENCH_PG=postgresql://…`` is reachable, by PostGIS ``ST_AsMVT(ST_AsMVTGeom(…))`` for
+   the same tiles with the same attributes (the layers copied into a database of their own,
+   ``bench_tiles``, in Web Mercator with a GiST index: PostGIS's best case). Ours and the peer
+   are interleaved in ``--rounds`` rounds (order alternating); each prints min/median/max ms
+   per tile over the rounds, and the ratio ours ÷ PostGIS per round;
+2. **bytes** per tile of each layer and zoom, raw, gzip and brotli, ours and PostGIS's;
+3. **first tile after start**: a real ``geo serve --db …`` is started, and once ``/health``
+   answers, one request that is no tile (``/collections``: the HTTP stack's own first-request
+   cost, apart), then the first tile of each layer (z12): ms each (over HTTP);
+4. **cached**: every tile of step 1 is asked once (fills the server's cache), then a keep-alive
+   asyncio client (``--connections``) asks them again and again for ``--seconds``: tiles/s.
 
     python benchmarks/bench_tiles.py --scale 10
+    GEO_BENCH_PG=postgresql://geo:geo@127.0.0.1:5432/geo python benchmarks/bench_tiles.py \\
+        --db /tmp/s10.gpkg
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
+import contextlib
+import gzip
+import os
+import signal
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import brotli
 import numpy as np
+import shapely
 
-from geo import io as geo_io
-from geo import sample, tiles
-from geo.store.base import Snapshot
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parents[1]))  # this checkout's geo, installed or not
+_PATH = [str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in _PATH if p)}
 
+from geo import tiles  # noqa: E402
+from geo.atlas import Atlas  # noqa: E402
+from geo.store import open_store  # noqa: E402
 
-class MemoryStore:
-    """A read-only store holding one snapshot (enough for the app)."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    def version(self) -> int:
-        return self._snapshot.version
-
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
-
-    def close(self) -> None:
-        pass
+ZOOMS = (12, 13, 14, 15, 16)
+PG_DB = "bench_tiles"
 
 
-def load(scale: int) -> Snapshot:
-    with tempfile.TemporaryDirectory() as tmp:
-        sample.write_district(Path(tmp), sample.make_district(scale=scale))
-        loaded = geo_io.read_directory(Path(tmp))
-    return Snapshot(version=1, tables=loaded.tables)
+# -- data -------------------------------------------------------------------------------------
+def make_store(scale: int, work: Path) -> Path:
+    """The sample district ×``scale`` generated and loaded with ``geo load`` (kept in ``work``)."""
+    db = work / f"district-x{scale}.gpkg"
+    if db.exists():
+        return db
+    data = work / f"district-x{scale}"
+    run = [sys.executable, "-m", "geo.sample", "-o", str(data), "--scale", str(scale)]
+    subprocess.run(run, check=True, env=ENV)
+    load = [sys.executable, "-m", "geo.cli", "load", str(data), "--db", str(db)]
+    subprocess.run(load, check=True, env=ENV, stdout=subprocess.DEVNULL)
+    return db
 
 
-def make_app(snapshot: Snapshot):
-    from geo.api import tiles as api_tiles
-    from geo.api.app import create_app
-    from geo.settings import Settings
-
-    app = create_app(MemoryStore(snapshot), Settings(refresh_seconds=3600))  # type: ignore[arg-type]
-    if not any(getattr(r, "path", "") == "/tiles/{z}/{x}/{y}.mvt" for r in app.routes):
-        app.include_router(api_tiles.router)
-    return app
-
-
-def data_tiles(src: tiles.TileSource, z: int, limit: int, seed: int) -> list[tuple[int, int, int]]:
-    """Up to ``limit`` tiles at zoom z that intersect the data (any layer), sampled evenly."""
-    candidates = tiles.tiles_covering(src.bounds(), [z])
+def data_tiles(src: tiles.TileSource, name: str, z: int, limit: int, seed: int) -> list:
+    """Up to ``limit`` tiles at zoom z holding features of layer ``name``, sampled evenly."""
+    candidates = tiles.tiles_covering(src.bounds([name]), [z])
+    if not candidates:
+        return []
     boxes = np.array([src.clip_box(*t) for t in candidates])
-    import shapely
-
-    hit = np.zeros(len(candidates), dtype=bool)
-    for name in tiles.LAYER_NAMES:
-        tree = src.layer(name, z).tree
-        idx, _ = tree.query(shapely.box(*boxes.T), predicate="intersects")
-        hit[idx] = True
-    chosen = [t for t, h in zip(candidates, hit, strict=True) if h]
-    rng = np.random.default_rng(seed)
+    idx, _ = src.layer(name, z).tree.query(shapely.box(*boxes.T), predicate="intersects")
+    chosen = [candidates[i] for i in np.unique(idx)]
     if len(chosen) > limit:
-        pick = np.sort(rng.choice(len(chosen), limit, replace=False))
-        chosen = [chosen[i] for i in pick]
+        rng = np.random.default_rng(seed)
+        chosen = [chosen[i] for i in np.sort(rng.choice(len(chosen), limit, replace=False))]
     return chosen
 
 
-def serve(app, port: int) -> None:
-    import uvicorn
+# -- PostGIS -------------------------------------------------------------------------------------
+_PG_TYPES = {"String": "text", "Number": "double precision", "Boolean": "boolean"}
 
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        http="httptools",
-        workers=1,
+
+def pg_connect(url: str):
+    """A connection to database ``bench_tiles`` beside ``url``'s (made afresh), or None."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {PG_DB}")
+    except psycopg.Error as exc:
+        print(f"PostGIS not reachable at GEO_BENCH_PG ({exc.__class__.__name__}): no peer")
+        return None
+    info = conninfo_to_dict(url) | {"dbname": PG_DB}
+    conn = psycopg.connect(make_conninfo(**info), autocommit=True)
+    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    return conn
+
+
+def pg_load(conn, src: tiles.TileSource, name: str) -> None:
+    """Layer ``name`` into table ``name``: feature id, the tile attributes, Web Mercator geometry
+    (as stored, not simplified), GiST index."""
+    frame = src.attribute_frame(name)
+    fields = src.fields(name)
+    cols = ", ".join(f'"{k}" {_PG_TYPES[t]}' for k, t in fields.items())
+    conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+    conn.execute(f'CREATE TABLE "{name}" (fid bigint, {cols}, geom geometry(Geometry, 3857))')
+    wkb = shapely.to_wkb(shapely.set_srid(src.projected(name), 3857), hex=True, include_srid=True)
+    keys = list(fields)
+    names = ", ".join(f'"{k}"' for k in keys)
+    with conn.cursor() as cur, cur.copy(f'COPY "{name}" (fid, {names}, geom) FROM STDIN') as copy:
+        values = [frame[k].tolist() for k in keys]
+        for i in range(len(frame)):
+            copy.write_row([i + 1, *(_pg_value(v[i]) for v in values), wkb[i]])
+    conn.execute(f'CREATE INDEX ON "{name}" USING gist (geom)')
+    conn.execute(f'ANALYZE "{name}"')
+
+
+def _pg_value(v):
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v == "":
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def pg_query(src: tiles.TileSource, name: str) -> str:
+    """The ``ST_AsMVT`` query of one tile of layer ``name`` (parameters z, x, y)."""
+    cols = ", ".join(f'"{k}"' for k in src.fields(name))
+    margin = tiles.BUFFER / tiles.EXTENT
+    return (
+        f"SELECT ST_AsMVT(q, '{name}', {tiles.EXTENT}, 'geom', 'fid') FROM ("
+        f"SELECT fid, {cols}, ST_AsMVTGeom(geom, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), "
+        f'{tiles.EXTENT}, {tiles.BUFFER}, true) AS geom FROM "{name}" '
+        f"WHERE geom && ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin})) q"
     )
 
 
+# -- uncached ----------------------------------------------------------------------------------
+def _ours(src: tiles.TileSource, name: str, chosen: list) -> tuple[float, list[bytes]]:
+    t = time.perf_counter()
+    out = [src.layer_bytes(name, *zxy) for zxy in chosen]
+    return (time.perf_counter() - t) * 1000 / len(chosen), out
+
+
+def _theirs(conn, sql: str, chosen: list) -> tuple[float, list[bytes]]:
+    t = time.perf_counter()
+    out = []
+    with conn.cursor() as cur:
+        for z, x, y in chosen:
+            cur.execute(sql, {"z": z, "x": x, "y": y}, prepare=True)
+            out.append(bytes(cur.fetchone()[0] or b""))
+    return (time.perf_counter() - t) * 1000 / len(chosen), out
+
+
+def mmm(values: list[float]) -> str:
+    """min/median/max."""
+    return f"{min(values):.2f}/{statistics.median(values):.2f}/{max(values):.2f}"
+
+
+def uncached(src, conn, chosen: dict, rounds: int) -> tuple[list, dict]:
+    """Rows of (layer, zoom, tiles, ours ms, peer ms, ratios) and the tiles' bytes."""
+    rows, made = [], {}
+    for (name, z), tl in chosen.items():
+        sql = pg_query(src, name) if conn is not None else None
+        ours, theirs = [], []
+        for r in range(rounds):
+            order = (0, 1) if r % 2 == 0 else (1, 0)
+            for who in order:
+                if who == 0:
+                    ms, data_ours = _ours(src, name, tl)
+                    ours.append(ms)
+                elif conn is not None:
+                    ms, data_pg = _theirs(conn, sql, tl)
+                    theirs.append(ms)
+        made[(name, z)] = (data_ours, data_pg if conn is not None else None)
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True)] if theirs else []
+        rows.append((name, z, len(tl), ours, theirs, ratios))
+    return rows, made
+
+
+def print_uncached(rows: list) -> None:
+    print("\nuncached, ms per tile (min/median/max over rounds); ratio = ours ÷ PostGIS per round")
+    print(f"{'layer':<12}{'z':>3}{'tiles':>6}  {'ours':>17}  {'PostGIS':>17}  {'ratio':>17}")
+    for name, z, n, ours, theirs, ratios in rows:
+        pg = mmm(theirs) if theirs else "-"
+        ratio = mmm(ratios) if ratios else "-"
+        print(f"{name:<12}{z:>3}{n:>6}  {mmm(ours):>17}  {pg:>17}  {ratio:>17}")
+
+
+def print_bytes(made: dict) -> None:
+    print("\nbytes per tile (mean over the tiles): raw / gzip / brotli; ratio = ours ÷ PostGIS")
+    print(f"{'layer':<12}{'z':>3}  {'ours':>22}  {'PostGIS':>22}  {'ratio raw/gz/br':>16}")
+    for (name, z), (ours, theirs) in made.items():
+        a = _sizes(ours)
+        b = _sizes(theirs) if theirs is not None else None
+        bs = "/".join(f"{v:.0f}" for v in b) if b else "-"
+        ratio = "/".join(f"{x / y:.2f}" for x, y in zip(a, b, strict=True)) if b else "-"
+        print(f"{name:<12}{z:>3}  {'/'.join(f'{v:.0f}' for v in a):>22}  {bs:>22}  {ratio:>16}")
+
+
+def _sizes(blobs: list[bytes]) -> tuple[float, float, float]:
+    raw = np.mean([len(b) for b in blobs])
+    gz = np.mean([len(gzip.compress(b, 6)) if b else 0 for b in blobs])
+    br = np.mean([len(brotli.compress(b, quality=5)) if b else 0 for b in blobs])
+    return float(raw), float(gz), float(br)
+
+
+def check_same_features(made: dict) -> None:
+    """Ours and PostGIS's tiles hold the same feature ids (a sanity check of the comparison)."""
+    import mapbox_vector_tile
+
+    bad = 0
+    for (name, _z), (ours, theirs) in made.items():
+        if theirs is None:
+            return
+        for a, b in zip(ours, theirs, strict=True):
+            fa = {f["id"] for f in mapbox_vector_tile.decode(a).get(name, {}).get("features", [])}
+            fb = {f["id"] for f in mapbox_vector_tile.decode(b).get(name, {}).get("features", [])}
+            bad += fa != fb
+    print(f"\ntiles whose feature ids differ between ours and PostGIS: {bad}")
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-async def raw_client(port: int, paths: list[str], connections: int, seconds: float) -> tuple:
+@contextlib.contextmanager
+def geo_serve(db: Path):
+    """A real ``geo serve --db DB`` (its own process group); yields (port, seconds to ready)."""
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "geo.cli", "serve", "--db", str(db), "--port", str(port)]
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            if proc.poll() is not None:
+                raise RuntimeError("geo serve exited")
+            time.sleep(0.1)
+        yield port, time.perf_counter() - t
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _get(reader, writer, path: str) -> int:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            await reader.readexactly(int(line.split(b":")[1]))
+    return int(head[9:12])
+
+
+async def first_tiles(port: int, paths: list[str]) -> list[tuple[str, float, int]]:
+    """Each path asked once, in order: (path, ms, status)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    out = []
+    for path in paths:
+        t = time.perf_counter()
+        status = await _get(reader, writer, path)
+        out.append((path, (time.perf_counter() - t) * 1000, status))
+    writer.close()
+    return out
+
+
+async def hammer(port: int, paths: list[str], connections: int, seconds: float) -> tuple:
     """Keep-alive GETs on ``connections`` connections for ``seconds``: (done, statuses)."""
-    done = 0
-    statuses: dict[int, int] = {}
+    done, statuses = 0, {}
     stop = time.perf_counter() + seconds
 
     async def worker(k: int) -> None:
@@ -116,18 +296,9 @@ async def raw_client(port: int, paths: list[str], connections: int, seconds: flo
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         i = k
         while time.perf_counter() < stop:
-            path = paths[i % len(paths)]
-            i += connections
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            if length:
-                await reader.readexactly(length)
+            status = await _get(reader, writer, paths[i % len(paths)])
             statuses[status] = statuses.get(status, 0) + 1
+            i += connections
             done += 1
         writer.close()
 
@@ -135,127 +306,74 @@ async def raw_client(port: int, paths: list[str], connections: int, seconds: flo
     return done, statuses
 
 
-async def httpx_client(port: int, paths: list[str], connections: int, seconds: float) -> int:
-    import httpx
-
-    done = 0
-    stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=connections)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as c:
-
-        async def worker(k: int) -> None:
-            nonlocal done
-            i = k
-            while time.perf_counter() < stop:
-                r = await c.get(paths[i % len(paths)])
-                r.raise_for_status()
-                i += connections
-                done += 1
-
-        await asyncio.gather(*(worker(k) for k in range(connections)))
-    return done
-
-
-def wait_for(port: int, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the server did not start")
+def over_http(db: Path, chosen: dict, args) -> None:
+    """Steps 3 and 4 against a real ``geo serve``."""
+    firsts = []
+    for name in tiles.LAYER_NAMES:
+        tl = chosen.get((name, 12)) or next((v for (n, _), v in chosen.items() if n == name), [])
+        if tl:
+            firsts.append(f"/tiles/{name}/{'/'.join(map(str, tl[0]))}.mvt")
+    paths = [f"/tiles/{n}/{z}/{x}/{y}.mvt" for (n, _), tl in chosen.items() for z, x, y in tl]
+    with geo_serve(db) as (port, ready):
+        print(f"\ngeo serve --db {db.name}: /health 200 after {ready:.1f} s")
+        print("after start, over HTTP, one keep-alive connection: a first request that is no")
+        print("tile (the HTTP stack's own first-request cost), then the first tile of each layer:")
+        for path, ms, status in asyncio.run(first_tiles(port, ["/collections", *firsts])):
+            print(f"  {path:<40} {ms:8.1f} ms  ({status})")
+        asyncio.run(first_tiles(port, paths))  # fills the server's tile cache
+        done, statuses = asyncio.run(hammer(port, paths, args.connections, args.seconds))
+        print(
+            f"cached, HTTP: {len(paths)} distinct tiles, {args.connections} keep-alive "
+            f"connections, {args.seconds:g} s: {done / args.seconds:.0f} tiles/s "
+            f"(statuses {statuses}; the client shares the machine)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, help="a GeoPackage store (default: make one)")
     parser.add_argument("--scale", type=int, default=10)
-    parser.add_argument("--zooms", type=int, nargs="+", default=[12, 14, 16, 18])
-    parser.add_argument("--tiles", type=int, default=300, help="tiles per zoom at most")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_tiles")
+    parser.add_argument("--zooms", type=int, nargs="+", default=list(ZOOMS))
+    parser.add_argument("--layers", default=",".join(tiles.LAYER_NAMES))
+    parser.add_argument("--tiles", type=int, default=40, help="tiles per layer and zoom at most")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-http", action="store_true", help="skip steps 3 and 4")
     args = parser.parse_args()
 
-    t = time.perf_counter()
-    snapshot = load(args.scale)
-    app = make_app(snapshot)
-    atlas = app.state.atlas.current()
-    counts = ", ".join(f"{len(atlas.tables[n])} {n}" for n in tiles.LAYER_NAMES)
-    print(f"district ×{args.scale}: {counts} ({time.perf_counter() - t:.1f} s to make and load)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    db = args.db or make_store(args.scale, args.work)
+    with open_store(str(db)) as store:
+        atlas = Atlas(store.snapshot())
     src = tiles.source_for(atlas)
-    for name in tiles.LAYER_NAMES:
-        src.attributes(name)
-
-    rows = []
-    paths: list[str] = []
-    for z in args.zooms:
-        t = time.perf_counter()
-        chosen = data_tiles(src, z, args.tiles, args.seed)
-        warm = time.perf_counter() - t
-        times, sizes = [], []
-        for zxy in chosen:
-            t = time.perf_counter()
-            data = src.tile(*zxy)
-            times.append((time.perf_counter() - t) * 1000)
-            sizes.append(len(data))
-        ms = np.array(times)
-        rows.append(
-            (
-                z,
-                len(chosen),
-                warm,
-                statistics.median(ms),
-                np.percentile(ms, 95),
-                ms.max(),
-                statistics.median(sizes) / 1024,
-                max(sizes) / 1024,
-            )
-        )
-        paths += [f"/tiles/{z}/{x}/{y}.mvt" for z, x, y in chosen]
-
-    print("\nuncached generation, every layer in one tile (per-zoom geometry built first):")
-    print(
-        f"{'zoom':>4} {'tiles':>6} {'warm-up s':>9} {'median ms':>9} {'p95 ms':>7} "
-        f"{'max ms':>7} {'median KiB':>10} {'max KiB':>8}"
-    )
-    for z, n, warm, med, p95, mx, kib, mkib in rows:
-        print(
-            f"{z:>4} {n:>6} {warm:>9.2f} {med:>9.2f} {p95:>7.2f} {mx:>7.2f} "
-            f"{kib:>10.1f} {mkib:>8.1f}"
-        )
-
-    port = free_port()
-    proc = multiprocessing.get_context("fork").Process(target=serve, args=(app, port), daemon=True)
-    proc.start()
-    try:
-        wait_for(port)
-        # one pass fills the server's tile cache (the forked server has the per-zoom layers)
-        asyncio.run(_fill(port, paths))
-        done, statuses = asyncio.run(raw_client(port, paths, args.connections, args.seconds))
-        rate = done / args.seconds
-        hx = asyncio.run(httpx_client(port, paths, args.connections, args.seconds))
-        print(
-            f"\ncached, HTTP: uvicorn (1 worker, httptools) on 127.0.0.1 in a forked process; "
-            f"{len(paths)} distinct tiles of zooms {' '.join(map(str, args.zooms))}, "
-            f"{args.connections} keep-alive connections, {args.seconds:g} s each"
-        )
-        print(f"  raw asyncio client : {rate:8.0f} tiles/s  (statuses {statuses})")
-        print(f"  httpx.AsyncClient  : {hx / args.seconds:8.0f} tiles/s  (client-bound)")
-    finally:
-        proc.terminate()
-        proc.join(5)
-
-
-async def _fill(port: int, paths: list[str]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    for path in paths:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                await reader.readexactly(int(line.split(b":")[1]))
-    writer.close()
+    t = time.process_time()
+    for _ in src.prepare_all():  # what a version build does (geo.api.tiles)
+        pass
+    counts = ", ".join(f"{len(atlas.tables[n])} {n}" for n in tiles.LAYER_NAMES)
+    print(f"{db.name}: {counts}; tile preparation {time.process_time() - t:.1f} s CPU")
+    names = tiles.normalise_layers(args.layers)
+    chosen = {
+        (n, z): tl
+        for n in names
+        for z in args.zooms
+        if (tl := data_tiles(src, n, z, args.tiles, args.seed))
+    }
+    url = os.environ.get("GEO_BENCH_PG")
+    conn = pg_connect(url) if url else None
+    if conn is not None:
+        for n in names:
+            pg_load(conn, src, n)
+    elif not url:
+        print("GEO_BENCH_PG not set: no PostGIS peer")
+    rows, made = uncached(src, conn, chosen, args.rounds)
+    print_uncached(rows)
+    print_bytes(made)
+    check_same_features(made)
+    if not args.no_http:
+        over_http(Path(db), chosen, args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from geo import tiles
 from geo.atlas import Atlas
 from geo.model import LAYERS
 from geo.ownership import NONE
+from geo.tiles.attributes import MAP_FIELDS
 from geo.tiles.source import _thin
 from geo.tiles.tile_math import _project
 
@@ -172,9 +173,11 @@ def test_every_feature_is_in_the_covering_tiles_with_its_id_and_attributes(
         row = table.iloc[fid - 1]  # feature id = position in the layer sorted by id, + 1
         assert props["id"] == row["id"]
         assert props.get("name") == (row["name"] or None)  # empty strings are left out
-        for key in ("code", "kind", "grid_id", "community_id", "street_id", "class"):
+        for key in ("code", "kind", "class", "credit_code"):
             if key in table.columns and isinstance(row[key], str) and row[key]:
                 assert props[key] == row[key], (layer, key)
+        # what a map draws and labels, nothing else (the rest comes from the feature by id)
+        assert set(props) <= set(MAP_FIELDS[layer]), (layer, set(props) - set(MAP_FIELDS[layer]))
 
 
 def test_enterprise_counts_come_from_the_owners(source: tiles.TileSource, atlas: Atlas) -> None:
@@ -189,8 +192,7 @@ def test_enterprise_counts_come_from_the_owners(source: tiles.TileSource, atlas:
     for f in ents["enterprises"]["features"]:
         row = atlas.enterprises.iloc[f["id"] - 1]
         assert f["properties"]["id"] == row["id"]
-        if row["_grid"] != NONE:
-            assert f["properties"]["grid_id"] == atlas.levels["grid"].table["id"][row["_grid"]]
+        assert f["properties"]["credit_code"] == row["credit_code"]
 
 
 @pytest.mark.parametrize("layer", ["communities", "buildings", "roads", "enterprises"])
@@ -478,7 +480,6 @@ def test_tilejson(tile_client, atlas: Atlas) -> None:
         "id": "String",
         "name": "String",
         "code": "String",
-        "community_id": "String",
         "enterprises": "Number",
     }
     many = tile_client.get("/tiles.json", params={"layers": "grids,roads"}).json()

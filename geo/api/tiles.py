@@ -1,8 +1,9 @@
 """Mapbox Vector Tiles (MVT 2.1) of every layer, and their TileJSON.
 
-Tiles come from the request's atlas through `geo.tiles`; encoded tiles are kept in an
-in-memory LRU keyed by (atlas, address, layers), so a new version — an edit — is served at
-once. A tile is compressed (brotli or gzip, as the client's ``Accept-Encoding`` allows;
+Tiles come from the request's atlas through `geo.tiles`, whose source is prepared when the
+version is built (`install`, `TileCache.carry_over`), never on a first request; encoded tiles
+are kept in an in-memory LRU keyed by (atlas, address, layers), so a new version — an edit —
+is served at once. A tile is compressed (brotli or gzip, as the client's ``Accept-Encoding`` allows;
 `geo.api.compression`) once, on first demand, and kept beside its bytes, so a cached tile is
 never compressed again; a compressed tile has the weak form of the tile's ETag. When a new
 version is swapped in (`carry_over`, an `AtlasHolder` hook), the cached tiles that the edit
@@ -116,6 +117,7 @@ class TileCache:
         groups = self._groups_of(old.serial)
         src_old, src_new = tiles.source_for(old), tiles.source_for(new)
         src_new.follow(src_old)  # unchanged geometry and fields are not made again
+        yield from src_new.prepare_all()  # the first tile of any layer finds all it needs
         yield from _prepare_layers(src_new, groups)
         stale: list[Key] = []
         for (z, names), keys in groups.items():
@@ -181,8 +183,12 @@ def _unchanged(
 
 
 def install(app: FastAPI, holder: AtlasHolder) -> None:
-    """Give the app its tile cache and carry unchanged tiles over on every new version."""
+    """Give the app its tile cache, prepare the tiles of the version being served (encoded
+    attributes, per-zoom geometry: `tiles.TileSource.prepare_all`) and, on every new version,
+    prepare its tiles the same way and carry unchanged cached tiles over."""
     app.state.tile_cache = cache = TileCache()
+    for _ in tiles.source_for(holder.current()).prepare_all():
+        pass
     holder.on_swap.append(cache.carry_over)
 
 

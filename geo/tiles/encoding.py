@@ -4,9 +4,11 @@ commands, features and their tags packed into one ``Layer`` message (vector_tile
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 import shapely
 from numpy.typing import NDArray
 
@@ -22,25 +24,38 @@ _CLOSE_PATH = (1 << 3) | 7
 _LINE_TO = 2
 
 
+_VARINT_STEPS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
+
+
 def _varint_len(v: NDArray[np.uint64]) -> NDArray[np.int64]:
+    """Bytes of the protobuf varint of each non-negative integer (one comparison per byte the
+    largest needs)."""
     n = np.ones(len(v), dtype=np.int64)
-    for k in range(1, 10):
-        n += v >= np.uint64(1 << (7 * k))
+    top = int(v.max()) if len(v) else 0
+    for step in _VARINT_STEPS.tolist():
+        if top < step:
+            break
+        n += v >= np.uint64(step)
     return n
 
 
 def _varints(v: NDArray[np.uint64], lens: NDArray[np.int64] | None = None) -> bytes:
-    """Protobuf varints of non-negative integers, concatenated (vectorised)."""
+    """Protobuf varints of non-negative integers, concatenated (vectorised): the first byte of
+    every varint at once, then the second byte of those that have one, and so on."""
     v = np.asarray(v, dtype=np.uint64)
+    if len(v) == 0:
+        return b""
     if lens is None:
         lens = _varint_len(v)
-    width = int(lens.max()) if len(v) else 1
-    shifts = (np.arange(width, dtype=np.uint64) * np.uint64(7))[None, :]
-    groups = (v[:, None] >> shifts) & np.uint64(0x7F)
-    k = np.arange(width)[None, :]
-    more = k < (lens[:, None] - 1)
-    groups |= np.where(more, np.uint64(0x80), np.uint64(0))
-    return groups[k < lens[:, None]].astype(np.uint8).tobytes()
+    start = _before(lens)
+    out = np.empty(int(start[-1] + lens[-1]), dtype=np.uint8)
+    idx, k = np.arange(len(v)), 0
+    while len(idx):
+        rest = lens[idx] > k + 1  # another byte follows this one
+        low = ((v[idx] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
+        out[start[idx] + k] = low | (rest.astype(np.uint8) << 7)
+        idx, k = idx[rest], k + 1
+    return out.tobytes()
 
 
 def _varint(v: int) -> bytes:
@@ -55,14 +70,130 @@ def _varint(v: int) -> bytes:
             return bytes(out)
 
 
+@dataclass(frozen=True)
+class Packed:
+    """Byte strings packed in one buffer: item i is ``buf[off[i]:off[i + 1]]`` (``off[0]`` = 0).
+
+    Made, joined and gathered with numpy, never a Python loop per item.
+    """
+
+    buf: NDArray[np.uint8]
+    off: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.off) - 1
+
+    def lengths(self) -> NDArray[np.int64]:
+        """The byte length of each item."""
+        return np.diff(self.off)
+
+    def tolist(self) -> list[bytes]:
+        """The items as bytes (for tests and small tables)."""
+        raw, off = self.buf.tobytes(), self.off.tolist()
+        return [raw[off[i] : off[i + 1]] for i in range(len(self))]
+
+    def take(self, idx: NDArray[np.int64]) -> bytes:
+        """Items ``idx``, concatenated."""
+        starts, lens = self.off[idx], self.off[np.asarray(idx) + 1] - self.off[idx]
+        total = int(lens.sum())
+        if total == 0:
+            return b""
+        at = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
+        return self.buf[at].tobytes()
+
+    def select(self, idx: NDArray[np.int64]) -> Packed:
+        """Items ``idx`` as a new table."""
+        lens = self.off[np.asarray(idx) + 1] - self.off[idx]
+        return Packed(np.frombuffer(self.take(idx), dtype=np.uint8), _offsets(lens))
+
+    def to_arrow(self) -> pa.Array:
+        """The items as an Arrow ``large_binary`` array (no copy)."""
+        bufs = [None, pa.py_buffer(self.off), pa.py_buffer(self.buf)]
+        return pa.Array.from_buffers(pa.large_binary(), len(self), bufs)
+
+    @classmethod
+    def from_arrow(cls, arr: pa.Array | pa.ChunkedArray) -> Packed:
+        """The items of an Arrow string or binary array without nulls."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.large_binary())
+        arr = arr.cast(pa.large_binary())
+        n = len(arr)
+        _, off_buf, data = arr.buffers()
+        off = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + n + 1]
+        raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        if n == 0:
+            return cls(np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64))
+        return cls(raw[off[0] : off[-1]], off - off[0])
+
+    @classmethod
+    def const(cls, byte: int, n: int) -> Packed:
+        """n items of one byte each."""
+        return cls(np.full(n, byte, dtype=np.uint8), np.arange(n + 1, dtype=np.int64))
+
+    @classmethod
+    def varints(cls, v: NDArray) -> Packed:
+        """The protobuf varint of each non-negative integer."""
+        v = np.asarray(v, dtype=np.uint64)
+        lens = _varint_len(v)
+        return cls(np.frombuffer(_varints(v, lens), dtype=np.uint8), _offsets(lens))
+
+    @classmethod
+    def assemble(cls, n: int, parts: list[tuple[NDArray[np.int64], Packed]]) -> Packed:
+        """n items, each the concatenation of the pieces given to it: ``parts`` is a list of
+        (rows, pieces), piece i appended to item ``rows[i]``, in the order of ``parts``."""
+        total = np.zeros(n, dtype=np.int64)
+        for rows, p in parts:
+            total[rows] += p.lengths()
+        off = _offsets(total)
+        buf = np.empty(int(off[-1]), dtype=np.uint8)
+        cursor = off[:-1].copy()
+        for rows, p in parts:
+            lens = p.lengths()
+            m = int(p.off[-1])
+            if m:
+                buf[np.repeat(cursor[rows] - p.off[:-1], lens) + np.arange(m)] = p.buf[:m]
+            cursor[rows] += lens
+        return cls(buf, off)
+
+
+def _offsets(lens: NDArray[np.int64]) -> NDArray[np.int64]:
+    off = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=off[1:])
+    return off
+
+
 def _zigzag(v: NDArray[np.int64]) -> NDArray[np.uint64]:
     return ((v << 1) ^ (v >> 63)).astype(np.uint64)
 
 
+def _lengths(first: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    """Lengths of the runs that start at positions ``first`` (ascending) of an array of n."""
+    out = np.empty(len(first), dtype=np.int64)
+    out[:-1] = first[1:] - first[:-1]
+    out[-1:] = n - first[-1:]
+    return out
+
+
+def _before(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Exclusive running sum: where each run starts when runs of ``counts`` are laid end to end."""
+    out = np.zeros(len(counts), dtype=np.int64)
+    if len(counts) > 1:
+        np.cumsum(counts[:-1], out=out[1:])
+    return out
+
+
+def _delta(v: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each value minus the one before it (the first minus 0)."""
+    d = v.copy()
+    d[1:] -= v[:-1]
+    return d
+
+
 def _starts(group: NDArray[np.int64]) -> NDArray[np.bool_]:
     """True where a new group starts in a grouped (sorted) array."""
-    out = np.ones(len(group), dtype=bool)
-    out[1:] = group[1:] != group[:-1]
+    out = np.empty(len(group), dtype=bool)
+    out[:1] = True
+    np.not_equal(group[1:], group[:-1], out=out[1:])
     return out
 
 
@@ -70,14 +201,17 @@ def _explode(
     geoms: NDArray[np.object_], owner: NDArray[np.int64], type_ids: tuple[int, ...]
 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
     """Simple parts (of the given shapely type ids) of geoms, with their owner feature."""
-    while True:
-        t = shapely.get_type_id(geoms)
-        multi = (t >= 4) & (t <= 7)
-        if not multi.any():
-            break
+    t = shapely.get_type_id(geoms)
+    while ((t >= 4) & (t <= 7)).any():  # multi-parts and collections
         geoms, ix = shapely.get_parts(geoms, return_index=True)
         owner = owner[ix]
-    keep = np.isin(shapely.get_type_id(geoms), type_ids) & ~shapely.is_empty(geoms)
+        t = shapely.get_type_id(geoms)
+    keep = t == type_ids[0]
+    for other in type_ids[1:]:
+        keep |= t == other
+    keep &= ~shapely.is_empty(geoms)
+    if keep.all():
+        return geoms, owner
     return geoms[keep], owner[keep]
 
 
@@ -88,6 +222,13 @@ def _quantise(
     tx = np.rint((xy[:, 0] - minx) * (extent / (maxx - minx))).astype(np.int64)
     ty = np.rint((maxy - xy[:, 1]) * (extent / (maxy - miny))).astype(np.int64)
     return tx, ty
+
+
+def _no_repeats(tx: NDArray, ty: NDArray, part: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """The points of each part without those equal to the point before them."""
+    keep = np.ones(len(part), dtype=bool)
+    keep[1:] = (part[1:] != part[:-1]) | (tx[1:] != tx[:-1]) | (ty[1:] != ty[:-1])
+    return tx[keep], ty[keep], part[keep]
 
 
 def _rings(
@@ -107,16 +248,12 @@ def _rings(
         return empty, empty, empty, empty
     tx, ty = _quantise(xy, bounds, extent)
     exterior = _starts(rpoly)  # get_rings gives each polygon's exterior first
-    last = np.ones(len(ring), dtype=bool)
-    last[:-1] = ring[1:] != ring[:-1]
-    keep = ~last  # drop the closing point
-    tx, ty, ring = tx[keep], ty[keep], ring[keep]
-    start = _starts(ring)
-    keep = start | (tx != np.roll(tx, 1)) | (ty != np.roll(ty, 1))
-    tx, ty, ring = tx[keep], ty[keep], ring[keep]
+    # drop repeated points; the closing point goes with them or as a ring's end equal to its
+    # first point (below)
+    tx, ty, ring = _no_repeats(tx, ty, ring)
     # after dropping repeats a ring may end on its first point: drop that point too
     first_of = np.flatnonzero(_starts(ring))
-    end = np.append(first_of[1:], len(ring)) - 1
+    end = first_of + _lengths(first_of, len(ring)) - 1
     dup = (end > first_of) & (tx[end] == tx[first_of]) & (ty[end] == ty[first_of])
     keep = np.ones(len(ring), dtype=bool)
     keep[end[dup]] = False
@@ -124,9 +261,9 @@ def _rings(
     # signed area (surveyor's formula, tile coordinates y down) of every ring
     s = _starts(ring)
     first_of = np.flatnonzero(s)
-    n_pts = np.diff(np.append(first_of, len(ring)))
+    n_pts = _lengths(first_of, len(ring))
     nxt = np.arange(1, len(ring) + 1)
-    nxt[np.append(first_of[1:], len(ring)) - 1] = first_of
+    nxt[first_of + n_pts - 1] = first_of
     cross = tx * ty[nxt] - tx[nxt] * ty
     area2 = np.add.reduceat(cross, first_of) if len(ring) else np.zeros(0, dtype=np.int64)
     ring_ids = ring[first_of]
@@ -137,13 +274,13 @@ def _rings(
     poly_ok[rpoly[ring_ids[is_ext & ok]]] = True
     ok &= poly_ok[rpoly[ring_ids]]
     flip = ok & ((area2 > 0) != is_ext)
-    # reverse the rings that wind the wrong way
-    per_point_ring = np.repeat(np.arange(len(first_of)), n_pts)
-    pos = np.arange(len(ring))
-    rev = flip[per_point_ring]
-    pstart = first_of[per_point_ring]
-    order = np.where(rev, pstart + n_pts[per_point_ring] - 1 - (pos - pstart), pos)
-    tx, ty = tx[order], ty[order]
+    per_point_ring = np.arange(len(first_of)).repeat(n_pts)
+    if flip.any():  # reverse the rings that wind the wrong way
+        pos = np.arange(len(ring))
+        rev = flip[per_point_ring]
+        pstart = first_of[per_point_ring]
+        order = np.where(rev, pstart + n_pts[per_point_ring] - 1 - (pos - pstart), pos)
+        tx, ty = tx[order], ty[order]
     keep = ok[per_point_ring]
     part = per_point_ring[keep]
     return tx[keep], ty[keep], part, pfeat[rpoly[ring_ids]]
@@ -156,8 +293,7 @@ def _lines(
     lines, lfeat = _explode(geoms, feat, (1, 2))
     xy, line = shapely.get_coordinates(lines, return_index=True)
     tx, ty = _quantise(xy, bounds, extent)
-    keep = _starts(line) | (tx != np.roll(tx, 1)) | (ty != np.roll(ty, 1))
-    tx, ty, line = tx[keep], ty[keep], line[keep]
+    tx, ty, line = _no_repeats(tx, ty, line)
     n_pts = np.bincount(line, minlength=len(lines))
     ok = n_pts >= 2
     keep = ok[line]
@@ -172,27 +308,25 @@ def _path_commands(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
     first = _starts(part)
     ids = part[first]  # the parts present, in order
-    n = np.diff(np.append(np.flatnonzero(first), len(part)))
+    n = _lengths(np.flatnonzero(first), len(part))
     feat = part_feat[ids]
     per_part = 2 * n + 2 + int(closed)
-    pstart = np.concatenate(([0], np.cumsum(per_part)[:-1]))
+    pstart = _before(per_part)
     out = np.zeros(int(per_part.sum()), dtype=np.uint64)
     out[pstart] = _MOVE_TO_1
     out[pstart + 3] = ((n - 1) << 3) | _LINE_TO
     if closed:
         out[pstart + per_part - 1] = _CLOSE_PATH
     # deltas: the cursor starts at (0, 0) for every feature and runs through its parts
-    pfeat = np.repeat(feat, n)
-    fstart = _starts(pfeat)
-    dx = np.diff(tx, prepend=0)
-    dy = np.diff(ty, prepend=0)
+    fstart = _starts(feat.repeat(n))
+    dx, dy = _delta(tx), _delta(ty)
     dx[fstart] = tx[fstart]
     dy[fstart] = ty[fstart]
-    k = np.arange(len(tx)) - np.repeat(np.flatnonzero(first), n)
-    xpos = np.repeat(pstart, n) + 2 * k + 1 + (k > 0)
+    k = np.arange(len(tx)) - np.flatnonzero(first).repeat(n)
+    xpos = pstart.repeat(n) + 2 * k + 1 + (k > 0)
     out[xpos] = _zigzag(dx)
     out[xpos + 1] = _zigzag(dy)
-    return np.repeat(feat, per_part), out
+    return feat.repeat(per_part), out
 
 
 def _point_commands(
@@ -204,20 +338,19 @@ def _point_commands(
     xy = shapely.get_coordinates(pts)
     tx, ty = _quantise(xy, bounds, extent)
     first = _starts(pfeat)
-    m = np.diff(np.append(np.flatnonzero(first), len(pfeat)))
+    m = _lengths(np.flatnonzero(first), len(pfeat))
     per_feat = 1 + 2 * m
-    fstart = np.concatenate(([0], np.cumsum(per_feat)[:-1]))
+    fstart = _before(per_feat)
     out = np.zeros(int(per_feat.sum()), dtype=np.uint64)
     out[fstart] = (m << 3) | 1
-    dx = np.diff(tx, prepend=0)
-    dy = np.diff(ty, prepend=0)
+    dx, dy = _delta(tx), _delta(ty)
     dx[first] = tx[first]
     dy[first] = ty[first]
-    k = np.arange(len(tx)) - np.repeat(np.flatnonzero(first), m)
-    xpos = np.repeat(fstart, m) + 1 + 2 * k
+    k = np.arange(len(tx)) - np.flatnonzero(first).repeat(m)
+    xpos = fstart.repeat(m) + 1 + 2 * k
     out[xpos] = _zigzag(dx)
     out[xpos + 1] = _zigzag(dy)
-    return np.repeat(pfeat[first], per_feat), out
+    return pfeat[first].repeat(per_feat), out
 
 
 def _geometry_commands(
@@ -252,8 +385,9 @@ def encode_layer(
     token_feat, geom = _geometry_commands(kind, geoms, bounds, extent)
     if len(geom) == 0:
         return b""
-    present = np.unique(token_feat)  # features with geometry left, in order
-    local = np.searchsorted(present, token_feat)
+    first = _starts(token_feat)  # tokens are grouped by feature, in order
+    present = token_feat[first]  # features with geometry left
+    local = np.cumsum(first) - 1
     used, tags, tag_feat = _feature_tags(attrs.codes[rows[present]])
     stream = _feature_stream(
         fids[present].astype(np.uint64), _TYPE[kind], (tags, tag_feat), (geom, local)
@@ -270,10 +404,11 @@ def _feature_tags(
     used = np.unique(codes[codes >= 0])
     vidx = np.searchsorted(used, codes)
     has = codes >= 0
-    key_idx = np.broadcast_to(np.arange(codes.shape[1]), codes.shape)
-    pairs = np.stack([key_idx, vidx], axis=2)[has]  # (n tags, 2), feature-major
-    tags = pairs.reshape(-1).astype(np.uint64)
-    tag_feat = np.repeat(np.nonzero(has)[0], 2)
+    feat, key = np.nonzero(has)  # feature-major
+    tags = np.empty(2 * len(feat), dtype=np.uint64)
+    tags[0::2] = key
+    tags[1::2] = vidx[feat, key]
+    tag_feat = feat.repeat(2)
     return used, tags, tag_feat
 
 
@@ -307,22 +442,22 @@ def _feature_stream(
         + gbytes
     )
     per = 10 + ntok_t + ntok_g
-    fs = np.concatenate(([0], np.cumsum(per)[:-1]))
+    fs = _before(per)
     out = np.zeros(int(per.sum()), dtype=np.uint64)
-    head = np.array([0x12, 0, 0x08, 0, 0x12, 0], dtype=np.uint64)
-    for i, v in enumerate(head):
-        out[fs + i] = v
+    out[fs] = 0x12  # the head of each feature: 0x12 len 0x08 id 0x12 tlen
+    out[fs + 2] = 0x08
+    out[fs + 4] = 0x12
     out[fs + 1] = flen.astype(np.uint64)
     out[fs + 3] = fid
     out[fs + 5] = tbytes.astype(np.uint64)
-    tstart = np.concatenate(([0], np.cumsum(ntok_t)[:-1]))
+    tstart = _before(ntok_t)
     out[fs[tag_feat] + 6 + (np.arange(len(tags)) - tstart[tag_feat])] = tags
     mid = fs + 6 + ntok_t
     out[mid] = 0x18
     out[mid + 1] = ftype
     out[mid + 2] = 0x22
     out[mid + 3] = gbytes.astype(np.uint64)
-    gstart = np.concatenate(([0], np.cumsum(ntok_g)[:-1]))
+    gstart = _before(ntok_g)
     out[mid[local] + 4 + (np.arange(len(geom)) - gstart[local])] = geom
     return out
 
@@ -333,8 +468,8 @@ def _layer_message(
     """The ``Layer`` message around encoded ``features`` (field 3 of ``Tile``): version, name,
     the keys, the ``used`` values of ``attrs`` and the extent."""
     raw_name = name.encode()
-    keys = b"".join(b"\x1a" + _varint(len(k)) + k for k in (s.encode() for s in attrs.keys))
-    values = b"".join(attrs.values[i] for i in used.tolist())
+    keys = attrs.key_bytes
+    values = attrs.values.take(used)
     body = (
         b"\x78\x02"  # version = 2
         + b"\x0a"

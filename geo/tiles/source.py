@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,44 @@ class ZoomLayer:
     geoms: NDArray[np.object_]  # Web Mercator; coverages simplified for the zoom
     tree: shapely.STRtree
     tolerance: float = 0.0  # simplify each tile's clipped pieces by this much (0: not at all)
+    bounds: NDArray[np.float64] | None = None  # (n, 4) of geoms: who lies inside a tile
+    simplified: NDArray[np.object_] | None = None  # geoms simplified whole, made when first drawn
+
+    def cut(self, hit: NDArray[np.int64], box: tuple[float, float, float, float]) -> NDArray:
+        """The geometry of features ``hit`` clipped to ``box`` and simplified by `tolerance`.
+
+        A feature inside the box needs no clipping: its whole geometry, simplified once (the
+        first time a tile draws it) and kept, is what clipping and simplifying would give.
+        Only features that cross the box's edge are clipped, then simplified, per tile.
+        """
+        geoms = self.geoms[hit]
+        if self.kind == "point" or self.bounds is None:
+            return geoms
+        b = self.bounds[hit]
+        edge = (b[:, 0] < box[0]) | (b[:, 1] < box[1]) | (b[:, 2] > box[2]) | (b[:, 3] > box[3])
+        if edge.any():
+            pieces = shapely.clip_by_rect(geoms[edge], *box)
+            if self.tolerance:
+                pieces = shapely.simplify(pieces, self.tolerance, preserve_topology=True)
+            geoms[edge] = pieces
+        if self.simplified is not None and not edge.all():
+            inside = hit[~edge]
+            done = self.simplified[inside]
+            todo = shapely.is_missing(done)
+            if todo.any():
+                done[todo] = shapely.simplify(
+                    self.geoms[inside[todo]], self.tolerance, preserve_topology=True
+                )
+                self.simplified[inside[todo]] = done[todo]
+            geoms[~edge] = done
+        return geoms
+
+
+# the zooms whose geometry a version build prepares (`TileSource.prepare_all`): a map's zooms
+PREPARED_ZOOMS = range(8, SIMPLIFY_MAXZOOM + 2)
+# below this zoom a layer simplified per tile (roads, parks, buildings) is simplified whole when
+# the zoom is prepared (a tile holds thousands of its features); from it up, as tiles draw them
+SIMPLIFY_WHOLE_BELOW = 14
 
 
 def _tolerance(z: int) -> float:
@@ -126,6 +164,23 @@ class TileSource:
             self._attrs.setdefault(name, attrs)
             self._previous.pop(name, None)
 
+    def prepare_all(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> Iterator[None]:
+        """Make everything the first tile of any layer needs, a step at a time (a version
+        build runs this, so no request pays for it, see `geo.api.tiles.install`): every
+        layer's encoded attributes and its geometry at ``zooms``."""
+        for name in LAYERS:
+            yield from self.prepare(name)
+            yield
+            for z in zooms:
+                self.layer(name, z)
+                yield
+
+    def prepared(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> bool:
+        """Whether `prepare_all` has run (nothing is left for a first tile to make)."""
+        return all(n in self._attrs for n in LAYERS) and all(
+            self._zoom_key(n, z) in self._zooms for n in LAYERS for z in zooms
+        )
+
     def follow(self, old: TileSource) -> None:
         """Take over what ``old`` (the previous version's source) made that still holds: the
         geometry of layers whose table is the same (snapshots share unchanged tables), and
@@ -197,35 +252,56 @@ class TileSource:
         Zooms that serve the same geometry share one entry: points from `THIN_BELOW` up,
         other layers above `SIMPLIFY_MAXZOOM`.
         """
-        kind = LAYERS[_check_layer(name)].geometry or "point"
-        top = THIN_BELOW if kind == "point" else SIMPLIFY_MAXZOOM + 1
-        key = (name, min(z, top))
+        key = self._zoom_key(name, z)
         zl = self._zooms.get(key)
         if zl is not None:
             return zl
         with self._lock:
             zl = self._zooms.get(key)
             if zl is None:
-                zl = self._build_layer(name, kind, key[1])
+                zl = self._build_layer(name, LAYERS[name].geometry or "point", key[1])
                 self._zooms[key] = zl
         return zl
 
+    @staticmethod
+    def _zoom_key(name: str, z: int) -> tuple[str, int]:
+        """The cache key of layer ``name`` at zoom z (zooms serving the same geometry share)."""
+        kind = LAYERS[_check_layer(name)].geometry or "point"
+        top = THIN_BELOW if kind == "point" else SIMPLIFY_MAXZOOM + 1
+        return (name, min(z, top))
+
     def _build_layer(self, name: str, kind: str, z: int) -> ZoomLayer:
         base = self.projected(name)
-        tol = 0.0  # points are thinned, never simplified
-        if kind == "point":
+        if kind == "point":  # thinned, never simplified
             rows = _thin(base, z)
             geoms = base[rows]
+        elif name not in COVERAGES:
+            # simplified per tile, after clipping: every zoom shares one index
+            shared = self._zooms.get((name, SIMPLIFY_MAXZOOM + 1))
+            if shared is None:
+                rows = np.flatnonzero(~(shapely.is_empty(base) | shapely.is_missing(base)))
+                geoms = base[rows]
+                tree, bounds = shapely.STRtree(geoms), shapely.bounds(geoms)
+                shared = ZoomLayer(name, kind, rows.astype(np.int64), geoms, tree, bounds=bounds)
+                self._zooms[(name, SIMPLIFY_MAXZOOM + 1)] = shared
+            tol = _tolerance(z)
+            if not tol:
+                return shared
+            if z < SIMPLIFY_WHOLE_BELOW:  # big tiles of many features: all simplified now
+                simple = shapely.simplify(shared.geoms, tol, preserve_topology=True)
+            else:  # small tiles: each feature simplified when a tile first draws it
+                simple = np.full(len(shared.geoms), None, dtype=object)
+            return replace(shared, tolerance=tol, simplified=simple)
         else:
-            # coverages are simplified whole (shared edges); the others per tile, after clipping
+            # coverages are simplified whole, so neighbours keep sharing their edges
             tol, geoms = _tolerance(z), base
-            if name in COVERAGES:
-                if tol and len(base):
-                    geoms = shapely.coverage_simplify(base, tol, simplify_boundary=True)
-                tol = 0.0
+            if tol and len(base):
+                geoms = shapely.coverage_simplify(base, tol, simplify_boundary=True)
             rows = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
             geoms = geoms[rows]
-        return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms), tol)
+            tree, bounds = shapely.STRtree(geoms), shapely.bounds(geoms)
+            return ZoomLayer(name, kind, rows.astype(np.int64), geoms, tree, bounds=bounds)
+        return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms))
 
     # -- tiles -------------------------------------------------------------------------------
     def clip_box(self, z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -241,11 +317,7 @@ class TileSource:
         hit = np.sort(zl.tree.query(shapely.box(*box)))
         if len(hit) == 0:
             return b""
-        geoms = zl.geoms[hit]
-        if zl.kind != "point":
-            geoms = shapely.clip_by_rect(geoms, *box)
-        if zl.tolerance:
-            geoms = shapely.simplify(geoms, zl.tolerance, preserve_topology=True)
+        geoms = zl.cut(hit, box)
         rows = zl.rows[hit]
         return encode_layer(
             name,

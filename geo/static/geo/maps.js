@@ -210,29 +210,39 @@
     });
   }
 
+  /* a tile carries what the map draws and labels (id, name, credit code); the popup shows
+     those at once and completes the rest from the feature by id and its owners */
   function enterpriseTileProps(p) {
-    var g = (cfg.grids || {})[p.grid_id] || [];
-    return { id: p.id, name: p.name, credit_code: p.credit_code, chain: p.chain, grid_id: p.grid_id, address: '', building: '', park: '', community: g[2] };
+    return { id: p.id, name: p.name, credit_code: p.credit_code, chain: '', grid_id: '', address: '', building: '', park: '', community: '' };
   }
 
-  /* the enterprise popup of a vector-tile dot, completed from /enterprises/{id}/owner */
+  function getJSON(url) {
+    return fetch((cfg.api || '') + url, { headers: { Accept: 'application/geo+json, application/json' } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .catch(function () { return null; });
+  }
+
+  /* the enterprise popup of a vector-tile dot, completed from /collections/enterprises/items/{id}
+     (chain, grid, address) and /enterprises/{id}/owner (building or park) */
   function tilePopup(map, e) {
     var p = e.layer && e.layer.properties;
     if (!p) return;
     var ent = enterpriseTileProps(p);
     var popup = L.popup({ maxWidth: 320 }).setLatLng(e.latlng).setContent(G.enterprisePopup(ent)).openOn(map);
     window.GEO.lastEnterprisePopup = popup;
-    fetch((cfg.api || '') + '/enterprises/' + encodeURIComponent(p.id) + '/owner', { headers: { Accept: 'application/json' } })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (o) {
-        if (!o || !map.hasLayer(popup)) return;
-        var mg = o.microgrid || {};
-        ent.address = (o.enterprise || {}).address || '';
+    var id = encodeURIComponent(p.id);
+    Promise.all([getJSON('/collections/enterprises/items/' + id + '?f=json'), getJSON('/enterprises/' + id + '/owner')])
+      .then(function (got) {
+        if (!map.hasLayer(popup)) return;
+        var item = (got[0] || {}).properties || {}, o = got[1] || {}, mg = o.microgrid || {};
+        ent.credit_code = item.credit_code || ent.credit_code;
+        ent.chain = item.chain || '';
+        ent.grid_id = item.grid_id || (o.grid || {}).id || '';
+        ent.address = item.address || (o.enterprise || {}).address || '';
         ent.building = mg.kind === 'building' ? mg.name : '';
         ent.park = mg.kind === 'park' ? mg.name : '';
         popup.setContent(G.enterprisePopup(ent));
-      })
-      .catch(function () { /* the tile's fields are shown; the address is optional */ });
+      });
   }
 
   /* enterprises from vector tiles, in a pane above the building fills (so the dots are the
