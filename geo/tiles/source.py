@@ -124,7 +124,9 @@ class TileSource:
         extent: int = EXTENT,
         role: str = visibility.PUBLIC,
     ) -> None:
-        self.atlas = atlas
+        # weakly: `source_for` caches sources in a WeakKeyDictionary keyed by the atlas, and a
+        # value that held its key strongly would keep every atlas (and its tables) alive
+        self._atlas = weakref.ref(atlas)
         self.role = role  # the fields served are those this role may see
         self.version = atlas.version
         self.buffer = buffer
@@ -163,6 +165,14 @@ class TileSource:
         with self._lock:
             self._attrs.setdefault(name, attrs)
             self._previous.pop(name, None)
+
+    @property
+    def atlas(self) -> Atlas:
+        """The atlas these tiles draw (alive while anyone can ask this source for a tile)."""
+        atlas = self._atlas()
+        if atlas is None:
+            raise RuntimeError("the atlas of this tile source is gone")
+        return atlas
 
     def prepare_all(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> Iterator[None]:
         """Make everything the first tile of any layer needs, a step at a time (a version
