@@ -54,7 +54,7 @@ from geo.store.base import (
     VersionInfo,
     read_tables,
 )
-from geo.store.postgis_schema import CHANNEL, WRITE_LOCK_KEY, initialise
+from geo.store.postgis_schema import CHANNEL, GUARD_SETTING, WRITE_LOCK_KEY, initialise
 from geo.store.records import PreparedTable, prepare_table, typed_column
 from geo.store.schema import HISTORY_COLUMNS, HISTORY_TABLE, now, quote
 
@@ -150,7 +150,10 @@ class PostGISStore(AccountsMixin):
     def _write(self) -> Iterator[psycopg.Cursor]:
         """A write transaction holding the store's write lock (all replicas serialize)."""
         with self._checkout() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            cur.execute(  # the lock, and the write guard's pass (postgis_schema)
+                "SELECT pg_advisory_xact_lock(%s), set_config(%s, 'on', true)",
+                (WRITE_LOCK_KEY, GUARD_SETTING),
+            )
             yield cur
 
     @contextlib.contextmanager
