@@ -24,7 +24,6 @@ from pathlib import Path
 import httpx
 import pytest
 from support import geo_serve
-from test_boundary_api import WEST
 
 from geo.service.backup import BackupError, backup, restore, validate
 from geo.settings import SAMPLE_DIR
@@ -32,6 +31,7 @@ from geo.store import open_store, users
 from geo.store.gpkg_guard import GUARD_TABLE, MESSAGE, expected_triggers
 from geo.store.schema import SCHEMA_VERSION
 
+WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # C01's western edge on 伟业路
 REFUSED = "managed by geo"  # in every refusal (MESSAGE)
 RENAME = "UPDATE communities SET name = 'QGIS 改名' WHERE id = 'C01'"
 OUTSIDE_WRITES = (  # what a script, QGIS or a careless admin could run

@@ -5,7 +5,9 @@ feature table per layer of `geo.model.LAYERS` (``fid`` primary key, ``geom`` Geo
 blob, one column per model field, a UNIQUE index on ``id``) and an ``attributes`` table for
 officers. Our own bookkeeping lives in ``geo_meta`` (``schema_version``), ``geo_versions`` (the
 history), ``geo_table_stamps`` (a random stamp per table write) and ``community_history`` (one
-row per version of a community, created on the first recorded version).
+row per version of a community, created on the first recorded version). The write guard
+(`geo.store.gpkg_guard`: the ``geo_writer`` marker and ``geo_guard_*`` triggers) is created with
+the tables it guards, so a file written before it gets it on its first open.
 
 Every function here takes the cursor of an open transaction (see `geo.store.sqlite`).
 """
