@@ -243,13 +243,21 @@ def test_the_database_refuses_writes_that_bypass_geo(location: str) -> None:
             if isinstance(store, SQLiteStore)
             else "DROP TRIGGER geo_guard ON communities"
         )
+        _raw(store, drop)  # someone drops the guard: their writes pass (a deliberate bypass)
+        _raw(store, "UPDATE communities SET name = 'outside'")
+        users.add_user(store, "bob", "officer")  # the next geo write notices, and restores it
+        _, rows = users.audit_rows(store, limit=2)
+        assert [r["path"] for r in rows] == ["users add", "guard restored"]
+        assert rows[1]["actor"] == "geo" and "communities" in rows[1]["detail"]
+        with pytest.raises(_raw_error(store), match="managed by geo"):
+            _raw(store, "UPDATE communities SET name = 'again'")
         _raw(store, drop)
     finally:
         store.close()
-    with open_store(location) as again:
+    with open_store(location) as again:  # opening notices too
+        assert users.audit_rows(again, limit=1)[1][0]["path"] == "guard restored"
         with pytest.raises(_raw_error(again), match="managed by geo"):
-            _raw(again, "UPDATE communities SET name = 'outside'")
-        assert again.snapshot().tables["communities"]["name"].tolist()[0] != "outside"
+            _raw(again, "UPDATE communities SET name = 'again'")
 
 
 def test_the_serving_registry(store: Store) -> None:

@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from geo.model import TABLES, LayerSpec
+from geo.store import postgis_admin
 from geo.store.base import SRS_ID, StoreSchemaError
 from geo.store.schema import HISTORY_COLUMNS, HISTORY_TABLE, SCHEMA_VERSION, quote
 
@@ -146,13 +147,20 @@ def _complete(cur: Any) -> bool:
     return want <= have and triggers == 2 and not _unguarded(cur)
 
 
+GUARD_COUNT = (  # the guard triggers present (len(GUARDED) when the guard is whole)
+    "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "WHERE t.tgname = 'geo_guard' AND c.relnamespace = current_schema()::text::regnamespace"
+)
+
+
 def _unguarded(cur: Any) -> list[str]:
-    """The guarded tables that lack their guard trigger (all of them in a store made before)."""
+    """The guarded tables present that lack their guard trigger (all, in a store made before)."""
     rows = cur.execute(
-        "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-        "WHERE t.tgname = 'geo_guard' AND c.relnamespace = current_schema()::text::regnamespace"
+        "SELECT c.relname, EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid "
+        "AND t.tgname = 'geo_guard') FROM pg_class c WHERE c.relkind IN ('r', 'p') "
+        "AND c.relnamespace = current_schema()::text::regnamespace"
     ).fetchall()
-    return sorted(set(GUARDED) - {r[0] for r in rows})
+    return sorted(name for name, guarded in rows if name in GUARDED and not guarded)
 
 
 def initialise(cur: Any) -> None:
@@ -192,11 +200,12 @@ def initialise(cur: Any) -> None:
         )
     for statement in _history_ddl():
         cur.execute(statement)
-    _guard(cur)
+    guard(cur)
 
 
-def _guard(cur: Any) -> None:
-    """Create the write guard where it is missing; a guard someone dropped is logged."""
+def guard(cur: Any) -> None:
+    """Create the write guard where it is missing; a guard someone dropped is logged and
+    recorded in the audit log (inside the caller's write transaction)."""
     had_function = cur.execute(
         "SELECT 1 FROM pg_proc WHERE proname = 'geo_guard' "
         "AND pronamespace = current_schema()::text::regnamespace"
@@ -206,10 +215,15 @@ def _guard(cur: Any) -> None:
     for table in missing:
         for statement in _guard_ddl(table):
             cur.execute(statement)
-    if had_function and missing:
-        log.warning(
-            "the database's write guard was tampered with: the trigger geo_guard was missing "
-            "on %s; restored. Writes made meanwhile by other programs are in no version, "
-            "history or audit row",
-            ", ".join(missing),
-        )
+    if not (had_function and missing):
+        return  # a new database, or one made before the guard: nothing to report
+    detail = (
+        f"the trigger geo_guard was missing on {', '.join(missing)}; restored. Writes made "
+        "meanwhile by other programs are in no version, history or audit row"
+    )
+    log.warning("the database's write guard was tampered with: %s", detail)
+    (v,) = cur.execute("SELECT COALESCE(MAX(version), 0) FROM geo_versions").fetchone()
+    postgis_admin.append_audit(
+        cur, None, actor="geo", before=int(v), after=int(v), default_path="guard restored",
+        detail=detail,
+    )  # fmt: skip
