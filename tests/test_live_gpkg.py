@@ -318,6 +318,26 @@ def test_opening_a_store_whose_guard_was_dropped_says_so(
     assert_refused(db, OUTSIDE_WRITES[2])
 
 
+def test_opening_a_store_whose_guard_was_weakened_says_so(
+    tmp_path: Path, copy_sample, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Path(copy_sample(tmp_path / "live.gpkg"))
+    con = sqlite3.connect(db)
+    con.executescript(
+        "DROP TRIGGER geo_guard_communities_update; "
+        "CREATE TRIGGER geo_guard_communities_update BEFORE UPDATE ON communities "
+        "WHEN 0 BEGIN SELECT RAISE(ABORT, 'never'); END"
+    )
+    con.close()
+    outside(db, RENAME)  # the weakened guard lets it through
+    with caplog.at_level(logging.WARNING, logger="geo.store"), open_store(db):
+        pass
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "were changed: geo_guard_communities_update" in said
+    assert audit_paths(db)[-1] == "guard restored"
+    assert_refused(db)
+
+
 def test_a_backup_carries_the_guard_and_restores_with_it(tmp_path: Path, copy_sample) -> None:
     live = Path(copy_sample(tmp_path / "live.gpkg"))
     saved = tmp_path / "saved.gpkg"

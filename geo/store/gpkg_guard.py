@@ -19,15 +19,16 @@ registry ``geo_serving`` (runtime state, never copied into backups). Reading is 
 
 This guards against accidental writes, not against someone who means to bypass it (a file's
 owner may drop triggers or set the marker). So every geo write (the heartbeat of each server
-included, every few seconds) checks the guard first: triggers missing on a store that had the
-guard, or a marker left set by someone else, are repaired inside that transaction, logged as a
-warning and recorded as an audit row (actor ``geo``, path ``guard restored``). A store written
-before the guard existed gets it, silently, on its first geo write (opening it is one).
+included, every few seconds) checks the guard first: triggers missing (or changed) on a store
+that had the guard, or a marker left set by someone else, are repaired inside that
+transaction, logged as a warning and recorded as an audit row (actor ``geo``, path ``guard
+restored``). A store written before the guard existed gets it, silently, when geo opens it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 
 from geo.model import TABLES
@@ -67,6 +68,11 @@ _GUARD_DDL = (
 def _quote(name: str) -> str:
     """An SQL identifier, quoted."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _norm(sql: str | None) -> str:
+    """SQL as sqlite_master keeps it, compared: ``IF NOT EXISTS`` dropped, whitespace folded."""
+    return re.sub(r"\s+", " ", re.sub(r"(?i)\bIF NOT EXISTS\b", "", sql or "")).strip()
 
 
 def trigger_name(table: str, operation: str) -> str:
@@ -116,10 +122,10 @@ def begin(cur: sqlite3.Cursor) -> None:
     (and repair, saying so) the guard. A file without any guard is left as it is here:
     `geo.store.schema.initialise` adds it (every store opens with it)."""
     rows = cur.execute(
-        "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger')"
+        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'trigger')"
     ).fetchall()
-    tables = {n for t, n in rows if t == "table"}
-    triggers = {n for t, n in rows if t == "trigger"}
+    tables = {n for t, n, _ in rows if t == "table"}
+    triggers = {n: sql for t, n, sql in rows if t == "trigger"}
     problems = []
     if GUARD_TABLE in tables:
         row = cur.execute(f"SELECT writing FROM {GUARD_TABLE} WHERE id = 1").fetchone()
@@ -135,11 +141,19 @@ def begin(cur: sqlite3.Cursor) -> None:
     else:
         return  # a file written before the guard, or a new one
     expected = expected_triggers(tables)
-    missing = sorted(set(expected) - triggers)
-    for name in missing:
+    missing = sorted(set(expected) - set(triggers))
+    changed = sorted(
+        n for n in set(expected) & set(triggers)
+        if _norm(triggers[n]) != _norm(trigger_sql(*expected[n]))
+    )  # fmt: skip
+    for name in changed:
+        cur.execute(f"DROP TRIGGER {_quote(name)}")
+    for name in missing + changed:
         cur.execute(trigger_sql(*expected[name]))
     if missing:
         problems.append(f"{len(missing)} guard trigger(s) were missing: {', '.join(missing)}")
+    if changed:
+        problems.append(f"{len(changed)} guard trigger(s) were changed: {', '.join(changed)}")
     if problems:
         _say_restored(cur, tables, "; ".join(problems))
 
