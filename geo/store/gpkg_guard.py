@@ -27,6 +27,7 @@ restored``). A store written before the guard existed gets it, silently, when ge
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
@@ -73,6 +74,12 @@ def _quote(name: str) -> str:
 def _norm(sql: str | None) -> str:
     """SQL as sqlite_master keeps it, compared: ``IF NOT EXISTS`` dropped, whitespace folded."""
     return re.sub(r"\s+", " ", re.sub(r"(?i)\bIF NOT EXISTS\b", "", sql or "")).strip()
+
+
+@functools.cache
+def _stored_sql(table: str, operation: str) -> str:
+    """One guard trigger's SQL as sqlite_master keeps it (without ``IF NOT EXISTS``)."""
+    return trigger_sql(table, operation).replace("CREATE TRIGGER IF NOT EXISTS ", "CREATE TRIGGER ")
 
 
 def trigger_name(table: str, operation: str) -> str:
@@ -144,7 +151,8 @@ def begin(cur: sqlite3.Cursor) -> None:
     missing = sorted(set(expected) - set(triggers))
     changed = sorted(
         n for n in set(expected) & set(triggers)
-        if _norm(triggers[n]) != _norm(trigger_sql(*expected[n]))
+        if triggers[n] != _stored_sql(*expected[n])
+        and _norm(triggers[n]) != _norm(_stored_sql(*expected[n]))
     )  # fmt: skip
     for name in changed:
         cur.execute(f"DROP TRIGGER {_quote(name)}")
