@@ -149,9 +149,10 @@ def test_the_store_refuses_update_and_delete(db: str) -> None:
         ):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 con.execute(sql)
-        con.execute(
-            "INSERT INTO geo_audit (time, actor, method, path) VALUES ('t', 'x', 'cli', 'test')"
-        )
+        with pytest.raises(sqlite3.IntegrityError, match="managed by geo"):  # gpkg_guard
+            con.execute(
+                "INSERT INTO geo_audit (time, actor, method, path) VALUES ('t', 'x', 'cli', 'test')"
+            )
         con.rollback()
         assert con.execute("SELECT COUNT(*) FROM geo_audit").fetchone()[0] == n
     finally:

@@ -56,11 +56,13 @@ def _fingerprint(db: Path) -> tuple:
 
 
 def _crafted(pristine: Path, tmp_path: Path, *sql: str) -> Path:
-    """A backup of the sample store, then ``sql`` run on it with plain SQLite."""
+    """A backup of the sample store, then ``sql`` run on it with plain SQLite (switching the
+    write guard off around it, as a hostile author may: `geo.store.gpkg_guard`)."""
     path = tmp_path / "hostile.gpkg"
     backup(pristine, path)
     con = sqlite3.connect(path)
-    con.executescript(";\n".join(sql))
+    guard_off, guard_on = "UPDATE geo_writer SET writing = 1", "UPDATE geo_writer SET writing = 0"
+    con.executescript(";\n".join((guard_off, *sql, guard_on)))
     con.commit()
     con.close()
     return path

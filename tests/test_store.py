@@ -25,6 +25,7 @@ from geo.model import LAYERS, TABLES
 from geo.store import SQLiteStore, StaleVersionError, StoreSchemaError, open_store
 from geo.store import tables as store_tables
 from geo.store.gpkg_blobs import decode_geometries, encode_geometries
+from geo.store.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 X0, Y0 = 120.20, 30.20  # Binjiang
@@ -592,7 +593,9 @@ def test_geopackage_header_tables_and_pragmas(store: SQLiteStore, path: Path) ->
     assert any(
         r[2] == 1 and con.execute(f"PRAGMA index_info('{r[1]}')").fetchone()[2] == "id" for r in idx
     )
-    assert con.execute("SELECT value FROM geo_meta WHERE key='schema_version'").fetchone() == ("1",)
+    assert con.execute("SELECT value FROM geo_meta WHERE key='schema_version'").fetchone() == (
+        str(SCHEMA_VERSION),
+    )
     con.close()
 
 
@@ -732,10 +735,11 @@ def test_foreign_rtree_index_stays_correct(store: SQLiteStore, path: Path) -> No
 def test_newer_schema_is_refused(path: Path) -> None:
     SQLiteStore(path).close()
     con = sqlite3.connect(path)
-    con.execute("UPDATE geo_meta SET value='2' WHERE key='schema_version'")
+    newer = SCHEMA_VERSION + 1
+    con.execute("UPDATE geo_meta SET value=? WHERE key='schema_version'", (str(newer),))
     con.commit()
     con.close()
-    with pytest.raises(StoreSchemaError, match=r"schema version 2.*upgrade geo"):
+    with pytest.raises(StoreSchemaError, match=rf"schema version {newer}.*upgrade geo"):
         SQLiteStore(path)
 
 

@@ -217,6 +217,49 @@ def test_the_database_refuses_to_change_the_audit_log(store: Store) -> None:
     assert users.audit_rows(store)[0] == 1
 
 
+def test_the_database_refuses_writes_that_bypass_geo(location: str) -> None:
+    """The write guard (gpkg_guard, postgis_schema): another program's write is refused with
+    the README's sentence; geo's own writes go through; a dropped guard is back on open."""
+    store = open_store(location)
+    try:
+        store.replace_all(sample_tables(), author="a", reason="one")
+        users.add_user(store, "ann", "planner")
+        for sql in (
+            "UPDATE communities SET name = 'outside'",
+            "DELETE FROM enterprises",
+            "INSERT INTO geo_versions (version, author, time, reason) VALUES (9, 'x', 't', 'r')",
+            "DELETE FROM geo_users",
+            "INSERT INTO geo_audit (time, actor, method, path) VALUES ('t', 'x', 'cli', 'forged')",
+        ):
+            with pytest.raises(_raw_error(store), match="managed by geo") as caught:
+                _raw(store, sql)
+            assert 'README "Editing in QGIS"' in str(caught.value)
+        assert store.version() == 1 and users.audit_rows(store)[0] == 2
+        store.edit_community("c1", box(X0, Y0, X0 + 0.01, Y0 + 0.01), author="a", reason="r",
+                             expected_version=None)  # fmt: skip
+        assert store.version() == 2
+        drop = (
+            "DROP TRIGGER geo_guard_communities_update"
+            if isinstance(store, SQLiteStore)
+            else "DROP TRIGGER geo_guard ON communities"
+        )
+        _raw(store, drop)  # someone drops the guard: their writes pass (a deliberate bypass)
+        _raw(store, "UPDATE communities SET name = 'outside'")
+        users.add_user(store, "bob", "officer")  # the next geo write notices, and restores it
+        _, rows = users.audit_rows(store, limit=2)
+        assert [r["path"] for r in rows] == ["users add", "guard restored"]
+        assert rows[1]["actor"] == "geo" and "communities" in rows[1]["detail"]
+        with pytest.raises(_raw_error(store), match="managed by geo"):
+            _raw(store, "UPDATE communities SET name = 'again'")
+        _raw(store, drop)
+    finally:
+        store.close()
+    with open_store(location) as again:  # opening notices too
+        assert users.audit_rows(again, limit=1)[1][0]["path"] == "guard restored"
+        with pytest.raises(_raw_error(again), match="managed by geo"):
+            _raw(again, "UPDATE communities SET name = 'again'")
+
+
 def test_the_serving_registry(store: Store) -> None:
     serving.mark(store, "w1", 0)
     serving.mark(store, "w1", 3)

@@ -5,7 +5,9 @@ A backup is a file anyone may have edited, so it must hold exactly what geo itse
 * a whole-number ``schema_version`` this geo understands;
 * no SQLite object the store does not create: no view, no foreign trigger (one firing on the
   next write could delete a layer), no index or table of its own; the store's own triggers and
-  indexes only with the SQL the store creates them with. The expected objects are those a new
+  indexes only with the SQL the store creates them with (the write guard's ``geo_guard_*``
+  triggers and ``geo_writer`` table included: a backup whose guard was weakened is refused, one
+  made before the guard existed is restored and guarded). The expected objects are those a new
   store creates (`geo.store.schema.initialise` on an empty in-memory database);
 * every layer table with exactly its columns (those of `geo.model.TABLES`, and ``fid``/``geom``);
 * every row as a write would accept it (`geo.store.records.prepare_table`): geometries that

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from geo.model import TABLES
-from geo.store import sqlite_admin
+from geo.store import gpkg_guard, sqlite_admin
 from geo.store.schema import initialise, now
 from geo.store.sqlite import BUSY_TIMEOUT_S
 
@@ -27,7 +27,9 @@ def editing(path: Path) -> Iterator[sqlite3.Cursor]:
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("BEGIN IMMEDIATE")
         try:
+            gpkg_guard.begin(conn.cursor())  # the copy carries the live store's write guard
             yield conn.cursor()
+            gpkg_guard.end(conn.cursor())
         except BaseException:
             conn.execute("ROLLBACK")
             raise

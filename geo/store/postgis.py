@@ -54,7 +54,15 @@ from geo.store.base import (
     VersionInfo,
     read_tables,
 )
-from geo.store.postgis_schema import CHANNEL, WRITE_LOCK_KEY, initialise
+from geo.store.postgis_schema import (
+    CHANNEL,
+    GUARD_COUNT,
+    GUARD_SETTING,
+    GUARDED,
+    WRITE_LOCK_KEY,
+    guard,
+    initialise,
+)
 from geo.store.records import PreparedTable, prepare_table, typed_column
 from geo.store.schema import HISTORY_COLUMNS, HISTORY_TABLE, now, quote
 
@@ -90,9 +98,11 @@ class PostGISStore(AccountsMixin):
         self._listen_lock = threading.Lock()
         self._listener: psycopg.Connection | None = None
         self._closed = False
+        self._initialised = False  # until then initialise() creates the guard
         try:
             with self._write() as cur:
                 initialise(cur)
+            self._initialised = True
         except BaseException:
             self.close()
             raise
@@ -150,7 +160,12 @@ class PostGISStore(AccountsMixin):
     def _write(self) -> Iterator[psycopg.Cursor]:
         """A write transaction holding the store's write lock (all replicas serialize)."""
         with self._checkout() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            row = cur.execute(  # the lock, the write guard's pass and its check (postgis_schema)
+                f"SELECT pg_advisory_xact_lock(%s), set_config(%s, 'on', true), ({GUARD_COUNT})",
+                (WRITE_LOCK_KEY, GUARD_SETTING),
+            ).fetchone()
+            if row is not None and row[2] < len(GUARDED) and self._initialised:
+                guard(cur)  # someone dropped a guard trigger: restored, and said so
             yield cur
 
     @contextlib.contextmanager

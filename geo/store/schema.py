@@ -5,7 +5,9 @@ feature table per layer of `geo.model.LAYERS` (``fid`` primary key, ``geom`` Geo
 blob, one column per model field, a UNIQUE index on ``id``) and an ``attributes`` table for
 officers. Our own bookkeeping lives in ``geo_meta`` (``schema_version``), ``geo_versions`` (the
 history), ``geo_table_stamps`` (a random stamp per table write) and ``community_history`` (one
-row per version of a community, created on the first recorded version).
+row per version of a community, created on the first recorded version). The write guard
+(`geo.store.gpkg_guard`: the ``geo_writer`` marker and ``geo_guard_*`` triggers) is created with
+the tables it guards, so a file written before it gets it on its first open.
 
 Every function here takes the cursor of an open transaction (see `geo.store.sqlite`).
 """
@@ -18,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from geo.model import TABLES, LayerSpec
-from geo.store import sqlite_admin
+from geo.store import gpkg_guard, sqlite_admin
 from geo.store.base import SRS_ID, StoreSchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the write guard (geo.store.gpkg_guard), which geo 1 would trip on
 GPKG_APPLICATION_ID = 0x47504B47  # 'GPKG'
 GPKG_USER_VERSION = 10300  # GeoPackage 1.3.0
 _OLD_GPKG_IDS = (0x47503130, 0x47503131)  # 'GP10', 'GP11' (GeoPackage 1.0 / 1.1)
@@ -147,9 +149,10 @@ def initialise(cur: sqlite3.Cursor, path: Path) -> bool:
         "organization_coordsys_id, definition, description) VALUES (?, ?, ?, ?, ?, ?)",
         _SRS_ROWS,
     )
-    cur.execute(
-        "INSERT OR IGNORE INTO geo_meta (key, value) VALUES ('schema_version', ?)",
-        (str(SCHEMA_VERSION),),
+    cur.execute(  # an older file is upgraded (what it lacks is added below)
+        "INSERT INTO geo_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) "
+        "DO UPDATE SET value = excluded.value WHERE CAST(value AS INTEGER) < ?",
+        (str(SCHEMA_VERSION), SCHEMA_VERSION),
     )
     sqlite_admin.ensure_schema(cur)  # users, tokens, the audit log, the serving registry
     cur.execute(  # a new random stamp per table write: snapshots re-read changed tables
@@ -161,6 +164,7 @@ def initialise(cur: sqlite3.Cursor, path: Path) -> bool:
         [(name, secrets.token_hex(8)) for name in TABLES],
     )
     _ensure_layers(cur, existing)
+    gpkg_guard.protect_all(cur)  # writes from other programs are refused (gpkg_guard)
     return header_written
 
 
@@ -236,6 +240,7 @@ def _create_table(
     cols += [f"{quote(f.name)} {_SQL_TYPES[f.type]}" for f in spec.fields]
     cur.execute(f"CREATE TABLE {quote(name)} ({', '.join(cols)})")
     cur.execute(f"CREATE UNIQUE INDEX {quote(name + '_id_unique')} ON {quote(name)} (id)")
+    gpkg_guard.protect(cur, name)
 
 
 def _add_missing_columns(cur: sqlite3.Cursor, name: str, spec: LayerSpec) -> None:
@@ -297,6 +302,7 @@ def ensure_history(cur: sqlite3.Cursor) -> None:
         f"CREATE UNIQUE INDEX {HISTORY_TABLE}_version_unique "
         f"ON {HISTORY_TABLE} (community_id, version)"
     )
+    gpkg_guard.protect(cur, HISTORY_TABLE)
     cur.execute(
         "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
         "description, last_change, srs_id) VALUES (?, 'features', ?, ?, ?, ?)",

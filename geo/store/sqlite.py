@@ -30,7 +30,9 @@ Durability and concurrency
   error): a crash or ``kill -9`` mid-write leaves the previous version intact.
 * One connection per thread (``threading.local``); writers in this process are serialised by a
   lock, writers in other processes by SQLite's lock and a busy timeout.
-* GDAL/QGIS may read (or even edit) the file from *other processes* at any time. Do not open it
+* GDAL/QGIS may read the file from *other processes* at any time; their writes are refused
+  by the file itself (`geo.store.gpkg_guard`: triggers that let only geo's own write
+  transactions through, set up by `_Transaction`). Do not open it
   with pyogrio/GDAL *inside a process that holds an open SQLiteStore*: GDAL links its own copy
   of SQLite, and two SQLite copies in one process defeat each other's POSIX locks (GDAL closing
   its handle deletes the WAL under our connections: "disk I/O error"). Read through
@@ -53,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from geo.model import COMMUNITIES, TABLES
-from geo.store import sqlite_admin
+from geo.store import gpkg_guard, sqlite_admin
 from geo.store.accounts import AccountsMixin
 from geo.store.base import (
     SRS_ID,
@@ -516,6 +518,12 @@ class _Transaction:
             self.lock.acquire()
         try:
             self.conn.execute("BEGIN IMMEDIATE" if self.immediate else "BEGIN")
+            if self.immediate:
+                try:
+                    gpkg_guard.begin(self.conn.cursor())  # other programs' writes are refused
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
         except BaseException:
             if self.lock is not None:
                 self.lock.release()
@@ -526,6 +534,8 @@ class _Transaction:
         try:
             if exc_type is None:
                 try:
+                    if self.immediate:
+                        gpkg_guard.end(self.conn.cursor())
                     self.conn.execute("COMMIT")
                 except BaseException:
                     if self.conn.in_transaction:
