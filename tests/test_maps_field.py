@@ -202,6 +202,11 @@ def test_enterprise_dots_are_blue_above_buildings_and_open_their_popup(url, desk
         "a => (document.querySelector('.leaflet-popup-content') || {}).innerText.includes(a)",
         arg=str(row["address"].iloc[0]),
     )  # completed with the address from /enterprises/{id}/owner
+    chain = str(row["chain"].iloc[0])  # not in the tile: fetched from the feature by id
+    desktop.page.wait_for_function(
+        "a => (document.querySelector('.leaflet-popup-content') || {}).innerText.includes(a)",
+        arg=chain,
+    )
     desktop.shot("district-enterprise-popup-desktop")
     assert desktop.errors == []
 
