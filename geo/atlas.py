@@ -356,10 +356,12 @@ def _positions(ids: pd.Series, keys: pd.Series) -> NDArray[np.int64]:
 
 
 def _projected(crs: str) -> bool:
+    kind = crs_mod.normalize_crs(crs)
+    if not kind.startswith("EPSG:"):
+        return False  # wgs84, cgcs2000, gcj02, bd09: degrees (and no pyproj to import)
     from pyproj import CRS
 
-    kind = crs_mod.normalize_crs(crs)
-    return kind.startswith("EPSG:") and not CRS.from_user_input(kind).is_geographic
+    return not CRS.from_user_input(kind).is_geographic
 
 
 def _far_reason(lon: float, lat: float, bounds: tuple[float, ...]) -> str:
