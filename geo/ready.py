@@ -13,10 +13,11 @@ Where: beside a GeoPackage, in ``<store>.gpkg.ready/``; for a PostGIS store in
 A folder that cannot be written is skipped (the index is built in memory, as before).
 
 The format (no pickle: the file may sit on a shared disk and is not trusted): the bytes
-``GEOREADY``, a little-endian uint32 header length, a JSON header (format, key, frame, bounds,
-the levels' ids/names/codes/kinds, and where each array lies), then the raw little-endian
-arrays (shortcut cells and candidates per level, parents, polygons as WKB, the combined cells
-and their table). Everything is checked on load (sizes, dtypes, value ranges, geometry types);
+``GEOREADY``, the JSON header's length and CRC-32 (little-endian uint32), the header (format,
+key, frame, bounds, the levels' ids/names/codes/kinds, where each array lies, the data's length
+and CRC-32), then the raw little-endian arrays (shortcut cells and candidates per level,
+parents, polygons as WKB, the combined cells and their table). Everything is checked on load
+(checksums, length, sizes, dtypes, value ranges, geometry types);
 a file that fails any check, is truncated, corrupt or another store's is ignored and rebuilt.
 Files are written to a temporary name and renamed into place; the newest `KEEP` per store stay.
 """
@@ -30,6 +31,7 @@ import math
 import os
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 KEEP = 3  # files kept per store (the newest)
 MAGIC = b"GEOREADY"
+_PREFIX = len(MAGIC) + 8  # the magic, the header's length and its CRC-32 (uint32 each)
 SUFFIX = ".ready"
 _ALIGN = 64
 _MAX_HEADER = 256 << 20
@@ -206,14 +209,20 @@ def _write(out: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> N
     for name, array in arrays.items():
         places[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset}
         offset += _aligned(array.nbytes)
-    header = {**header, "arrays": places}
-    text = json.dumps(header, ensure_ascii=False, allow_nan=True).encode()
-    start = _aligned(len(MAGIC) + 4 + len(text))
-    out.write(MAGIC + struct.pack("<I", len(text)) + text)
-    out.write(b"\0" * (start - len(MAGIC) - 4 - len(text)))
+    blobs = []
+    crc = 0
     for array in arrays.values():
         data = np.ascontiguousarray(array).tobytes()
-        out.write(data + b"\0" * (_aligned(len(data)) - len(data)))
+        blob = data + b"\0" * (_aligned(len(data)) - len(data))
+        crc = zlib.crc32(blob, crc)
+        blobs.append(blob)
+    header = {**header, "arrays": places, "crc32": crc, "bytes": offset}
+    text = json.dumps(header, ensure_ascii=False, allow_nan=True).encode()
+    start = _aligned(_PREFIX + len(text))
+    out.write(MAGIC + struct.pack("<II", len(text), zlib.crc32(text)) + text)
+    out.write(b"\0" * (start - _PREFIX - len(text)))
+    for blob in blobs:
+        out.write(blob)
 
 
 def _aligned(n: int) -> int:
@@ -278,17 +287,26 @@ def _decode(data: bytes, key: str, version: int) -> Locator:
 
 
 def _header(data: bytes) -> tuple[dict[str, Any], int]:
-    """The JSON header and where the arrays start."""
-    if len(data) < len(MAGIC) + 4 or not data.startswith(MAGIC):
+    """The JSON header (its checksum right) and where the arrays start (the padding zero, the
+    data's length and checksum right)."""
+    if len(data) < _PREFIX or not data.startswith(MAGIC):
         raise Unfit("not a ready file")
-    (length,) = struct.unpack_from("<I", data, len(MAGIC))
-    end = len(MAGIC) + 4 + length
+    length, crc = struct.unpack_from("<II", data, len(MAGIC))
+    end = _PREFIX + length
     if length > _MAX_HEADER or end > len(data):
         raise Unfit("truncated header")
-    header = json.loads(data[len(MAGIC) + 4 : end].decode())
+    text = data[_PREFIX:end]
+    if zlib.crc32(text) != crc:
+        raise Unfit("corrupt header: its checksum differs")
+    header = json.loads(text.decode())
     if not isinstance(header, dict) or not isinstance(header.get("arrays"), dict):
         raise Unfit("header")
-    return header, _aligned(end)
+    start = _aligned(end)
+    if data[end:start].strip(b"\0") or header.get("bytes") != len(data) - start:
+        raise Unfit("truncated (or grown) data")
+    if header.get("crc32") != zlib.crc32(memoryview(data)[start:]):
+        raise Unfit("corrupt data: its checksum differs")
+    return header, start
 
 
 def _frame(values: Any) -> Frame:
