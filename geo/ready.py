@@ -81,6 +81,12 @@ def identity(location: str) -> str:
     return describe(location) if is_database_url(location) else os.path.realpath(location)
 
 
+def location_of(store: Store) -> str:
+    """The location a store was opened at: a PostGIS store's URL, a GeoPackage's path."""
+    url = getattr(store, "url", None)
+    return url if isinstance(url, str) else os.fspath(store.path)  # type: ignore[attr-defined]
+
+
 def folder_for(location: str) -> Path:
     """Where the ready files of the store at ``location`` live (see the module doc)."""
     from geo.store import is_database_url
