@@ -236,14 +236,26 @@ def _aligned(n: int) -> int:
 
 
 def _prune(path: Path) -> None:
-    """Remove the store's older ready files (and stale temporaries), keeping the newest `KEEP`."""
+    """Remove the store's older ready files, keeping the newest `KEEP`, and temporaries an
+    interrupted writer left behind (an hour old)."""
     prefix = path.name.split("-", 1)[0] + "-"
     with contextlib.suppress(OSError):
         mine = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
         mine.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in [p for p in mine if p != path][KEEP - 1 :]:
+        stale = [p for p in path.parent.glob(".tmp-*" + SUFFIX) if _age(p) > 3600]
+        for old in [p for p in mine if p != path][KEEP - 1 :] + stale:
             with contextlib.suppress(OSError):
                 old.unlink()
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` was last written (0 when it is gone)."""
+    import time
+
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 # -- reading, as untrusted input -------------------------------------------------------------

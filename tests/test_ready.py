@@ -58,7 +58,8 @@ def _open(location: str) -> Store:
 
 def _files(location: str) -> list[Path]:
     folder = ready.folder_for(location)
-    return sorted(folder.glob("*" + ready.SUFFIX)) if folder.is_dir() else []
+    found = folder.glob("*" + ready.SUFFIX) if folder.is_dir() else []
+    return sorted(p for p in found if not p.name.startswith("."))
 
 
 def _fresh(store: Store) -> Locator:
@@ -424,6 +425,13 @@ def test_pruning_keeps_a_few_per_store(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("GEO_CACHE_DIR", raising=False)
     location = str(tmp_path / "small.gpkg")
     _fill(location)
+    folder = ready.folder_for(location)
+    folder.mkdir()
+    left = folder / f".tmp-crashed{ready.SUFFIX}"  # an interrupted writer's, two hours old
+    left.write_bytes(b"GEOREADY")
+    os.utime(left, (left.stat().st_atime - 7200, left.stat().st_mtime - 7200))
+    fresh_tmp = folder / f".tmp-writing{ready.SUFFIX}"  # another writer's, being written now
+    fresh_tmp.write_bytes(b"GEOREADY")
     store = _open(location)
     try:
         for i in range(ready.KEEP + 3):
@@ -437,7 +445,7 @@ def test_pruning_keeps_a_few_per_store(tmp_path: Path, monkeypatch) -> None:
     finally:
         store.close()
     assert len(_files(location)) == ready.KEEP
-    assert not list(ready.folder_for(location).glob(".tmp-*"))
+    assert list(folder.glob(".tmp-*")) == [fresh_tmp]
 
 
 # -- the commands -----------------------------------------------------------------------------
