@@ -132,6 +132,14 @@ def run_timed(cmd: list[str]) -> tuple[float, int]:
     return seconds, peak
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def stats(values: list[float]) -> str:
     return f"min {min(values):.2f}  median {statistics.median(values):.2f}  max {max(values):.2f}"
 
@@ -162,19 +170,27 @@ def compare(atlas_dir: Path, db: str, atlas: Atlas, rows: int, rounds: int) -> N
     print(f"ours, cold (no ready atlas yet: built and written): {cold:.2f} s", flush=True)
     ours: list[float] = []
     peer: list[float] = []
+    cpu: dict[str, list[float]] = {"ours": [], "peer": []}
     for i in range(rounds):
         for name, cmd, times in (("ours", ours_cmd, ours), ("peer", peer_cmd, peer))[
             :: 1 if i % 2 == 0 else -1
         ]:
+            before = children_cpu()
             seconds, _ = run_timed(cmd)
+            cpu[name].append(children_cpu() - before)
             times.append(seconds)
-            print(f"round {i + 1}: {name} {seconds:.2f} s", flush=True)
+            print(f"round {i + 1}: {name} {seconds:.2f} s ({cpu[name][-1]:.2f} CPU s)", flush=True)
     ratios = [p / o for p, o in zip(peer, ours, strict=True)]
+    cpu_ratios = [p / o for p, o in zip(cpu["peer"], cpu["ours"], strict=True)]
     print(f"\n{rows:,} rows, CSV to CSV, end to end, {rounds} interleaved rounds (s):")
     print(f"  load average now           {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"  ours (geo assign)          {stats(ours)}")
     print(f"  pandas + geopandas sjoin   {stats(peer)}")
     print(f"  ratio peer/ours            {stats(ratios)}  (x faster)")
+    print("CPU seconds (user + system of the process tree; a shared machine disturbs them less):")
+    print(f"  ours (geo assign)          {stats(cpu['ours'])}")
+    print(f"  pandas + geopandas sjoin   {stats(cpu['peer'])}")
+    print(f"  ratio peer/ours            {stats(cpu_ratios)}")
     agree(atlas_dir / "ours.csv", atlas_dir / "peer.csv")
 
 
