@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 KEEP = 3  # files kept per store (the newest)
+KEEP_STORES = 4  # in a shared folder (PostGIS, GEO_CACHE_DIR): other stores' files kept, x KEEP
 MAGIC = b"GEOREADY"
 _PREFIX = len(MAGIC) + 8  # the magic, the header's length and its CRC-32 (uint32 each)
 SUFFIX = ".ready"
@@ -236,14 +237,17 @@ def _aligned(n: int) -> int:
 
 
 def _prune(path: Path) -> None:
-    """Remove the store's older ready files, keeping the newest `KEEP`, and temporaries an
+    """Remove the store's older ready files, keeping the newest `KEEP`; in a folder shared by
+    stores, the other stores' beyond the newest `KEEP_STORES` x `KEEP`; and temporaries an
     interrupted writer left behind (an hour old)."""
     prefix = path.name.split("-", 1)[0] + "-"
     with contextlib.suppress(OSError):
-        mine = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
-        mine.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        files = [p for p in path.parent.glob("*" + SUFFIX) if not p.name.startswith(".")]
+        files.sort(key=_age)  # newest first
+        mine = [p for p in files if p.name.startswith(prefix) and p != path]
+        others = [p for p in files if not p.name.startswith(prefix)]  # a shared folder
         stale = [p for p in path.parent.glob(".tmp-*" + SUFFIX) if _age(p) > 3600]
-        for old in [p for p in mine if p != path][KEEP - 1 :] + stale:
+        for old in mine[KEEP - 1 :] + others[KEEP_STORES * KEEP :] + stale:
             with contextlib.suppress(OSError):
                 old.unlink()
 

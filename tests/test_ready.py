@@ -495,3 +495,26 @@ def test_locate_and_assign_import_no_heavy_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_shared_folder_keeps_a_few_stores(tmp_path: Path, monkeypatch) -> None:
+    """PostGIS stores (and GEO_CACHE_DIR) share one folder: other stores' files are capped."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setenv("GEO_CACHE_DIR", str(shared))
+    count = ready.KEEP_STORES * ready.KEEP + 5
+    for i in range(count):  # other stores' files, oldest first
+        old = shared / f"{i:016x}-{'0' * 32}{ready.SUFFIX}"
+        old.write_bytes(b"GEOREADY")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    location = str(tmp_path / "small.gpkg")
+    _fill(location)
+    store = _open(location)
+    try:
+        ready.locator(store, location)
+    finally:
+        store.close()
+    left = sorted(p.name for p in shared.iterdir())
+    assert len(left) == ready.KEEP_STORES * ready.KEEP + 1  # theirs, newest, and this store's
+    assert f"{count - 1:016x}-{'0' * 32}{ready.SUFFIX}" in left
+    assert f"{0:016x}-{'0' * 32}{ready.SUFFIX}" not in left
