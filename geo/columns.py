@@ -19,12 +19,10 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from geo.io import InputError
 from geo.model import LayerSpec
 
 # Per field of ours, the names sources give it (compared after `_key`), most specific first.
@@ -178,11 +176,15 @@ def match_columns(
     used: dict[str, str] = {}
     for ours, theirs in (overrides or {}).items():
         if ours not in wanted:
+            from geo.io import InputError  # here: `geo assign` needs no geo.io until it fails
+
             raise InputError(
                 f"--field {ours}={theirs}: {spec.name} has no field {ours!r}; "
                 f"its fields are {', '.join(wanted)}"
             )
         if theirs not in columns and _key(theirs) not in by_key:
+            from geo.io import InputError
+
             raise InputError(
                 f"--field {ours}={theirs}: the source has no column {theirs!r}; "
                 f"its columns are {', '.join(map(str, columns))}"
@@ -232,6 +234,8 @@ def conform(
 ) -> tuple[pd.DataFrame, ColumnMatch]:
     """The source frame with our column names (unmatched fields absent), road classes mapped
     and every row given a stable id; and the `ColumnMatch` saying what was used."""
+    import geopandas as gpd
+
     match = match_columns(list(frame.columns), spec, overrides, extra=extra)
     out = pd.DataFrame(
         {ours: frame[theirs].astype(object).to_numpy() for ours, theirs in match.used.items()},
@@ -307,6 +311,8 @@ def _key_text(value: object, prefix: str) -> str | None:
 
 def _content_hashes(frame: pd.DataFrame, conformed: pd.DataFrame, rows: list[int]) -> list[str]:
     """12 hex digits of SHA-1 over each row's conformed fields and its geometry's WKB."""
+    import geopandas as gpd
+
     fields = [c for c in conformed.columns if c != "id"]
     cells = conformed.iloc[rows][fields].to_numpy(dtype=object)
     values = ["\x1f".join("" if pd.isna(v) else str(v) for v in row) for row in cells]
@@ -332,6 +338,8 @@ def find_coordinates(
     overrides = {k: v for k, v in (("lon", lon), ("lat", lat)) if v is not None}
     used = match_columns(columns, _POINTS, overrides, extra=("lon", "lat")).used
     if "lon" not in used or "lat" not in used:
+        from geo.io import InputError
+
         lacking = [k for k in ("lon", "lat") if k not in used]
         raise InputError(
             f"no {'/'.join(lacking)} column among {', '.join(map(str, columns))}; name the "

@@ -15,14 +15,16 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
 
 from geo.errors import InvalidInput
+
+if TYPE_CHECKING:  # pyproj is imported where an EPSG code is used (`geo locate` needs none)
+    from pyproj import Transformer
 
 METRIC_CRS = "EPSG:4549"
 NAMED_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
@@ -92,6 +94,9 @@ def normalize_crs(name: str) -> str:
         return _ALIASES[key]
     code = key.removeprefix("urn:ogc:def:crs:epsg::").removeprefix("epsg:")
     if code.isdigit():
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
         try:
             CRS.from_epsg(int(code))
         except CRSError as exc:
@@ -400,4 +405,6 @@ def as_arrays(lon: ArrayLike, lat: ArrayLike) -> Coords:
 
 @lru_cache(maxsize=32)
 def _transformer(src: str, dst: str) -> Transformer:
+    from pyproj import Transformer
+
     return Transformer.from_crs(src, dst, always_xy=True)

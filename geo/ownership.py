@@ -19,10 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import shapely
 from numpy.typing import NDArray
-from scipy import ndimage
 
 NONE = -1  # no owner
 _EXACT = -2  # raster marker: a boundary touches this cell, test the point exactly
@@ -194,6 +192,26 @@ class PolygonIndex:
         self.frame = frame
         self.window = None if frame is None else Window.whole(frame)  # the cells last rastered
         self.shortcuts = _shortcuts(self, frame) if frame is not None and len(self.geoms) else None
+
+    @classmethod
+    def from_parts(
+        cls,
+        geoms: NDArray[np.object_],
+        parent: IntArray | None,
+        frame: Frame,
+        shortcuts: Shortcuts | None,
+    ) -> PolygonIndex:
+        """The index of ``geoms`` with the ``shortcuts`` an index built on ``frame`` computed
+        (`geo.ready` keeps them on disk): the raster is not computed again."""
+        index = object.__new__(cls)
+        index.geoms = np.asarray(geoms, dtype=object)
+        index.parent = None if parent is None else np.asarray(parent, dtype=np.int64)
+        shapely.prepare(index.geoms)
+        index.tree = shapely.STRtree(index.geoms)
+        index.frame = frame
+        index.window = Window.whole(frame)
+        index.shortcuts = shortcuts if len(index.geoms) else None
+        return index
 
     def __len__(self) -> int:
         return len(self.geoms)
@@ -397,6 +415,8 @@ def _shortcuts(index: PolygonIndex, frame: Frame) -> Shortcuts:
 def _raster(index: PolygonIndex, window: Window) -> tuple[NDArray[np.int32], IntArray, IntArray]:
     """The shortcut codes of the cells of ``window`` (row by row) — an owner, NONE, or
     ``_EXACT - k`` for its k-th boundary cell — and the CSR candidates of those k cells."""
+    from scipy import ndimage  # here: a ready atlas (geo.ready) never rasters, nor imports it
+
     frame = index.frame
     assert frame is not None
     # Boundary vertices at most half a cell apart: a segment then touches only cells within
@@ -469,6 +489,20 @@ class Hierarchy:
         self.levels = levels  # (index, position of its parent level or None)
         self.combo, self.table = _combine(frame, levels)
         self.mixed_row = len(self.table[0]) - 1
+
+    @classmethod
+    def from_parts(
+        cls,
+        frame: Frame,
+        levels: list[tuple[PolygonIndex, int | None]],
+        combo: NDArray[np.int32],
+        table: list[IntArray],
+    ) -> Hierarchy:
+        """The hierarchy whose combined cells (`_combine`) were computed before (`geo.ready`)."""
+        new = object.__new__(cls)
+        new.frame, new.levels, new.combo, new.table = frame, levels, combo, table
+        new.mixed_row = len(table[0]) - 1
+        return new
 
     def updated(self, levels: list[tuple[PolygonIndex, int | None]], window: Window) -> Hierarchy:
         """This hierarchy for ``levels`` whose shortcuts differ from its own only inside
@@ -561,6 +595,8 @@ def _distinct_rows(
 ) -> tuple[IntArray, IntArray]:
     """The distinct rows of owners (one column per level; `_MIXED` everywhere for mixed cells)
     and each cell's row among them."""
+    import pandas as pd  # here: a ready atlas (geo.ready) never combines, nor imports it
+
     radix = [len(index) + 1 for index, _ in levels]
     if float(np.prod(radix, dtype=np.float64)) < 2**62:  # one integer per row: hash them
         key = np.zeros(len(mixed), dtype=np.int64)

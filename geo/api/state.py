@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
+from geo import ready
 from geo.atlas import Atlas
 from geo.store import serving
 from geo.store.base import Snapshot, Store
@@ -85,7 +86,8 @@ class AtlasHolder:
         self.worker = serving.new_worker_id()
         self._build = threading.Lock()  # for `check` without a watcher
         self._snapshot = store.snapshot()
-        self._atlas = Atlas(self._snapshot)
+        # the first atlas's index from the store's ready file when it has one (`geo.ready`)
+        self._atlas = ready.atlas(self._snapshot, ready.location_of(store))
         for _ in ready_steps(self._atlas):
             pass
         self._loop: asyncio.AbstractEventLoop | None = None

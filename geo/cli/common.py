@@ -8,9 +8,10 @@ own mistakes (a malformed option).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -19,9 +20,15 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 from typer.exceptions import Abort
 
-from geo import io as geo_io
 from geo.errors import GeoError
-from geo.settings import Settings
+
+if TYPE_CHECKING:  # each command imports what it needs when it runs: `geo locate` starts fast
+    from geo import io as geo_io
+    from geo.atlas import Atlas, Locator
+    from geo.settings import Settings
+
+#: the store when neither ``--db`` nor ``GEO_DB`` says (`geo.settings.Settings.db`'s default)
+DEFAULT_DB = "geo.gpkg"
 
 out = Console(soft_wrap=True)  # messages are never wrapped: paths stay whole, greppable
 err = Console(stderr=True, soft_wrap=True)
@@ -99,8 +106,21 @@ def fail(message: str) -> typer.Exit:
 
 def settings_for(db: str | None) -> Settings:
     """The settings from ``GEO_`` variables, with ``--db`` over ``GEO_DB`` when given."""
+    from geo.settings import Settings
+
     settings = Settings()
     return settings.model_copy(update={"db": db}) if db else settings
+
+
+def store_location(db: str | None) -> str:
+    """The store: ``--db``, else ``GEO_DB`` (any case, as `settings_for` reads it), else
+    `DEFAULT_DB`, without loading the settings machinery (pydantic-settings)."""
+    if db:
+        return db
+    for name, value in os.environ.items():
+        if name.upper() == "GEO_DB":
+            return value
+    return DEFAULT_DB
 
 
 def open_store_at(db: str):
@@ -119,13 +139,27 @@ def existing_store(db: str):
     return open_store_at(db)
 
 
-def atlas_at(db: str):
-    """The atlas of the store's latest version (exit 2 when there is no store)."""
-    from geo.atlas import Atlas
+def atlas_at(db: str) -> Atlas:
+    """The atlas of the store's latest version (exit 2 when there is no store); its ownership
+    index from the store's ready file when there is one (`geo.ready`)."""
+    from geo import ready
 
     store = existing_store(db)
     try:
-        return Atlas(store.snapshot())
+        return ready.atlas(store.snapshot(), db)
+    finally:
+        store.close()
+
+
+def locator_at(db: str) -> Locator:
+    """Ownership at the store's latest version, for commands that only locate (`geo locate`,
+    `geo assign`): loaded from the store's ready file (`geo.ready`) in milliseconds, else
+    built from the polygon tables alone and written for the next command."""
+    from geo import ready
+
+    store = existing_store(db)
+    try:
+        return ready.locator(store, db)
     finally:
         store.close()
 
@@ -175,6 +209,8 @@ SourceLayerOption = Annotated[
 
 def read_layer(path: str, layer: str, source_layer: str | None = None):
     """A layer from any source (columns found, ids derived); its issues printed as warnings."""
+    from geo import io as geo_io
+
     frame, issues, _ = geo_io.read_layer_source(path, layer, source_layer=source_layer)
     for issue in issues:
         err.print(f"[yellow]warning[/yellow] {path}: {issue_line(issue)}", highlight=False)
@@ -191,7 +227,7 @@ def served(store, version: int) -> list[str]:
     ``version``; warnings for those still behind and for replicas not waited for (silent)."""
     from geo.store import serving
 
-    timeout = Settings().publish_timeout_seconds
+    timeout = settings_for(None).publish_timeout_seconds
     return serving.wait_published(store, version, timeout).warnings(timeout)
 
 

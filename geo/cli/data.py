@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TimeRemainingColumn,
-)
 
-from geo import io as geo_io
-from geo import visibility
 from geo.cli.common import (
     DbOption,
     FieldOption,
@@ -35,8 +27,9 @@ from geo.cli.common import (
 from geo.cli.root import app
 from geo.errors import InvalidInput
 from geo.model import TABLES
-from geo.service.imports import import_layer
-from geo.service.load import LoadRefused, load_directory
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def load_reported(
@@ -49,6 +42,8 @@ def load_reported(
     fields: dict[str, str] | None = None,
 ) -> int:
     """`load_directory` into the store at ``db``, reported as `geo load` does; the new version."""
+    from geo.service.load import LoadRefused, load_directory
+
     try:
         result = load_directory(db, data, strict=strict, crs=crs, fields=fields, publish=served)
     except LoadRefused as refused:
@@ -108,6 +103,8 @@ def import_cmd(
     db: DbOption = None,
 ) -> None:
     """Replace (or add to) one layer of the store from any source, in one new version."""
+    from geo.service.imports import import_layer
+
     store_db = settings_for(db).db
     store = open_store_at(store_db)
     try:
@@ -137,6 +134,8 @@ def _export_tiles(
 ) -> None:
     """Write the vector tiles of ``layers`` (default all) as a PMTiles archive, with the
     fields ``role`` may see (`geo.visibility`; anonymous: public, as the service's tiles)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
     from geo import tiles
 
     atlas = atlas_at(db)
@@ -177,6 +176,8 @@ def export(
     A layer is written whole (every field, employees and phones included): the operator runs
     this on the store itself. Tiles carry public fields only unless ``--role`` says otherwise,
     since a PMTiles archive is usually published."""
+    from geo import visibility
+
     if layer == "tiles":
         if role not in visibility.RANK:
             raise fail(f"unknown role {role!r}: use one of {', '.join(visibility.RANK)}")
@@ -193,9 +194,11 @@ def export(
     out.print(f"{len(frame)} {layer} → {output}", highlight=False)
 
 
-def _write_table(layer: str, frame, output: Path) -> None:
+def _write_table(layer: str, frame: pd.DataFrame, output: Path) -> None:
     """Write ``frame`` as ``output``'s suffix says: .csv for any table, .geojson (or .json)
     for the tables with geometry (every one but officers); exit 2 naming what works."""
+    from geo import io as geo_io
+
     suffix = output.suffix.lower()
     spatial = TABLES[layer].geometry is not None
     if suffix == ".csv":

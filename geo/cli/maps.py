@@ -6,13 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from geo.cli.common import DbOption, atlas_at, err, out, settings_for
 from geo.cli.root import app
@@ -33,6 +26,14 @@ def maps_build(
     and without internet (with --basemap none); every layer is inline (no vector tiles).
     """
     import shutil
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from geo import maps
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from geo import io as geo_io
 from geo.cli.common import DbOption, atlas_at, out, print_json, settings_for
 from geo.cli.root import app
 
@@ -22,6 +21,7 @@ def check(
 ) -> None:
     """Topology report: overlaps, gaps, slivers, invalid rings between the communities of each
     street and the grids of each community. Exit 0 when clean, 1 when problems exist."""
+    from geo import io as geo_io
     from geo.boundaries.topology import check_district
 
     if data is not None:

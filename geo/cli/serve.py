@@ -8,14 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskProgressColumn,
-    TimeRemainingColumn,
-)
 
-from geo.cli.common import DbOption, atlas_at, err, fail, out, settings_for
+from geo.cli.common import DbOption, err, fail, locator_at, out, settings_for, store_location
 from geo.cli.data import load_reported
 from geo.cli.root import app
 
@@ -126,7 +120,7 @@ def locate(
 
     from geo.service.locate import locate_points
 
-    atlas = atlas_at(settings_for(db).db)
+    atlas = locator_at(store_location(db))
     found = locate_points(atlas, np.array([lon]), np.array([lat]), crs)[0]
     answer = {"point": found.pop("point"), **found}  # the point first, as it is read
     out.print_json(json.dumps(answer, ensure_ascii=False))
@@ -163,6 +157,8 @@ def assign(
     db: DbOption = None,
 ) -> None:
     """Add street_id, community_id, grid_id, microgrid_id, status and reason to every row."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
     from geo.service.assign import Options, assign_table
 
     if engine not in ("local", "dask"):
@@ -183,7 +179,7 @@ def assign(
             if engine == "dask":
                 summary = _assign_on_dask(src, output, options, scheduler, workers, db, report)
             else:
-                atlas = atlas_at(settings_for(db).db)
+                atlas = locator_at(store_location(db))
                 summary = assign_table(atlas, src, output, options, report)
         except OSError as exc:  # not a GeoError: the file system's own message
             raise fail(str(exc)) from exc

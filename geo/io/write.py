@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.cells import FORMULA_START, defuse_formula
 from geo.io.geojson import _orient
 from geo.io.rows import WGS84, _plain_records
 
-_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CSV_FORMULA_START = FORMULA_START
 
 
 def write_geojson(frame: gpd.GeoDataFrame, path: str | os.PathLike[str]) -> None:
@@ -75,17 +76,6 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
         return "'" + value  # a text column: quote even numeric-looking text (+86…)
     return value
-
-
-def defuse_formula(text: str) -> str:
-    """An untyped CSV cell: text that Excel would run as a formula (``=cmd|…``, ``@SUM(…)``)
-    gets a leading quote; numbers such as ``-120.5`` stay as they are."""
-    if text.startswith(_CSV_FORMULA_START):
-        try:
-            float(text)
-        except ValueError:
-            return "'" + text
-    return text
 
 
 def _json_default(value: Any) -> Any:

@@ -135,9 +135,11 @@ def assign_batch(
     status = np.where(valid, np.where(owners["community"] >= 0, 0, 1), 2).astype(np.int8)
     reasons.set_where_empty(status == 1, OUTSIDE)
     ids = _id_arrays(atlas)
-    columns = [
+    columns = [  # int32 indices made by numpy: Arrow takes them without a checked cast
         pa.DictionaryArray.from_arrays(
-            pa.array(np.where(owners[name] >= 0, owners[name], len(ids[name]) - 1), pa.int32()),
+            pa.array(
+                np.where(owners[name] >= 0, owners[name], len(ids[name]) - 1).astype(np.int32)
+            ),
             ids[name],
         )
         for name in LEVELS

@@ -27,9 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from geo import crs as crs_mod
-from geo.columns import find_coordinates
 from geo.errors import InvalidInput
-from geo.io import InputError
 from geo.service.assign_core import Layout
 
 BLOCK_BYTES = 4 << 20  # CSV text parsed at a time
@@ -90,9 +88,11 @@ def detect_encoding(path: Path, probe_bytes: int = 1 << 20) -> str:
 
 def layout_for(names: list[str], options: Options, src: Path, untyped: bool) -> Layout:
     """Find the coordinate (and crs) columns among ``names``; a BatchError naming them if not."""
+    from geo.columns import find_coordinates
+
     try:
         lon, lat = find_coordinates(names, options.lon_col, options.lat_col)
-    except InputError as exc:
+    except InvalidInput as exc:  # geo.io's InputError: no such columns
         raise BatchError(f"{src}: {exc}") from exc
     crs_col = None
     if options.crs is None and options.crs_col in names:

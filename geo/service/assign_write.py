@@ -22,14 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from geo.io import defuse_formula
+from geo.cells import FORMULA_START, defuse_formula
 from geo.service.assign_core import OUTPUT_COLUMNS, Layout, numbers
 from geo.service.assign_read import BatchError
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".xlsx")
 EXCEL_ROWS = 1_048_575  # a sheet's rows below its header
 _FORMULA_BYTES = np.zeros(256, dtype=bool)  # first bytes of cells Excel runs as formulas
-_FORMULA_BYTES[np.frombuffer(b"=+-@\t\r", dtype=np.uint8)] = True
+_FORMULA_BYTES[np.frombuffer("".join(FORMULA_START).encode(), dtype=np.uint8)] = True
 
 
 def check_output(dst: Path) -> str:

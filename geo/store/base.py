@@ -10,11 +10,9 @@ protocol: nothing outside a store implementation writes SQL. Two implementations
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from geo.errors import (
     Conflict,
@@ -24,6 +22,9 @@ from geo.errors import (
     Unavailable,
 )
 from geo.model import TABLES, LayerSpec
+
+if TYPE_CHECKING:  # the frames' type only: opening a store imports no pandas (geo.ready)
+    import pandas as pd
 
 SRS_ID = 4326  # every geometry a store holds is WGS84 longitude/latitude (EPSG:4326)
 
@@ -183,15 +184,21 @@ def read_tables(
     stamps: Mapping[str, str],
     reuse: Snapshot | None,
     read: Callable[[str, LayerSpec], pd.DataFrame],
+    only: Collection[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every table of `geo.model.TABLES`: shared with ``reuse`` where its stamp is unchanged,
-    else ``read(name, spec)`` (a store's reader, inside its read transaction)."""
+    """Every table of `geo.model.TABLES` (or those named in ``only``): shared with ``reuse``
+    where its stamp is unchanged, else ``read(name, spec)`` (a store's reader, inside its read
+    transaction)."""
     old = reuse.stamps if reuse is not None else {}
     return {
         name: reuse.tables[name]
-        if reuse is not None and name in stamps and old.get(name) == stamps[name]
+        if reuse is not None
+        and name in stamps
+        and old.get(name) == stamps[name]
+        and name in reuse.tables
         else read(name, spec)
         for name, spec in TABLES.items()
+        if only is None or name in only
     }
 
 
@@ -202,10 +209,17 @@ class Store(Protocol):
         """The latest committed version (0 for an empty store)."""
         ...
 
-    def snapshot(self, reuse: Snapshot | None = None) -> Snapshot:
-        """A consistent read of every table at the latest committed version; tables unchanged
-        since ``reuse`` (same stamp) are shared with it rather than read again. The frames
-        of a snapshot must not be modified."""
+    def snapshot(
+        self, reuse: Snapshot | None = None, only: Collection[str] | None = None
+    ) -> Snapshot:
+        """A consistent read of every table (or those named in ``only``) at the latest
+        committed version; tables unchanged since ``reuse`` (same stamp) are shared with it
+        rather than read again. The frames of a snapshot must not be modified."""
+        ...
+
+    def stamps(self) -> tuple[int, dict[str, str]]:
+        """The latest committed version and every table's stamp, read at once, without reading
+        any table (`geo.ready` keys its files by them): cheap."""
         ...
 
     def replace_all(

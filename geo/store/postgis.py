@@ -25,7 +25,8 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -237,14 +238,21 @@ class PostGISStore(AccountsMixin):
             )  # fmt: skip
         return version
 
-    def snapshot(self, reuse: Snapshot | None = None) -> Snapshot:
-        """All tables at the latest version; tables whose stamp equals their stamp in ``reuse``
-        are taken from it instead of read again."""
+    def snapshot(
+        self, reuse: Snapshot | None = None, only: Collection[str] | None = None
+    ) -> Snapshot:
+        """All tables (or those named in ``only``) at the latest version; tables whose stamp
+        equals their stamp in ``reuse`` (not written since) are taken from it instead of read
+        again."""
         with self._read() as cur:
-            version = _store_version(cur)
-            stamps = dict(cur.execute("SELECT table_name, stamp FROM geo_table_stamps").fetchall())
-            tables = read_tables(stamps, reuse, lambda name, spec: _read_table(cur, name, spec))
+            version, stamps = _stamps(cur)
+            tables = read_tables(stamps, reuse, partial(_read_table, cur), only)
         return Snapshot(version, tables, stamps)
+
+    def stamps(self) -> tuple[int, dict[str, str]]:
+        """The latest version and every table's stamp (one read, no table read)."""
+        with self._read() as cur:
+            return _stamps(cur)
 
     # -- community history and edits
 
@@ -563,3 +571,10 @@ if TYPE_CHECKING:  # mypy checks that PostGISStore has every method of the Store
     def _implements_store(store: PostGISStore) -> Store:
         """Compile-time only: a PostGISStore is a `Store`."""
         return store
+
+
+def _stamps(cur: psycopg.Cursor) -> tuple[int, dict[str, str]]:
+    """The store's version and every table's stamp, in the transaction of ``cur``."""
+    return _store_version(cur), dict(
+        cur.execute("SELECT table_name, stamp FROM geo_table_stamps").fetchall()
+    )

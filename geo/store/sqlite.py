@@ -46,13 +46,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 
 from geo.model import COMMUNITIES, TABLES
 from geo.store import gpkg_guard, sqlite_admin
@@ -74,7 +73,6 @@ from geo.store.base import (
     read_tables,
 )
 from geo.store.gpkg_blobs import decode_geometries, encode_geometries, register_functions
-from geo.store.records import PreparedTable, prepare_table
 from geo.store.schema import (
     HISTORY_COLUMNS,
     HISTORY_TABLE,
@@ -87,7 +85,11 @@ from geo.store.schema import (
     quote,
     store_version,
 )
-from geo.store.tables import gpkg_rows, has_feature_counts, read_table, replace_table
+
+if TYPE_CHECKING:  # geopandas is imported where tables are read or written (geo.store.tables):
+    import pandas as pd  # `stamps` (geo.ready) needs neither
+
+    from geo.store.records import PreparedTable
 
 # geo.backup checks a file's header and schema, and geo.cli.data catches the stale version,
 # through this module
@@ -211,6 +213,9 @@ class SQLiteStore(AccountsMixin):
         author and reason) for every community written. An audit row (``audit``: the API's
         request context, see `geo.store.users.audit_row`) is appended in the same transaction.
         """
+        from geo.store.records import prepare_table
+        from geo.store.tables import has_feature_counts, replace_table
+
         unknown = sorted(set(tables) - set(TABLES))
         if unknown:
             raise InvalidRecord(f"unknown tables {unknown}; the store holds {list(TABLES)}")
@@ -237,15 +242,23 @@ class SQLiteStore(AccountsMixin):
             )  # fmt: skip
         return version
 
-    def snapshot(self, reuse: Snapshot | None = None) -> Snapshot:
-        """All tables at the latest version; tables whose stamp equals their stamp in ``reuse``
-        (not written since) are taken from it instead of read again."""
+    def snapshot(
+        self, reuse: Snapshot | None = None, only: Collection[str] | None = None
+    ) -> Snapshot:
+        """All tables (or those named in ``only``) at the latest version; tables whose stamp
+        equals their stamp in ``reuse`` (not written since) are taken from it instead of read
+        again."""
+        from geo.store.tables import read_table
+
         with self._read() as cur:
-            conn = cur.connection
-            version = store_version(cur)
-            stamps = dict(cur.execute("SELECT table_name, stamp FROM geo_table_stamps"))
-            tables = read_tables(stamps, reuse, lambda name, spec: read_table(conn, name, spec))
+            version, stamps = _stamps(cur)
+            tables = read_tables(stamps, reuse, partial(read_table, cur.connection), only)
         return Snapshot(version, tables, stamps)
+
+    def stamps(self) -> tuple[int, dict[str, str]]:
+        """The latest version and every table's stamp (one read, no table read)."""
+        with self._read() as cur:
+            return _stamps(cur)
 
     # -- community history and edits
 
@@ -294,6 +307,8 @@ class SQLiteStore(AccountsMixin):
         community without history first gets its current row recorded as a "baseline" version.
         Returns ``(community version, store version)``.
         """
+        from geo.store.tables import read_table
+
         stamp = now()
         with self._write() as cur:
             current = community_version(cur, community_id)
@@ -357,6 +372,8 @@ class SQLiteStore(AccountsMixin):
 
     def export(self) -> StoreDump:
         """Everything but the serving registry, in one read transaction."""
+        from geo.store.tables import read_table
+
         with self._read() as cur:
             conn = cur.connection
             version = store_version(cur)
@@ -373,6 +390,9 @@ class SQLiteStore(AccountsMixin):
 
     def import_dump(self, dump: StoreDump, *, copy: bool, author: str, reason: str) -> int:
         """Write ``dump`` in one transaction (see `geo.store.base.Store.import_dump`)."""
+        from geo.store.records import prepare_table
+        from geo.store.tables import has_feature_counts, replace_table
+
         prepared = {name: prepare_table(name, dump.snapshot.tables.get(name)) for name in TABLES}
         stamp = now()
         with self._write() as cur:
@@ -456,6 +476,8 @@ def _record_loaded_communities(
     reason: str,
 ) -> None:  # fmt: skip
     """Append a "load" history version for every community just written."""
+    from geo.store.tables import gpkg_rows
+
     ensure_history(cur)
     latest = dict(
         cur.execute(f"SELECT community_id, MAX(version) FROM {HISTORY_TABLE} GROUP BY community_id")
@@ -495,6 +517,12 @@ def _write_communities(
     geometry: Any, stamp: str,
 ) -> None:  # fmt: skip
     """Rewrite the communities table with ``record`` (and ``geometry``) in place of ``hit``."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from geo.store.records import prepare_table
+    from geo.store.tables import has_feature_counts, replace_table
+
     row = gpd.GeoDataFrame([record], geometry=[geometry], crs=SRS_ID)
     rest = table.drop(index=hit) if len(hit) else table
     prepared = prepare_table("communities", pd.concat([rest, row], ignore_index=True))
@@ -553,3 +581,8 @@ if TYPE_CHECKING:  # mypy checks that SQLiteStore has every method of the Store 
     def _implements_store(store: SQLiteStore) -> Store:
         """Compile-time only: an SQLiteStore is a `Store` (a signature that differs fails)."""
         return store
+
+
+def _stamps(cur: sqlite3.Cursor) -> tuple[int, dict[str, str]]:
+    """The store's version and every table's stamp, in the transaction of ``cur``."""
+    return store_version(cur), dict(cur.execute("SELECT table_name, stamp FROM geo_table_stamps"))
