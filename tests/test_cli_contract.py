@@ -188,6 +188,7 @@ def test_serve_on_a_port_in_use_is_one_line_before_loading(tmp_path) -> None:
 
 
 # -- geo restore: what it says is true ---------------------------------------------------------
+@pytest.mark.slow  # a real `geo serve`
 def test_restore_reports_when_the_servers_answer_from_it(sample_db, tmp_path) -> None:
     import httpx
     from support import geo_serve, store_version

@@ -435,6 +435,7 @@ def pyogrio():
     return pyogrio
 
 
+@pytest.mark.slow  # GDAL reads the service in a process of its own
 def test_gdal_lists_the_collections(server, pyogrio) -> None:
     layers = pyogrio.list_layers(f"OAPIF:{server}")
     assert layers[:, 0].tolist() == list(LAYERS)
@@ -442,6 +443,7 @@ def test_gdal_lists_the_collections(server, pyogrio) -> None:
     assert kinds["roads"] == "LineString" and kinds["enterprises"] == "Point"
 
 
+@pytest.mark.slow  # GDAL reads the service in a process of its own
 @pytest.mark.parametrize("layer", list(LAYERS))
 def test_gdal_reads_every_feature(server, pyogrio, atlas, layer: str) -> None:
     table = atlas.tables[layer]
@@ -457,6 +459,7 @@ def test_gdal_reads_every_feature(server, pyogrio, atlas, layer: str) -> None:
     assert not set(hidden_fields(layer, "anonymous")) & set(df.columns)
 
 
+@pytest.mark.slow  # GDAL reads the service in a process of its own
 def test_gdal_bbox_and_filter(server, pyogrio, atlas) -> None:
     table = atlas.tables["buildings"]
     box = box_around(table, 300, 0.1)
@@ -467,6 +470,7 @@ def test_gdal_bbox_and_filter(server, pyogrio, atlas) -> None:
     assert len(df) == int((table["kind"] == "enterprise").sum())
 
 
+@pytest.mark.slow  # GDAL reads the service in a process of its own
 def test_gdal_reads_in_cgcs2000(server, pyogrio, atlas) -> None:
     """GDAL asks for EPSG:4490 (lat/lon on the wire) and gives lon/lat back: axis order agrees."""
     df = pyogrio.read_dataframe(f"OAPIF:{server}", layer="parks", max_features=5, CRS="EPSG:4490")

@@ -279,19 +279,3 @@ def test_scale_1_is_the_committed_sample(d, tmp_path):
     """``python -m geo.sample -o DIR`` writes geo/data/sample byte for byte."""
     for path in write_district(tmp_path, d):
         assert path.read_bytes() == (SAMPLE_DIR / path.name).read_bytes(), path.name
-
-
-def test_scale_doubles(d):
-    two = make_district(2)
-    for k in d:
-        assert len(two[k]) == 2 * len(d[k]), k
-    for layer in ("streets", "communities", "grids", "parks", "buildings"):
-        assert two[layer]["id"].is_unique
-    for layer in ("streets", "grids", "parks"):
-        assert two[layer]["code"].is_unique
-    codes = two["buildings"]["code"]
-    assert codes[codes != ""].is_unique
-    assert not two["communities"].duplicated(["street_id", "code"]).any()
-    assert two["enterprises"]["credit_code"].is_unique
-    streets = two["streets"].to_crs(crs.METRIC_CRS).geometry.to_numpy()
-    assert sum(shapely.area(streets)) == pytest.approx(shapely.union_all(streets).area, abs=2.0)

@@ -3,15 +3,18 @@ so a four-to text resolves within its copy and a four-to edit works at every sca
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import shapely
 
 from geo import crs
 from geo.boundaries.fourto import parse_four_to
-from geo.sample import copy_prefix, make_district, rename_four_to, write_district
+from geo.sample import LAYER_FILES, copy_prefix, make_district, rename_four_to, write_district
 from geo.service import boundaries
 from geo.service.boundaries import BoundaryDraft
+from geo.settings import SAMPLE_DIR
 
 SCALE = 3
 WEST = "东至信诚路、南至南环路、西至伟业路、北至江南大道"  # Torch with its west edge on 伟业路
@@ -74,6 +77,39 @@ def test_each_copy_has_its_own_names(three) -> None:
             assert head.value_counts().to_dict() == {
                 copy_prefix(c): len(frame) // SCALE for c in range(SCALE)
             }
+
+
+def sample_counts() -> dict[str, int]:
+    """Rows per layer and table of the district at scale 1: the committed sample, which is what
+    ``make_district(1)`` writes byte for byte (test_sample.py)."""
+    counts = {}
+    for layer in LAYER_FILES:
+        doc = json.loads((SAMPLE_DIR / f"{layer}.geojson").read_text(encoding="utf-8"))
+        counts[layer] = len(doc["features"])
+    for table in ("enterprises", "officers"):
+        rows = pd.read_csv(SAMPLE_DIR / f"{table}.csv", dtype=str, keep_default_na=False)
+        counts[table] = len(rows)
+    return counts
+
+
+def test_scale_multiplies_the_district(three) -> None:
+    """Each layer has ``SCALE`` times the rows of the district, ids and codes stay unique, and the
+    streets of the copies still tile without overlapping (checked on the ×3 district this module
+    builds anyway, not on a ×2 one of its own)."""
+    one = sample_counts()
+    assert set(three) == set(one)
+    for k in one:
+        assert len(three[k]) == SCALE * one[k], k
+    for layer in ("streets", "communities", "grids", "parks", "buildings"):
+        assert three[layer]["id"].is_unique
+    for layer in ("streets", "grids", "parks"):
+        assert three[layer]["code"].is_unique
+    codes = three["buildings"]["code"]
+    assert codes[codes != ""].is_unique
+    assert not three["communities"].duplicated(["street_id", "code"]).any()
+    assert three["enterprises"]["credit_code"].is_unique
+    streets = three["streets"].to_crs(crs.METRIC_CRS).geometry.to_numpy()
+    assert sum(shapely.area(streets)) == pytest.approx(shapely.union_all(streets).area, abs=2.0)
 
 
 def test_rename_four_to_prefixes_every_cited_name() -> None:

@@ -74,6 +74,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
         return True, got
 
 
+@pytest.mark.slow  # a real `geo serve`
 def test_connections_that_never_finish_their_headers_are_closed(served: int) -> None:
     """500 connections each send part of a request line and stop (slowloris); one sends
     nothing, one dribbles a byte every 0.4 s. All are answered 408 and closed within the 2 s
@@ -110,6 +111,7 @@ def test_connections_that_never_finish_their_headers_are_closed(served: int) -> 
     assert httpx.get(f"http://127.0.0.1:{served}/health").status_code == 200
 
 
+@pytest.mark.slow  # a real `geo serve`
 def test_light_requests_stay_fast_while_eight_clients_send_100k_point_batches(served) -> None:
     """A real `geo serve`: 8 threads send anonymous 100,000-point POST /locate (honouring
     Retry-After) while GET /locate is asked 20 times: the excess batches get 429 and GET

@@ -4,6 +4,7 @@ conformed by `geo.columns` and validated by `geo.io.read_layer_source`."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -27,10 +28,16 @@ OSM0 = 9_000_000_000  # the fixture GeoPackage's first osm_id
 _CN_CLASS = {"expressway": "快速路", "arterial": "主干路", "secondary": "次干路", "branch": "支路"}
 
 
-def sample_roads() -> gpd.GeoDataFrame:
-    """The sample's roads (its rivers and canals left out: a city's road file has none)."""
+@functools.cache
+def _sample_roads() -> gpd.GeoDataFrame:
     roads = gpd.read_file(SAMPLE_DIR / "roads.geojson")
     return roads[roads["class"].isin(list(_CN_CLASS))].reset_index(drop=True)
+
+
+def sample_roads() -> gpd.GeoDataFrame:
+    """The sample's roads (its rivers and canals left out: a city's road file has none); read
+    once per run, each caller gets its own copy."""
+    return _sample_roads().copy()
 
 
 def gbk_shapefile(folder: Path, *, cpg: bool) -> Path:
@@ -64,9 +71,15 @@ def osm_geopackage(path: Path) -> Path:
     return path
 
 
+@functools.cache
+def _sample_tables() -> dict[str, gpd.GeoDataFrame]:
+    return read_directory(SAMPLE_DIR).tables
+
+
 def enterprise_truth() -> gpd.GeoDataFrame:
-    """The sample's enterprises as loaded (WGS84) and their source rows (GCJ-02 lon/lat)."""
-    return read_directory(SAMPLE_DIR).tables["enterprises"]
+    """The sample's enterprises as loaded (WGS84) and their source rows (GCJ-02 lon/lat); the
+    sample folder is read once per run, each caller gets its own copy."""
+    return _sample_tables()["enterprises"].copy()
 
 
 def gcj_table(n: int = 40) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
@@ -233,7 +246,7 @@ def test_waterways_load_as_roads_that_four_to_text_can_name(tmp_path: Path) -> N
     assert issues == []
     assert set(frame.loc[frame["name"] == "浦沿港", "class"]) == {"river"}
     assert any("class of the other rows ← waterway" in n for n in notes)
-    areas = read_directory(SAMPLE_DIR).tables["areas"]
+    areas = _sample_tables()["areas"].copy()
     by_river = build_boundary(text.replace(south, "浦沿港", 1), frame, areas).to_feature()
     by_road = build_boundary(text, sample_roads(), areas).to_feature()
     assert by_river["properties"]["area_m2"] == pytest.approx(by_road["properties"]["area_m2"])

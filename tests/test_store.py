@@ -502,6 +502,7 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # kill -9 of a real writer process
 def test_kill_9_mid_write_keeps_last_committed_version(path: Path) -> None:
     first = sample_tables()
     with SQLiteStore(path) as s:
