@@ -23,6 +23,7 @@ from geo.atlas import Atlas
 from geo.model import LAYERS
 from geo.tiles.attributes import Attributes, _attribute_frame, attributes_in_steps, build_attributes
 from geo.tiles.encoding import encode_layer
+from geo.tiles.encoding_few import encode_layer_few, is_few
 from geo.tiles.tile_math import (
     BUFFER,
     COVERAGES,
@@ -329,7 +330,8 @@ class TileSource:
             return b""
         geoms = zl.cut(hit, box)
         rows = zl.rows[hit]
-        return encode_layer(
+        encode = encode_layer_few if is_few(geoms) else encode_layer
+        return encode(
             name,
             zl.kind,
             geoms,
