@@ -27,11 +27,13 @@ FEW_FEATURES = 64
 FEW_POINTS = 1500
 
 _BYTE = [bytes((i,)) for i in range(128)]
+_TWO = 1 << 14  # varints of fewer bytes than this are looked up (one or two bytes)
+_VARINTS = [_varint(i) for i in range(_TWO)]
 Tokens = list[int]
 
 
 def _vint(v: int) -> bytes:
-    return _BYTE[v] if v < 128 else _varint(v)
+    return _VARINTS[v] if v < _TWO else _varint(v)
 
 
 def _zig(v: int) -> int:
@@ -179,7 +181,7 @@ def encode_layer_few(
     out = []
     for f, row in zip(present, codes, strict=True):
         tags = b"".join([_vint(j) + _vint(index[c]) for j, c in enumerate(row) if c >= 0])
-        geom = b"".join([_vint(t) for t in drawn[f]])
+        geom = b"".join([_VARINTS[t] if t < _TWO else _varint(t) for t in drawn[f]])
         body = (
             b"\x08" + _vint(int(fids[f])) + b"\x12" + _vint(len(tags)) + tags
             + head + _vint(len(geom)) + geom
