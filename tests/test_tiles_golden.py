@@ -43,7 +43,7 @@ def test_every_tile_is_byte_identical(atlas: Atlas) -> None:
 
 
 def test_small_tiles_encode_the_same_in_python_and_numpy(atlas: Atlas) -> None:
-    # every tile small enough for the Python encoder, encoded by both
+    # every tile, by both encoders (the Python one serves the small ones, `is_few`)
     src, few = tiles.TileSource(atlas), 0
     for name in tiles.LAYER_NAMES:
         for z in ZOOMS:
@@ -52,10 +52,10 @@ def test_small_tiles_encode_the_same_in_python_and_numpy(atlas: Atlas) -> None:
                 box = src.clip_box(*zxy)
                 hit = np.sort(zl.tree.query(shapely.box(*box)))
                 geoms = zl.cut(hit, box)
-                if not len(hit) or not is_few(geoms):
+                if not len(hit):
                     continue
                 rows, bounds = zl.rows[hit], tiles.tile_bounds(*zxy)
                 args = (name, zl.kind, geoms, bounds, rows + 1, src.attributes(name), rows)
-                few += 1
+                few += is_few(geoms)
                 assert encode_layer_few(*args, src.extent) == encode_layer(*args, src.extent)
-    assert few > 1000
+    assert few > 500

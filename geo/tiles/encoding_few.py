@@ -21,10 +21,11 @@ from geo.tiles.encoding import _TYPE, _explode, _quantise, _varint
 if TYPE_CHECKING:
     from geo.tiles.attributes import Attributes
 
-# a tile with at most this many features and points is encoded here (above, the vectorised
-# encoder is faster); both give the same bytes
-FEW_FEATURES = 64
-FEW_POINTS = 1500
+# a tile with fewer than ``FEW`` points + ``PER_FEATURE`` × features is encoded here (above, the
+# vectorised encoder is faster: it costs about 0.35 ms a layer plus 0.8 µs a point, this one
+# 0.06 ms plus 2.4 µs a point and 8 µs a feature); both give the same bytes
+FEW = 200
+PER_FEATURE = 4
 
 _BYTE = [bytes((i,)) for i in range(128)]
 _TWO = 1 << 14  # varints of fewer bytes than this are looked up (one or two bytes)
@@ -37,7 +38,8 @@ def _vint(v: int) -> bytes:
 
 
 def _zig(v: int) -> int:
-    return v << 1 if v >= 0 else ((-v) << 1) - 1
+    """Zigzag: 0, -1, 1, -2... → 0, 1, 2, 3..."""
+    return v << 1 if v >= 0 else ~(v << 1)
 
 
 def _quantised(
@@ -118,8 +120,9 @@ def _path_tokens(parts, closed: bool) -> dict[int, Tokens]:
         x, y = path[0]
         tokens += (9, _zig(x - cx), _zig(y - cy), ((len(path) - 1) << 3) | 2)
         cx, cy = x, y
-        for x, y in path[1:]:
-            tokens += (_zig(x - cx), _zig(y - cy))
+        for x, y in path[1:]:  # _zig inlined: the loop of every point
+            dx, dy = (x - cx) << 1, (y - cy) << 1
+            tokens += (dx if dx >= 0 else ~dx, dy if dy >= 0 else ~dy)
             cx, cy = x, y
         if closed:
             tokens.append(15)
@@ -154,9 +157,8 @@ def _tokens(kind: str, geoms: NDArray[np.object_], bounds, extent: int) -> dict[
 
 def is_few(geoms: NDArray[np.object_]) -> bool:
     """Whether a tile of ``geoms`` is small enough for this encoder."""
-    return len(geoms) <= FEW_FEATURES and int(shapely.get_num_coordinates(geoms).sum()) <= (
-        FEW_POINTS
-    )
+    n = len(geoms) * PER_FEATURE
+    return n < FEW and n + int(shapely.get_num_coordinates(geoms).sum()) < FEW
 
 
 def encode_layer_few(
