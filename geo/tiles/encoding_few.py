@@ -31,6 +31,7 @@ _BYTE = [bytes((i,)) for i in range(128)]
 _TWO = 1 << 14  # varints of fewer bytes than this are looked up (one or two bytes)
 _VARINTS = [_varint(i) for i in range(_TWO)]
 Tokens = list[int]
+Point = tuple[int, int, int]
 
 
 def _vint(v: int) -> bytes:
@@ -53,21 +54,22 @@ def _quantised(
     return tx.tolist(), ty.tolist(), at.tolist()
 
 
-def _paths(tx: list[int], ty: list[int], at: list[int], n: int) -> list[list[tuple[int, int]]]:
-    """The points of each of n paths, without those equal to the point before them."""
-    paths: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    for x, y, i in zip(tx, ty, at, strict=True):
-        path = paths[i]
-        if not path or path[-1] != (x, y):
-            path.append((x, y))
+def _paths(tx: list[int], ty: list[int], at: list[int], n: int) -> list[list[Point]]:
+    """The points (x, y, path) of each of n paths, without those equal to the point before."""
+    paths: list[list[Point]] = [[] for _ in range(n)]
+    last = None
+    for p in zip(tx, ty, at, strict=True):
+        if p != last:
+            paths[p[2]].append(p)
+            last = p
     return paths
 
 
-def _area2(ring: list[tuple[int, int]]) -> int:
+def _area2(ring: list[Point]) -> int:
     """Twice the signed area of a ring (tile coordinates, y down)."""
-    x0, y0 = ring[-1]
+    x0, y0, _ = ring[-1]
     total = 0
-    for x1, y1 in ring:
+    for x1, y1, _ in ring:
         total += x0 * y1 - x1 * y0
         x0, y0 = x1, y1
     return total
@@ -96,7 +98,7 @@ def _ring_parts(geoms: NDArray[np.object_], feat: NDArray[np.int64], bounds, ext
     paths = _paths(tx, ty, at, len(rings))
     rpoly_l = rpoly.tolist()
     ok_poly: dict[int, bool] = {}
-    parts: list[tuple[int, list[tuple[int, int]]]] = []
+    parts: list[tuple[int, list[Point]]] = []
     for i, ring in enumerate(paths):
         p = rpoly_l[i]
         exterior = i == 0 or rpoly_l[i - 1] != p
@@ -132,10 +134,10 @@ def _path_tokens(parts, closed: bool) -> dict[int, Tokens]:
         if tokens is None:
             tokens = out[f] = []
             cx = cy = 0
-        x, y = path[0]
+        x, y, _ = path[0]
         tokens += (9, _zig(x - cx), _zig(y - cy), ((len(path) - 1) << 3) | 2)
         cx, cy = x, y
-        for x, y in path[1:]:  # _zig inlined: the loop of every point
+        for x, y, _ in path[1:]:  # _zig inlined: the loop of every point
             dx, dy = (x - cx) << 1, (y - cy) << 1
             tokens += (dx if dx >= 0 else ~dx, dy if dy >= 0 else ~dy)
             cx, cy = x, y
