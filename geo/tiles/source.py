@@ -72,7 +72,15 @@ class ZoomLayer:
         if edge.any():
             pieces = shapely.clip_by_rect(geoms[edge], *box)
             if self.tolerance:
-                pieces = shapely.simplify(pieces, self.tolerance, preserve_topology=True)
+                # a piece of two points or fewer (or none: it missed the box) is its own
+                # simplification, and GEOS's per-geometry cost is most of a small tile's
+                busy = shapely.get_num_coordinates(pieces) > 2
+                if busy.all():
+                    pieces = shapely.simplify(pieces, self.tolerance, preserve_topology=True)
+                elif busy.any():
+                    pieces[busy] = shapely.simplify(
+                        pieces[busy], self.tolerance, preserve_topology=True
+                    )
             geoms[edge] = pieces
         if self.simplified is not None and not edge.all():
             inside = hit[~edge]
