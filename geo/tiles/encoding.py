@@ -5,6 +5,7 @@ commands, features and their tags packed into one ``Layer`` message (vector_tile
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,19 +25,17 @@ _CLOSE_PATH = (1 << 3) | 7
 _LINE_TO = 2
 
 
+# below this many items (features of a tile, values of its table) Python loops are cheaper
+# than numpy's fixed cost per call; both paths give the same bytes
+_FEW = 64
+
 _VARINT_STEPS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
 
 
 def _varint_len(v: NDArray[np.uint64]) -> NDArray[np.int64]:
     """Bytes of the protobuf varint of each non-negative integer (one comparison per byte the
     largest needs)."""
-    n = np.ones(len(v), dtype=np.int64)
-    top = int(v.max()) if len(v) else 0
-    for step in _VARINT_STEPS.tolist():
-        if top < step:
-            break
-        n += v >= np.uint64(step)
-    return n
+    return np.searchsorted(_VARINT_STEPS, v, side="right") + 1
 
 
 def _varints(v: NDArray[np.uint64], lens: NDArray[np.int64] | None = None) -> bytes:
@@ -92,8 +91,16 @@ class Packed:
         raw, off = self.buf.tobytes(), self.off.tolist()
         return [raw[off[i] : off[i + 1]] for i in range(len(self))]
 
+    @cached_property
+    def _items(self) -> tuple[bytes, list[int]]:
+        """The buffer as bytes and the offsets as a list (for `take` of a few items)."""
+        return self.buf.tobytes(), self.off.tolist()
+
     def take(self, idx: NDArray[np.int64]) -> bytes:
         """Items ``idx``, concatenated."""
+        if len(idx) <= _FEW:  # a Python loop beats numpy's fixed cost for a few items
+            raw, off = self._items
+            return b"".join([raw[off[i] : off[i + 1]] for i in np.asarray(idx).tolist()])
         starts, lens = self.off[idx], self.off[np.asarray(idx) + 1] - self.off[idx]
         total = int(lens.sum())
         if total == 0:
@@ -387,12 +394,51 @@ def encode_layer(
         return b""
     first = _starts(token_feat)  # tokens are grouped by feature, in order
     present = token_feat[first]  # features with geometry left
+    if len(present) <= _FEW:
+        at = np.flatnonzero(first)
+        features, used = _few_features(fids[present], attrs.codes[rows[present]], kind, geom, at)
+        return _layer_message(name, features, attrs, used, extent)
     local = np.cumsum(first) - 1
     used, tags, tag_feat = _feature_tags(attrs.codes[rows[present]])
     stream = _feature_stream(
         fids[present].astype(np.uint64), _TYPE[kind], (tags, tag_feat), (geom, local)
     )
     return _layer_message(name, _varints(stream), attrs, used, extent)
+
+
+def _vint(v: int) -> bytes:
+    return _BYTE[v] if v < 128 else _varint(v)
+
+
+_BYTE = [bytes((i,)) for i in range(128)]
+
+
+def _few_features(
+    fid: NDArray[np.int64],
+    codes: NDArray[np.int64],
+    kind: str,
+    geom: NDArray[np.uint64],
+    at: NDArray[np.int64],
+) -> tuple[bytes, list[int]]:
+    """The ``Feature`` messages of a few features, built in Python (the bytes `_feature_tags`
+    and `_feature_stream` give): feature i has value codes ``codes[i]`` and the geometry
+    tokens ``geom[at[i]:at[i + 1]]``. Returns them and the value indexes used (ascending)."""
+    glens = _varint_len(geom)
+    raw = _varints(geom, glens)
+    cum = np.zeros(len(glens) + 1, dtype=np.int64)
+    np.cumsum(glens, out=cum[1:])
+    edges = [*cum[at].tolist(), int(cum[-1])]
+    rows = codes.tolist()
+    used = sorted({c for row in rows for c in row if c >= 0})
+    index = {c: i for i, c in enumerate(used)}
+    head = b"\x18" + _BYTE[_TYPE[kind]] + b"\x22"
+    out = []
+    for i, (f, row) in enumerate(zip(fid.tolist(), rows, strict=True)):
+        tags = b"".join([_vint(j) + _vint(index[c]) for j, c in enumerate(row) if c >= 0])
+        g = raw[edges[i] : edges[i + 1]]
+        body = b"\x08" + _vint(f) + b"\x12" + _vint(len(tags)) + tags + head + _vint(len(g)) + g
+        out.append(b"\x12" + _vint(len(body)) + body)
+    return b"".join(out), used
 
 
 def _feature_tags(

@@ -23,6 +23,7 @@ from geo.atlas import Atlas
 from geo.model import LAYERS
 from geo.tiles.attributes import Attributes, _attribute_frame, attributes_in_steps, build_attributes
 from geo.tiles.encoding import encode_layer
+from geo.tiles.encoding_few import encode_layer_few, is_few
 from geo.tiles.tile_math import (
     BUFFER,
     COVERAGES,
@@ -71,7 +72,15 @@ class ZoomLayer:
         if edge.any():
             pieces = shapely.clip_by_rect(geoms[edge], *box)
             if self.tolerance:
-                pieces = shapely.simplify(pieces, self.tolerance, preserve_topology=True)
+                # a piece of two points or fewer (or none: it missed the box) is its own
+                # simplification, and GEOS's per-geometry cost is most of a small tile's
+                busy = shapely.get_num_coordinates(pieces) > 2
+                if busy.all():
+                    pieces = shapely.simplify(pieces, self.tolerance, preserve_topology=True)
+                elif busy.any():
+                    pieces[busy] = shapely.simplify(
+                        pieces[busy], self.tolerance, preserve_topology=True
+                    )
             geoms[edge] = pieces
         if self.simplified is not None and not edge.all():
             inside = hit[~edge]
@@ -329,7 +338,8 @@ class TileSource:
             return b""
         geoms = zl.cut(hit, box)
         rows = zl.rows[hit]
-        return encode_layer(
+        encode = encode_layer_few if is_few(geoms) else encode_layer
+        return encode(
             name,
             zl.kind,
             geoms,
