@@ -3,10 +3,12 @@
 Building the ownership index (`geo.atlas`: the shortcut raster of every level and their
 combination) takes a second or more; a command that answers from it (`geo locate`,
 `geo assign`) and a starting `geo serve` load it from a file instead, written the first time it
-is built. A file is keyed by the store's identity (its resolved path, or a PostGIS URL without
-the password) and the stamps of the polygon tables the index is built from
-(`geo.atlas.POLYGON_TABLES`; `geo.store.base.Store.stamps`): any write to one of them gives
-another key, so a stale file is never used; an enterprise or officer write keeps the key.
+is built. A file is keyed by the stamps of the polygon tables the index is built from
+(`geo.atlas.POLYGON_TABLES`; `geo.store.base.Store.stamps`: a random token per table write, in
+both stores): any write to one of them gives another key, so a stale file is never used; an
+enterprise or officer write keeps the key. A byte copy of a store (a backup, a test's copy) has
+the same stamps and so the same index: it may use a file found in its folder under another
+store's name. Files are named by their store (so pruning keeps a few per store) and key.
 
 Where: beside a GeoPackage, in ``<store>.gpkg.ready/``; for a PostGIS store in
 ``$XDG_CACHE_HOME/geo/ready`` (``~/.cache/geo/ready``); ``GEO_CACHE_DIR`` overrides both.
@@ -100,13 +102,13 @@ def folder_for(location: str) -> Path:
     return Path(base) / "geo" / "ready"
 
 
-def key_of(location: str, stamps: dict[str, str]) -> str:
-    """The key of the index of the store at ``location`` whose polygon tables have ``stamps``
-    (the build's constants too: another cell size is another index)."""
+def key_of(stamps: dict[str, str]) -> str:
+    """The key of the index of a store whose polygon tables have ``stamps`` (the build's
+    constants too: another cell size is another index). The store's name does not enter it:
+    stamps are random per write, so equal stamps mean the same tables (a byte copy)."""
     text = json.dumps(
         {
             "format": FORMAT,
-            "store": identity(location),
             "stamps": [stamps.get(name) for name in POLYGON_TABLES],
             "cells": [_CELL_DEG, _MAX_CELLS, _MARGIN],
         },
@@ -121,6 +123,18 @@ def path_for(location: str, key: str) -> Path:
     return folder_for(location) / f"{store}-{key[:32]}{SUFFIX}"
 
 
+def found_for(location: str, key: str) -> Path:
+    """The file to read for ``key``: the store's own, else one of the same key written for a
+    byte copy of the store in the same folder (the store's own path when there is none)."""
+    own = path_for(location, key)
+    if own.is_file():
+        return own
+    with contextlib.suppress(OSError):
+        for other in sorted(own.parent.glob(f"*-{key[:32]}{SUFFIX}")):
+            return other
+    return own
+
+
 # -- what commands and the server call -------------------------------------------------------
 
 
@@ -128,13 +142,13 @@ def locator(store: Store, location: str) -> Locator:
     """The ownership of the store's latest version: from its ready file, else built from the
     polygon tables alone (and written for the next command)."""
     version, stamps = store.stamps()
-    key = key_of(location, stamps)
-    found = load(path_for(location, key), key, version)
+    key = key_of(stamps)
+    found = load(found_for(location, key), key, version)
     if found is not None:
         return found
     snapshot = store.snapshot(only=POLYGON_TABLES)
     built = Locator.build(snapshot)
-    key = key_of(location, snapshot.stamps)
+    key = key_of(snapshot.stamps)
     save(built, path_for(location, key), key)
     return built
 
@@ -142,9 +156,9 @@ def locator(store: Store, location: str) -> Locator:
 def atlas(snapshot: Snapshot, location: str) -> Atlas:
     """The atlas of ``snapshot`` (every table), its index from the ready file when there is
     one for these polygon tables; else built, and its index written."""
-    key = key_of(location, snapshot.stamps)
+    key = key_of(snapshot.stamps)
     path = path_for(location, key)
-    found = load(path, key, snapshot.version)
+    found = load(found_for(location, key), key, snapshot.version)
     if found is not None:
         with contextlib.suppress(ValueError):  # tables that do not fit: build afresh
             return Atlas(snapshot, ready=found)

@@ -115,8 +115,10 @@ def pristine_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample district loaded the way `geo load` does, once per run (the first worker loads,
     the others wait for it), as one self-contained file. Read only: never open it for writing,
     copy it (`copy_sample`)."""
+    from geo import ready
     from geo.service.backup import backup
     from geo.service.load import load_into
+    from geo.store import open_store
 
     shared = _shared_dir(tmp_path_factory)
     path = shared / "pristine-sample.gpkg"
@@ -125,6 +127,11 @@ def pristine_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             loaded = tmp_path_factory.mktemp("load") / "loaded.gpkg"
             load_into(loaded, SAMPLE_DIR)
             backup(loaded, path)  # one file (no -wal), written aside and renamed into place
+            store = open_store(path)
+            try:  # its ready atlas, which every copy shares (`copy_sample`)
+                ready.locator(store, str(path))
+            finally:
+                store.close()
     return path
 
 
@@ -134,8 +141,19 @@ def copy_sample(pristine_db: Path) -> Callable[[str | os.PathLike[str]], str]:
     1, the load's history and audit rows, no users), as `geo load` into a new file makes it;
     the path as a string."""
 
+    from geo import ready
+
     def copy(path: str | os.PathLike[str]) -> str:
         shutil.copyfile(pristine_db, path)
+        # the sample's ready atlas too (a byte copy has the same stamps, so the same index):
+        # hard links, since ready files are replaced, never written in place
+        folder = Path(os.fspath(path) + ready.SUFFIX)
+        for made in Path(os.fspath(pristine_db) + ready.SUFFIX).glob(f"*{ready.SUFFIX}"):
+            folder.mkdir(exist_ok=True)
+            try:
+                os.link(made, folder / made.name)
+            except OSError:
+                shutil.copyfile(made, folder / made.name)
         return str(path)
 
     return copy

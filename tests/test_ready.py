@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,7 +103,7 @@ def sample_ready(sample_db: str, tmp_path_factory) -> tuple[Locator, Locator]:
     finally:
         store.close()
     fresh = Atlas(snapshot)
-    key = ready.key_of(sample_db, snapshot.stamps)
+    key = ready.key_of(snapshot.stamps)
     path = tmp_path_factory.mktemp("ready") / f"sample{ready.SUFFIX}"
     assert ready.save(fresh, path, key)
     loaded = ready.load(path, key, snapshot.version)
@@ -286,10 +287,10 @@ def _rebuilt(location: str, path: Path) -> None:
     store = _open(location)
     try:
         version, stamps = store.stamps()
-        assert ready.load(path, ready.key_of(location, stamps), version) is None
+        assert ready.load(path, ready.key_of(stamps), version) is None
         got = ready.locator(store, location)
         assert_same(_fresh(store), got, *_probe(got))
-        assert ready.load(path, ready.key_of(location, stamps), version) is not None
+        assert ready.load(path, ready.key_of(stamps), version) is not None
     finally:
         store.close()
 
@@ -518,3 +519,23 @@ def test_a_shared_folder_keeps_a_few_stores(tmp_path: Path, monkeypatch) -> None
     assert len(left) == ready.KEEP_STORES * ready.KEEP + 1  # theirs, newest, and this store's
     assert f"{count - 1:016x}-{'0' * 32}{ready.SUFFIX}" in left
     assert f"{0:016x}-{'0' * 32}{ready.SUFFIX}" not in left
+
+
+def test_a_byte_copy_uses_the_originals_file(written, tmp_path: Path) -> None:
+    """A copy of a store (same stamps: the same tables) finds the original's file in its folder
+    under the original's name and answers from it; its first write gives it a file of its own."""
+    location, path = written
+    copy = tmp_path / "copy.gpkg"
+    shutil.copyfile(location, copy)
+    folder = Path(str(copy) + ready.SUFFIX)
+    folder.mkdir()
+    shutil.copyfile(path, folder / path.name)  # under the original's name
+    store = _open(str(copy))
+    try:
+        assert ready.found_for(str(copy), ready.key_of(store.stamps()[1])) == folder / path.name
+        got = ready.locator(store, str(copy))
+        assert _files(str(copy)) == [folder / path.name]  # read, nothing built or written
+        point = shapely.get_coordinates(got.levels["grid"].index.geoms[0].representative_point())
+        assert got.locate_indices(point[:, 0], point[:, 1])["grid"][0] == 0
+    finally:
+        store.close()
