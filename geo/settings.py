@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # A serving process refreshes its heartbeat in the store three times per TTL; a write does not
     # wait for a replica silent for longer than this (and says so in its warnings).
     heartbeat_ttl_seconds: float = 15.0
+    # Make every layer's tiles (encoded attributes, z8–z17 geometry) when a version is built,
+    # so no tile request pays for them; false: each layer is made by its first tile (the same
+    # bytes; for tools and test runs that draw few tiles and start many servers).
+    prepare_tiles: bool = True
     max_batch_points: int = 100_000
     # Request limits (geo.api.limits): a larger body is a 413, a geometry with more vertices or
     # an upload with more features a 422, a request slower than the timeout a 503.

@@ -38,6 +38,11 @@ SLOW_MODULES = {
 }
 
 
+# Servers made by tests (create_app, `geo serve` subprocesses) make each layer's tiles on its
+# first tile instead of when a version is built (the same bytes): most draw no tile, and each
+# version's preparation would cost ~0.8 s of CPU. Tests of the preparation itself ask for it.
+os.environ.setdefault("GEO_PREPARE_TILES", "0")
+
 # Hypothesis checks properties, not speed (benchmarks/ does): no per-example deadline, which a
 # loaded machine or a parallel run would turn into random failures (DeadlineExceeded)
 settings.register_profile("geo", deadline=None)

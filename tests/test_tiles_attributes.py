@@ -193,7 +193,7 @@ def test_a_versions_tiles_are_prepared_when_it_is_built(copy_sample, tmp_path) -
 
     db = copy_sample(tmp_path / "prep.gpkg")
     store = open_store(db)
-    app = create_app(open_store(db), Settings(db=db, refresh_seconds=0))
+    app = create_app(open_store(db), Settings(db=db, refresh_seconds=0, prepare_tiles=True))
     holder = app.state.atlas
     first = holder.current()
     src = tiles.source_for(first)
@@ -208,3 +208,29 @@ def test_a_versions_tiles_are_prepared_when_it_is_built(copy_sample, tmp_path) -
     assert second.version != first.version
     assert tiles.source_for(second).prepared()
     store.close()
+
+
+def test_without_preparation_tiles_are_the_same_bytes(copy_sample, tmp_path) -> None:
+    """GEO_PREPARE_TILES=0 (tools, test runs) makes a layer on its first tile: nothing is made at
+    start, and the tiles are the bytes a prepared server sends."""
+    from fastapi.testclient import TestClient
+
+    from geo.api.app import create_app
+    from geo.settings import Settings
+    from geo.store import open_store
+
+    import mercantile
+
+    db = copy_sample(tmp_path / "lazy.gpkg")
+    store = open_store(db)
+    point = store.snapshot().tables["enterprises"].geometry.iloc[0]
+    store.close()
+    t = mercantile.tile(point.x, point.y, 15)
+    paths = [f"/tiles/{n}/{t.z}/{t.x}/{t.y}.mvt" for n in ("grids", "roads", "enterprises")]
+    got = {}
+    for prepare in (False, True):
+        app = create_app(open_store(db), Settings(db=db, prepare_tiles=prepare))
+        with TestClient(app) as client:
+            assert tiles.source_for(app.state.atlas.current()).prepared() is prepare
+            got[prepare] = [client.get(p).content for p in paths]
+    assert got[False] == got[True] and all(got[True])

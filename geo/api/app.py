@@ -68,7 +68,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.atlas = holder
     docs.install(app)
-    tiles.install(app, holder)  # the tile cache, carried over across versions
+    tiles.install(app, holder, settings.prepare_tiles)  # the tile cache, across versions
     features.install(app)  # OGC operations in /openapi.json: 400 (not 422), bbox a form array
     for module in (
         health,

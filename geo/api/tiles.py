@@ -62,8 +62,9 @@ def _etag(data: bytes) -> str:
 class TileCache:
     """A thread-safe LRU of encoded tiles, bounded by total bytes."""
 
-    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+    def __init__(self, max_bytes: int = CACHE_BYTES, prepare: bool = True) -> None:
         self.max_bytes = max_bytes
+        self.prepare = prepare  # every layer's tiles made at version build (else by first use)
         self.bytes = 0
         self._lock = threading.Lock()
         self._items: OrderedDict[Key, Cached] = OrderedDict()
@@ -117,7 +118,8 @@ class TileCache:
         groups = self._groups_of(old.serial)
         src_old, src_new = tiles.source_for(old), tiles.source_for(new)
         src_new.follow(src_old)  # unchanged geometry and fields are not made again
-        yield from src_new.prepare_all()  # the first tile of any layer finds all it needs
+        if self.prepare:
+            yield from src_new.prepare_all()  # the first tile of any layer finds all it needs
         yield from _prepare_layers(src_new, groups)
         stale: list[Key] = []
         for (z, names), keys in groups.items():
@@ -182,12 +184,13 @@ def _unchanged(
     return keep
 
 
-def install(app: FastAPI, holder: AtlasHolder) -> None:
+def install(app: FastAPI, holder: AtlasHolder, prepare: bool = True) -> None:
     """Give the app its tile cache, prepare the tiles of the version being served (encoded
     attributes, per-zoom geometry: `tiles.TileSource.prepare_all`) and, on every new version,
-    prepare its tiles the same way and carry unchanged cached tiles over."""
-    app.state.tile_cache = cache = TileCache()
-    for _ in tiles.source_for(holder.current()).prepare_all():
+    prepare its tiles the same way and carry unchanged cached tiles over. Without ``prepare``
+    (``GEO_PREPARE_TILES=0``) each layer is made by its first tile instead: the same bytes."""
+    app.state.tile_cache = cache = TileCache(prepare=prepare)
+    for _ in tiles.source_for(holder.current()).prepare_all() if prepare else ():
         pass
     holder.on_swap.append(cache.carry_over)
 
