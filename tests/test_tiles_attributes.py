@@ -213,13 +213,12 @@ def test_a_versions_tiles_are_prepared_when_it_is_built(copy_sample, tmp_path) -
 def test_without_preparation_tiles_are_the_same_bytes(copy_sample, tmp_path) -> None:
     """GEO_PREPARE_TILES=0 (tools, test runs) makes a layer on its first tile: nothing is made at
     start, and the tiles are the bytes a prepared server sends."""
+    import mercantile
     from fastapi.testclient import TestClient
 
     from geo.api.app import create_app
     from geo.settings import Settings
     from geo.store import open_store
-
-    import mercantile
 
     db = copy_sample(tmp_path / "lazy.gpkg")
     store = open_store(db)
