@@ -30,7 +30,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import stop  # benchmarks/common.py, beside this script
 
 ZOOMS = (12, 14, 16)
 TILE_LAYERS = ("grids", "enterprises")
@@ -224,12 +224,7 @@ def serving(db: str, log: Path):
             time.sleep(0.02)
         yield base, proc, time.perf_counter() - t
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc, timeout=30)
 
 
 def timed_gets(client, paths: list[str], strict: bool = True) -> tuple[np.ndarray, int]:

@@ -30,7 +30,6 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import stop
 from load import Conn, FastConn, _free_port, _pct, _wait_up
 
 HEAVY_CLIENTS, HEAVY_POINTS = 8, 100_000
@@ -145,15 +145,6 @@ def _start(db: str, port: int, extra: dict[str, str], log: Path) -> subprocess.P
     )
 
 
-def _stop(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
 def _inputs(db: str, seed: int) -> tuple[list, bytes]:
     from geo.store import open_store
 
@@ -252,7 +243,7 @@ def main() -> None:
                         )
     finally:
         for server in servers.values():
-            _stop(server)
+            stop(server)
     _report(results, args)
     shutil.rmtree(tmp, ignore_errors=True)
 

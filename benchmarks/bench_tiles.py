@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import gzip
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -48,6 +47,8 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))  # this checkout's geo, installed or not
 _PATH = [str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in _PATH if p)}
+
+from common import stop  # noqa: E402 - benchmarks/common.py, beside this script
 
 from geo import tiles  # noqa: E402
 from geo.atlas import Atlas  # noqa: E402
@@ -258,11 +259,7 @@ def geo_serve(db: Path):
             time.sleep(0.1)
         yield port, time.perf_counter() - t
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
 
 
 async def _get(reader, writer, path: str) -> int:

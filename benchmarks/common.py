@@ -100,13 +100,14 @@ def start(
     return Server(proc, port)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """End a server started in its own session: SIGTERM to its group, SIGKILL after 20 s."""
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """End a server started in its own session: SIGTERM to its group, SIGKILL after
+    ``timeout`` seconds."""
     if proc.poll() is not None:
         return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
