@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 
 KINDS = ("officer", "building", "park", "enterprise")
@@ -246,6 +245,8 @@ def to_syllables(names: Any) -> list[list[str]]:
     """Toneless pinyin syllables of each name (non-Han runs kept, lower-cased, as words)."""
     names = [str(n) for n in names]
     chars = sorted({c for n in names for c in n if _HAN.match(c)})
+    from pypinyin import lazy_pinyin  # ~0.3 s to import: on first use
+
     reading = {c: lazy_pinyin(c)[0] for c in chars}
     return [_words(_per_char(n, reading)) for n in names]
 

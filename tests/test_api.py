@@ -188,3 +188,21 @@ def test_points_are_located_in_one_vectorised_call(atlas) -> None:
     frame = atlas.locate(rng.uniform(minx, maxx, 1000), rng.uniform(miny, maxy, 1000))
     assert list(frame.columns) == ["street_id", "community_id", "grid_id", "microgrid_id"]
     assert len(frame) == 1000
+
+
+def test_the_server_imports_maps_and_pinyin_on_first_use() -> None:
+    """`geo serve` imports neither folium, branca nor pypinyin at start (about half a second):
+    the map builders (`geo.maps`, PEP 562) and pinyin readings are imported with their first
+    use, and `geo.maps` still offers every name it lists."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import geo.api.app; "
+        "heavy = ['folium', 'branca', 'pypinyin']; "
+        "print([m for m in heavy if m in sys.modules]); "
+        "from geo import maps; missing = [n for n in maps.__all__ if not hasattr(maps, n)]; "
+        "print(missing, 'folium' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "[] True"], out.stdout + out.stderr

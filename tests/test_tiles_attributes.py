@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from typing import Any
 
 import mapbox_vector_tile
@@ -182,10 +183,11 @@ def test_tiles_whose_attributes_did_not_change_are_byte_identical(source) -> Non
 
 # -- prepared when the version is built ---------------------------------------------------------
 def test_a_versions_tiles_are_prepared_when_it_is_built(copy_sample, tmp_path) -> None:
-    """Structural (not timed): once the app holds a version — at start and after a write — its
-    tile source has every layer's encoded attributes and per-zoom geometry, before any tile
-    request."""
+    """Structural (not timed): once the app has started, its tile source gets every layer's
+    encoded attributes and per-zoom geometry in the background, before any tile request (and
+    /health says so); a written version is prepared before it is served."""
     import geopandas as gpd
+    from fastapi.testclient import TestClient
 
     from geo.api.app import create_app
     from geo.settings import Settings
@@ -197,6 +199,12 @@ def test_a_versions_tiles_are_prepared_when_it_is_built(copy_sample, tmp_path) -
     holder = app.state.atlas
     first = holder.current()
     src = tiles.source_for(first)
+    assert not src.prepared()  # not on the way to readiness: after start
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 60
+        while not client.get("/health").json()["tiles_prepared"]:
+            assert time.monotonic() < deadline, "tiles not prepared after start"
+            time.sleep(0.02)
     assert src.prepared()
     assert set(src._attrs) == set(tiles.LAYER_NAMES)
     tables = dict(first.tables)
@@ -230,6 +238,10 @@ def test_without_preparation_tiles_are_the_same_bytes(copy_sample, tmp_path) -> 
     for prepare in (False, True):
         app = create_app(open_store(db), Settings(db=db, prepare_tiles=prepare))
         with TestClient(app) as client:
+            deadline = time.monotonic() + 60
+            while prepare and not client.get("/health").json()["tiles_prepared"]:
+                assert time.monotonic() < deadline, "tiles not prepared after start"
+                time.sleep(0.02)
             assert tiles.source_for(app.state.atlas.current()).prepared() is prepare
             got[prepare] = [client.get(p).content for p in paths]
     assert got[False] == got[True] and all(got[True])

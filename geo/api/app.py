@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 from collections.abc import AsyncIterator
@@ -51,7 +52,9 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await holder.start()  # watch the store; record the version served (geo.store.serving)
+        preparing = asyncio.create_task(tiles.prepare_served(app))  # after start, see there
         yield
+        preparing.cancel()
         await holder.stop()
 
     app = FastAPI(

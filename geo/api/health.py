@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from geo import __version__
 from geo.api.deps import atlas
+from geo.api.tiles import tiles_prepared
 from geo.atlas import Atlas
 
 router = APIRouter(tags=["health"])
@@ -27,6 +28,11 @@ class Health(BaseModel):
         "(GEO_REFRESH_SECONDS=0). Alert as it nears GEO_HEARTBEAT_TTL_SECONDS."
     )
     heartbeat_ttl_seconds: float
+    tiles_prepared: bool = Field(
+        description="Whether every layer's tiles of the version served are prepared (encoded "
+        "attributes, per-zoom geometry): made in the background after start and before each "
+        "new version is served; until then a tile makes what its own layer needs"
+    )
 
 
 @router.get("/health", response_model=Health, summary="Service status and the data version served")
@@ -43,4 +49,5 @@ def health(request: Request, current: Annotated[Atlas, Depends(atlas)]) -> Healt
         worker=holder.worker,
         heartbeat_age_seconds=None if age is None else round(age, 3),
         heartbeat_ttl_seconds=holder.heartbeat_ttl,
+        tiles_prepared=tiles_prepared(request.app),
     )

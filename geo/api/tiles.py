@@ -19,7 +19,9 @@ key needs no role: a token never changes a tile.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -36,6 +38,7 @@ from geo.api.state import AtlasHolder
 from geo.atlas import Atlas
 
 router = APIRouter(tags=["tiles"])
+log = logging.getLogger("geo.api")
 
 CACHE_CONTROL = "public, max-age=60"
 CACHE_BYTES = 256 * 1024 * 1024
@@ -185,14 +188,31 @@ def _unchanged(
 
 
 def install(app: FastAPI, holder: AtlasHolder, prepare: bool = True) -> None:
-    """Give the app its tile cache, prepare the tiles of the version being served (encoded
-    attributes, per-zoom geometry: `tiles.TileSource.prepare_all`) and, on every new version,
-    prepare its tiles the same way and carry unchanged cached tiles over. Without ``prepare``
-    (``GEO_PREPARE_TILES=0``) each layer is made by its first tile instead: the same bytes."""
+    """Give the app its tile cache and, on every new version, prepare its tiles (encoded
+    attributes, per-zoom geometry: `tiles.TileSource.prepare_all`) before it is served and
+    carry unchanged cached tiles over. The version served at start is prepared by
+    `prepare_served`, after the server is ready. Without ``prepare`` (``GEO_PREPARE_TILES=0``)
+    each layer is made by its first tile instead: the same bytes."""
     app.state.tile_cache = cache = TileCache(prepare=prepare)
-    for _ in tiles.source_for(holder.current()).prepare_all() if prepare else ():
-        pass
     holder.on_swap.append(cache.carry_over)
+
+
+async def prepare_served(app: FastAPI) -> None:
+    """Prepare the tiles of the version served at start, a step per turn of the event loop
+    (the app's lifespan runs this once the server answers): `geo serve` is ready without
+    waiting for them, and a tile asked meanwhile makes what its own layer needs."""
+    if not app.state.tile_cache.prepare:
+        return
+    try:
+        for _ in tiles.source_for(app.state.atlas.current()).prepare_all():
+            await asyncio.sleep(0)  # let waiting requests run between steps
+    except Exception:  # tiles are then made by their first request: slower, still right
+        log.exception("preparing the tiles of the version served failed")
+
+
+def tiles_prepared(app: FastAPI) -> bool:
+    """Whether the first tile of any layer of the served version finds all it needs."""
+    return tiles.source_for(app.state.atlas.current()).prepared()
 
 
 def tile_cache(request: Request) -> TileCache:

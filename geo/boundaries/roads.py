@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
 from shapely.geometry import LineString, MultiLineString
 from shapely.geometry.base import BaseGeometry
@@ -218,6 +217,8 @@ def _key(text: str) -> str:
 
 def pinyin_key(text: str) -> str:
     """Toneless pinyin with no separators: 江南大道 → jiangnandadao; ascii is lowercased."""
+    from pypinyin import lazy_pinyin  # ~0.3 s to import: on first use
+
     return _key("".join(lazy_pinyin(_key(text))))
 
 

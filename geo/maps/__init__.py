@@ -24,12 +24,9 @@ map, attribution, rendering), `data` (per-atlas derived data, GeoJSON, popup pro
 
 from __future__ import annotations
 
-from geo.maps.community import community_map
-from geo.maps.data import pinyin_keys
-from geo.maps.district import district_map, index_of_maps
-from geo.maps.editor import editor_map
-from geo.maps.layers import ENT_COLUMNS, search_data
-from geo.maps.officer import officer_map
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from geo.maps.options import (
     ASSETS_CSS,
     ASSETS_JS,
@@ -46,7 +43,40 @@ from geo.maps.options import (
     MapOptions,
     OptionError,
 )
-from geo.maps.page import CDN_HOSTS
+
+if TYPE_CHECKING:
+    from geo.maps.community import community_map
+    from geo.maps.data import pinyin_keys
+    from geo.maps.district import district_map, index_of_maps
+    from geo.maps.editor import editor_map
+    from geo.maps.layers import ENT_COLUMNS, search_data
+    from geo.maps.officer import officer_map
+    from geo.maps.page import CDN_HOSTS
+
+# the builders import folium, branca and pypinyin (~0.5 s): a server imports them with its
+# first map, not at start (PEP 562)
+_LAZY = {
+    "community_map": "community",
+    "pinyin_keys": "data",
+    "district_map": "district",
+    "index_of_maps": "district",
+    "editor_map": "editor",
+    "ENT_COLUMNS": "layers",
+    "search_data": "layers",
+    "officer_map": "officer",
+    "CDN_HOSTS": "page",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A builder (or constant) of a module imported on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ASSETS_CSS",

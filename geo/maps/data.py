@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
-from pypinyin import lazy_pinyin
 
 from geo import crs as crs_mod
 from geo.atlas import Atlas
@@ -68,6 +67,8 @@ def _derive(atlas: Atlas) -> Derived:
 @lru_cache(maxsize=65536)
 def pinyin_keys(name: str) -> tuple[str, str]:
     """Full pinyin (no spaces, lower case) and initials of a Chinese name, for search."""
+    from pypinyin import lazy_pinyin  # ~0.3 s to import: on first use
+
     syllables = [s.lower() for s in lazy_pinyin(name, errors="default") if s.strip()]
     full = "".join(syllables).replace(" ", "")
     initials = "".join(s[0] for s in syllables if s and s[0].isalnum())
