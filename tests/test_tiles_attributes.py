@@ -168,8 +168,9 @@ def test_unchanged_fields_are_reused_by_the_next_version() -> None:
 
 # -- byte-identical where unchanged --------------------------------------------------------------
 # sha256 of every roads tile (whose attributes are unchanged: id, name, class) covering the
-# sample district at z12, z14 and z16, made by the encoder before issue 16 (b46546e)
-ROADS_BEFORE = (1179, "52a86ccf5c6f785a9b09970fb4ba73b93fc80b6da58145732f3255ada15f6417")
+# sample district at z12, z14 and z16, made by the encoder before issue 16 (b46546e), then once
+# changed on purpose: roads simplified by Douglas–Peucker (one z12 tile, see test_tiles_golden)
+ROADS_BEFORE = (1179, "78cef6fc8fe62d778f26a431b64e9baf9268e08a9dd1fde9d4371313faac2a7d")
 
 
 def test_tiles_whose_attributes_did_not_change_are_byte_identical(source) -> None:

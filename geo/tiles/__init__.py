@@ -4,18 +4,26 @@ No HTTP here: `TileSource` turns one atlas into tiles, `write_pmtiles` writes an
 
 * **Tile math**: XYZ tiles in Web Mercator (EPSG:3857), projected with the closed formula.
   A tile has `EXTENT` units a side; geometry is clipped to the tile grown by `BUFFER` units.
-* **Simplification**: per (layer, zoom), cached for the atlas. The coverages (streets,
-  communities, grids) are simplified as a whole with `shapely.coverage_simplify`, so
-  neighbours keep sharing their edges: no gaps, no overlaps at any zoom. Roads and the other
-  polygons are simplified per tile, after clipping: simplifying first and clipping after
-  moves the point where a line crosses the clip rectangle along that edge by the offset
-  divided by the sine of the crossing angle — metres for a road nearly parallel to the edge —
-  whereas a clipped piece keeps its exact ends. The tolerance is one 256-px pixel at that
+* **Simplification**: per (layer, zoom), made when the version is built. The coverages
+  (streets, communities, grids) are simplified as a whole with `shapely.coverage_simplify`,
+  so neighbours keep sharing their edges: no gaps, no overlaps at any zoom. Roads, parks and
+  buildings are simplified whole for the features a tile holds whole, and per tile, after
+  clipping, for those crossing its edge: simplifying first and clipping after moves the point
+  where a line crosses the clip rectangle along that edge by the offset divided by the sine
+  of the crossing angle (metres for a road nearly parallel to the edge, or a lost piece),
+  whereas a clipped piece keeps its exact ends. Lines by Douglas–Peucker, polygons keeping
+  their topology, as PostGIS's ``ST_AsMVTGeom``. The tolerance is one 256-px pixel at that
   zoom; above `SIMPLIFY_MAXZOOM` the geometry is served as stored.
+* **Prepared per zoom** (`geo.tiles.drawn`, `geo.tiles.tile_index`): every line and polygon
+  quantised and encoded once on the zoom's grid (all tiles of a zoom share one grid, so a
+  feature held whole encodes the same in every tile but for its first point), and a tile →
+  features index that says which features each tile holds whole. A tile sends those as they
+  are and clips and encodes only the ones crossing its edge.
 * **Points** are thinned below `THIN_BELOW`: the first point (smallest id) of every
   4×4-pixel cell of the world at that zoom is kept, so thinning is deterministic and the same
   on both sides of a tile edge. From `THIN_BELOW` up every point is served.
-* **Encoder**: vectorised with numpy. Coordinates are quantised to integers; repeated points
+* **Encoders**: vectorised with numpy for large tiles, in Python for small ones (the same
+  bytes, tested tile by tile). Coordinates are quantised to integers; repeated points
   are dropped, rings that collapse (zero area) are dropped, and rings are wound as MVT wants
   them (exterior rings positive area — clockwise on screen, y down — holes negative). The
   protobuf is written directly (the fields of vector_tile.proto 2.1) as one varint stream.
@@ -24,8 +32,9 @@ No HTTP here: `TileSource` turns one atlas into tiles, `write_pmtiles` writes an
 
 The package holds one concern per module: `geo.tiles.tile_math` (addresses, bounds,
 projection), `geo.tiles.attributes` (the fields a layer serves, encoded once per atlas),
-`geo.tiles.encoding` (the MVT encoder), `geo.tiles.source` (the tile source of one atlas and
-TileJSON) and `geo.tiles.pmtiles_archive` (PMTiles writing). Their public names are here.
+`geo.tiles.encoding` and `geo.tiles.encoding_few` (the MVT encoders), `geo.tiles.drawn` and
+`geo.tiles.tile_index` (what a zoom prepares), `geo.tiles.source` (the tile source of one atlas
+and TileJSON) and `geo.tiles.pmtiles_archive` (PMTiles writing). Their public names are here.
 """
 
 from geo.tiles.attributes import Attributes, Column, attributes_in_steps, build_attributes

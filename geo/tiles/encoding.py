@@ -13,7 +13,7 @@ import pyarrow as pa
 import shapely
 from numpy.typing import NDArray
 
-from geo.tiles.tile_math import EXTENT
+from geo.tiles.tile_math import EXTENT, HALF
 
 if TYPE_CHECKING:
     from geo.tiles.attributes import Attributes
@@ -222,12 +222,21 @@ def _explode(
     return geoms[keep], owner[keep]
 
 
+def grid(bounds: tuple[float, float, float, float], extent: int) -> tuple[float, int, int]:
+    """The grid of a tile's zoom: tile units per metre, and the grid position (x, y down) of
+    the tile's top-left corner. Every tile of a zoom quantises on this one grid, so a feature
+    has the same quantised shape in every tile that holds it whole (`geo.tiles.drawn`)."""
+    minx, _, maxx, maxy = bounds
+    size = 2 * HALF / round(2 * HALF / (maxx - minx))  # exactly `tile_bounds`'s tile size
+    return extent / size, round((minx + HALF) / size) * extent, round((HALF - maxy) / size) * extent
+
+
 def _quantise(
     xy: NDArray[np.float64], bounds: tuple[float, float, float, float], extent: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    minx, miny, maxx, maxy = bounds
-    tx = np.rint((xy[:, 0] - minx) * (extent / (maxx - minx))).astype(np.int64)
-    ty = np.rint((maxy - xy[:, 1]) * (extent / (maxy - miny))).astype(np.int64)
+    scale, ox, oy = grid(bounds, extent)
+    tx = np.rint((xy[:, 0] + HALF) * scale).astype(np.int64) - ox
+    ty = np.rint((HALF - xy[:, 1]) * scale).astype(np.int64) - oy
     return tx, ty
 
 

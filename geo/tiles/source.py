@@ -1,5 +1,6 @@
-"""The tile source of one atlas: per-zoom simplified (or thinned) layers indexed and cached,
-tiles cut, clipped and encoded; one source per atlas object; TileJSON.
+"""The tile source of one atlas: per-zoom simplified (or thinned) layers, indexed by tile and
+encoded feature by feature when the version is built; tiles assembled from them, the features
+crossing a tile's edge clipped and encoded; one source per atlas object; TileJSON.
 
 A source serves the fields a role may see (`geo.visibility`); the shared one of an atlas
 (`source_for`) is public, so the tile cache of `geo.api.tiles` needs no role in its key.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,12 @@ from numpy.typing import NDArray
 from geo import visibility
 from geo.atlas import Atlas
 from geo.model import LAYERS
+from geo.tiles import tile_index
 from geo.tiles.attributes import Attributes, _attribute_frame, attributes_in_steps, build_attributes
-from geo.tiles.encoding import encode_layer
-from geo.tiles.encoding_few import encode_layer_few, is_few
+from geo.tiles.drawn import Drawn, draw
+from geo.tiles.encoding import encode_layer, grid
+from geo.tiles.encoding_few import encode_layer_few, geometry_bytes, is_few, layer_of
+from geo.tiles.tile_index import TileIndex
 from geo.tiles.tile_math import (
     BUFFER,
     COVERAGES,
@@ -46,60 +50,63 @@ from geo.tiles.tile_math import (
 
 @dataclass(frozen=True)
 class ZoomLayer:
-    """One layer ready for the tiles of one zoom: Web Mercator geometry and its index."""
+    """One layer ready for the tiles of one zoom: Web Mercator geometry, its index and (lines
+    and polygons) each feature's shape at the zoom, encoded once (`geo.tiles.drawn`)."""
 
     name: str
     kind: str  # point | line | polygon
     rows: NDArray[np.int64]  # positions in the layer (sorted by id) of the features kept
-    geoms: NDArray[np.object_]  # Web Mercator; coverages simplified for the zoom
+    geoms: NDArray[np.object_]  # Web Mercator, as stored: what the index and `bounds` hold
     tree: shapely.STRtree
-    tolerance: float = 0.0  # simplify each tile's clipped pieces by this much (0: not at all)
     bounds: NDArray[np.float64] | None = None  # (n, 4) of geoms: who lies inside a tile
-    simplified: NDArray[np.object_] | None = None  # geoms simplified whole, made when first drawn
+    shapes: NDArray[np.object_] | None = None  # geoms as drawn whole: simplified for the zoom
+    tolerance: float = 0.0  # simplify clipped pieces by this much (0: drawn as clipped)
+    drawn: Drawn | None = None  # shapes encoded on the zoom's grid (its zoom: drawn.zoom)
+    index: TileIndex | None = None  # geoms by tile at drawn.zoom
+
+    def edge(self, hit: NDArray[np.int64], box: tuple[float, float, float, float]) -> NDArray:
+        """Which of the features ``hit`` cross the edge of ``box`` (the others lie inside)."""
+        b = self.bounds[hit] if self.bounds is not None else np.zeros((len(hit), 4))
+        return (b[:, 0] < box[0]) | (b[:, 1] < box[1]) | (b[:, 2] > box[2]) | (b[:, 3] > box[3])
 
     def cut(self, hit: NDArray[np.int64], box: tuple[float, float, float, float]) -> NDArray:
-        """The geometry of features ``hit`` clipped to ``box`` and simplified by `tolerance`.
-
-        A feature inside the box needs no clipping: its whole geometry, simplified once (the
-        first time a tile draws it) and kept, is what clipping and simplifying would give.
-        Only features that cross the box's edge are clipped, then simplified, per tile.
-        """
-        geoms = self.geoms[hit]
-        if self.kind == "point" or self.bounds is None:
-            return geoms
-        b = self.bounds[hit]
-        edge = (b[:, 0] < box[0]) | (b[:, 1] < box[1]) | (b[:, 2] > box[2]) | (b[:, 3] > box[3])
+        """The shapes of features ``hit`` in ``box``: those inside it whole, as drawn at the
+        zoom; those crossing its edge clipped (`clip`)."""
+        if self.shapes is None:  # points
+            return self.geoms[hit]
+        geoms = self.shapes[hit]
+        edge = self.edge(hit, box)
         if edge.any():
-            pieces = shapely.clip_by_rect(geoms[edge], *box)
-            if self.tolerance:
-                # a piece of two points or fewer (or none: it missed the box) is its own
-                # simplification, and GEOS's per-geometry cost is most of a small tile's
-                busy = shapely.get_num_coordinates(pieces) > 2
-                if busy.all():
-                    pieces = shapely.simplify(pieces, self.tolerance, preserve_topology=True)
-                elif busy.any():
-                    pieces[busy] = shapely.simplify(
-                        pieces[busy], self.tolerance, preserve_topology=True
-                    )
-            geoms[edge] = pieces
-        if self.simplified is not None and not edge.all():
-            inside = hit[~edge]
-            done = self.simplified[inside]
-            todo = shapely.is_missing(done)
-            if todo.any():
-                done[todo] = shapely.simplify(
-                    self.geoms[inside[todo]], self.tolerance, preserve_topology=True
-                )
-                self.simplified[inside[todo]] = done[todo]
-            geoms[~edge] = done
+            geoms[edge] = self.clip(hit[edge], box)
         return geoms
+
+    def clip(self, cut: NDArray[np.int64], box: tuple[float, float, float, float]) -> NDArray:
+        """Features ``cut`` clipped to ``box``, then simplified by `tolerance` (`simplify`; a
+        road running along the box's edge would lose pieces if it were simplified first: its
+        chord may lie outside). A piece of two points or fewer (or none: it missed the box) is
+        its own simplification, and GEOS's per-geometry cost is most of a small tile's."""
+        pieces = shapely.clip_by_rect(self.geoms[cut], *box)
+        if self.tolerance:
+            busy = shapely.get_num_coordinates(pieces) > 2
+            if busy.all():
+                pieces = simplify(self.kind, pieces, self.tolerance)
+            elif busy.any():
+                pieces[busy] = simplify(self.kind, pieces[busy], self.tolerance)
+        return pieces
+
+
+def simplify(kind: str, geoms: NDArray[np.object_], tolerance: float) -> NDArray[np.object_]:
+    """Geometry as a tile draws it: polygons simplified keeping their topology (valid, rings
+    apart), lines by Douglas–Peucker, as PostGIS's ``ST_AsMVTGeom`` does (a topology kept
+    within one line changes nothing a pixel wide and costs a road tile 4×)."""
+    return shapely.simplify(geoms, tolerance, preserve_topology=kind == "polygon")
 
 
 # the zooms whose geometry a version build prepares (`TileSource.prepare_all`): a map's zooms
 PREPARED_ZOOMS = range(8, SIMPLIFY_MAXZOOM + 2)
-# below this zoom a layer simplified per tile (roads, parks, buildings) is simplified whole when
-# the zoom is prepared (a tile holds thousands of its features); from it up, as tiles draw them
-SIMPLIFY_WHOLE_BELOW = 14
+# per tile, roughly, in microseconds: the vectorised encoder's fixed cost and cost per point;
+# the Python one's per feature and per point it encodes (features drawn whole cost no point)
+_NUMPY_FIXED, _NUMPY_POINT, _PYTHON_FEATURE, _PYTHON_POINT = 330.0, 0.8, 3.0, 2.3
 
 
 def _tolerance(z: int) -> float:
@@ -293,34 +300,35 @@ class TileSource:
         base = self.projected(name)
         if kind == "point":  # thinned, never simplified
             rows = _thin(base, z)
-            geoms = base[rows]
-        elif name not in COVERAGES:
-            # simplified per tile, after clipping: every zoom shares one index
-            shared = self._zooms.get((name, SIMPLIFY_MAXZOOM + 1))
-            if shared is None:
+            return ZoomLayer(
+                name, kind, rows.astype(np.int64), base[rows], shapely.STRtree(base[rows])
+            )
+        tol = _tolerance(z)
+        if name in COVERAGES:
+            # coverages are simplified whole, so neighbours keep sharing their edges
+            geoms = (
+                shapely.coverage_simplify(base, tol, simplify_boundary=True)
+                if tol and len(base)
+                else base
+            )
+            rows = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
+            geoms = shapes = geoms[rows]
+            tree, bounds = shapely.STRtree(geoms), shapely.bounds(geoms)
+        else:
+            # every zoom shares one index of the stored shapes; each draws them simplified
+            if z <= SIMPLIFY_MAXZOOM:
+                top = self.layer(name, SIMPLIFY_MAXZOOM + 1)
+                rows, geoms, tree, bounds = top.rows, top.geoms, top.tree, top.bounds
+            else:
                 rows = np.flatnonzero(~(shapely.is_empty(base) | shapely.is_missing(base)))
                 geoms = base[rows]
                 tree, bounds = shapely.STRtree(geoms), shapely.bounds(geoms)
-                shared = ZoomLayer(name, kind, rows.astype(np.int64), geoms, tree, bounds=bounds)
-                self._zooms[(name, SIMPLIFY_MAXZOOM + 1)] = shared
-            tol = _tolerance(z)
-            if not tol:
-                return shared
-            if z < SIMPLIFY_WHOLE_BELOW:  # big tiles of many features: all simplified now
-                simple = shapely.simplify(shared.geoms, tol, preserve_topology=True)
-            else:  # small tiles: each feature simplified when a tile first draws it
-                simple = np.full(len(shared.geoms), None, dtype=object)
-            return replace(shared, tolerance=tol, simplified=simple)
-        else:
-            # coverages are simplified whole, so neighbours keep sharing their edges
-            tol, geoms = _tolerance(z), base
-            if tol and len(base):
-                geoms = shapely.coverage_simplify(base, tol, simplify_boundary=True)
-            rows = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
-            geoms = geoms[rows]
-            tree, bounds = shapely.STRtree(geoms), shapely.bounds(geoms)
-            return ZoomLayer(name, kind, rows.astype(np.int64), geoms, tree, bounds=bounds)
-        return ZoomLayer(name, kind, rows.astype(np.int64), geoms, shapely.STRtree(geoms))
+            shapes = simplify(kind, geoms, tol) if tol else geoms
+        drawn = draw(kind, shapes, z, self.extent)
+        index = tile_index.build(bounds, z, self.buffer, self.extent)
+        tol = 0.0 if name in COVERAGES else tol  # (a coverage's shapes are its geoms)
+        rows = rows.astype(np.int64)
+        return ZoomLayer(name, kind, rows, geoms, tree, bounds, shapes, tol, drawn, index)
 
     # -- tiles -------------------------------------------------------------------------------
     def clip_box(self, z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -333,22 +341,55 @@ class TileSource:
         """The encoded ``Layer`` of one layer in tile z/x/y (b"" when it has no feature)."""
         zl = self.layer(name, z)
         box = self.clip_box(z, x, y)
+        if zl.drawn is not None and zl.index is not None and zl.drawn.zoom == z:
+            hit, whole = zl.index.at(x, y)
+            return self._drawn_bytes(zl, hit, whole, box, (z, x, y)) if len(hit) else b""
         hit = np.sort(zl.tree.query(shapely.box(*box)))
         if len(hit) == 0:
             return b""
+        rows, bounds, attrs = zl.rows[hit], tile_bounds(z, x, y), self.attributes(name)
         geoms = zl.cut(hit, box)
-        rows = zl.rows[hit]
         encode = encode_layer_few if is_few(geoms) else encode_layer
-        return encode(
-            name,
-            zl.kind,
-            geoms,
-            tile_bounds(z, x, y),
-            rows + 1,
-            self.attributes(name),
-            rows,
-            self.extent,
-        )
+        return encode(name, zl.kind, geoms, bounds, rows + 1, attrs, rows, self.extent)
+
+    def _drawn_bytes(
+        self,
+        zl: ZoomLayer,
+        hit: NDArray[np.int64],
+        whole: NDArray[np.bool_],
+        box: tuple[float, float, float, float],
+        zxy: tuple[int, int, int],
+        encoder: str | None = None,
+    ) -> bytes:
+        """Layer bytes of a tile whose features' shapes were encoded at version build: those
+        inside the tile are sent as they are, those crossing its edge are clipped and encoded
+        here, by the Python encoder or (many points to encode) the vectorised one; tests
+        name the ``encoder`` (``"python"`` or ``"numpy"``) to compare them."""
+        assert zl.drawn is not None and zl.shapes is not None
+        at_inside, at_cut = np.flatnonzero(whole), np.flatnonzero(~whole)
+        inside, cut = hit[at_inside], hit[at_cut]
+        whole_points = int(zl.drawn.points[inside].sum())
+        pieces, cut_points = zl.shapes[cut], 0
+        if len(cut):
+            pieces = zl.clip(cut, box)
+            cut_points = int(shapely.get_num_coordinates(pieces).sum())
+        python = _PYTHON_FEATURE * len(hit) + _PYTHON_POINT * cut_points
+        if encoder is None:
+            numpy = _NUMPY_FIXED + _NUMPY_POINT * (whole_points + cut_points)
+            encoder = "python" if python <= numpy else "numpy"
+        bounds, rows = tile_bounds(*zxy), zl.rows[hit]
+        attrs = self.attributes(zl.name)
+        if encoder == "numpy":
+            geoms = zl.shapes[hit]
+            geoms[at_cut] = pieces
+            return encode_layer(zl.name, zl.kind, geoms, bounds, rows + 1, attrs, rows, self.extent)
+        _, ox, oy = grid(bounds, self.extent)
+        geom = zl.drawn.geometry(at_inside.tolist(), inside, ox, oy)
+        if len(cut):
+            pos = at_cut.tolist()
+            cut_geom = geometry_bytes(zl.kind, pieces, bounds, self.extent)
+            geom.update({pos[k]: g for k, g in cut_geom.items()})
+        return layer_of(zl.name, zl.kind, geom, rows + 1, attrs, rows, self.extent)
 
     def tile(self, z: int, x: int, y: int, layers: Sequence[str] | None = None) -> bytes:
         """The MVT of tile z/x/y with ``layers`` (default all); b"" when the tile is empty."""
