@@ -18,17 +18,15 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from geo.tiles.encoding import _geometry_commands, _starts, _varint_len, _varints
+from geo.tiles.encoding import _geometry_commands, _starts, _varint, _varint_len, _varints
+from geo.tiles.encoding_few import _TWO, _VARINTS
 from geo.tiles.tile_math import tile_bounds
-
-_TWO = 1 << 14  # varints of fewer bytes than this are looked up (one or two bytes)
-_VARINTS = [bytes(_varints(np.array([i], dtype=np.uint64))) for i in range(_TWO)]
 
 
 def _zig(v: int) -> bytes:
     """The varint of the zigzag of v."""
     z = v << 1 if v >= 0 else ~(v << 1)
-    return _VARINTS[z] if z < _TWO else _varints(np.array([z], dtype=np.uint64))
+    return _VARINTS[z] if z < _TWO else _varint(z)
 
 
 @dataclass(frozen=True)
