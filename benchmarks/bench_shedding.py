@@ -17,7 +17,7 @@ Prints, per server and phase, the light requests' p50 and p95 in ms as min / med
 the rounds (and the light errors); per phase, min / median / max of the per-round ratio limits
 on ÷ limits off of the p50 and the p95 (below 1: the limits help the light requests); and per
 server the heavy requests' answers by status with the points located per second (min / median
-/ max over the rounds).
+/ max over the rounds; "heavy points/s").
 
     python benchmarks/bench_shedding.py                    # 3 rounds of 8 s phases
     python benchmarks/bench_shedding.py --rounds 5 --seconds 10
@@ -184,7 +184,7 @@ def _report(results: dict, args) -> None:
         for q in (0.5, 0.95):
             on, off = pct[("on", phase)][q], pct[("off", phase)][q]
             ratio = [a / b for a, b in zip(on, off, strict=True)]
-            print(Spread.of(ratio).line(f"{phase} p{q * 100:.0f} on/off", ".2f"))
+            print(Spread.of(ratio).line(f"{phase} p{q * 100:.0f} on/off", ".3g"))
     span = args.warmup + args.seconds
     for (limits, phase), rounds in results.items():
         errors: dict[str, int] = {}
@@ -196,8 +196,8 @@ def _report(results: dict, args) -> None:
                 heavy[k] = heavy.get(k, 0) + v
         if phase == "loaded":
             located = [h.get("200", 0) * HEAVY_POINTS / span for _, _, h in rounds]
-            print(Spread.of(located).line(f"limits {limits}: heavy points located/s", ",.0f"))
-            print(f"  heavy answers {heavy}; light errors: {errors or 'none'}")
+            print(Spread.of(located).line(f"limits {limits}: heavy points/s", ",.0f"))
+            print(f"  limits {limits}: heavy answers {heavy}; light errors: {errors or 'none'}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -203,9 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     every = [compare(tables, cid, args, peers) for cid in ids]
     most = max(len(took) for took in every)
     full = {c: took for c, took in zip(ids, every, strict=True) if len(took) == most}
-    total = {
-        m: [sum(r) for r in zip(*(t[m] for t in full.values()), strict=True)] for m in every[0]
-    }
+    methods = next(iter(full.values()))
+    total = {m: [sum(r) for r in zip(*(t[m] for t in full.values()), strict=True)] for m in methods}
     names = ", ".join(full)
     print(f"\nall communities every method ran on ({names}), per round the sum of their seconds:")
     _seconds(total, args.rounds)

@@ -588,17 +588,22 @@ def spreads(args, rounds: list[tuple]) -> list[str]:
     """Each round's headline and verdict, then (several rounds) min / median / max over the
     rounds of the completed requests/s, the p50 and the p99."""
     keep_up = KeepUp(p50_limit_ms=args.p50_limit_ms)
-    lines, done, p50, p99 = [], [], [], []
+    lines, done, p50, p99, missed = [], [], [], [], 0
     for r, (results, _) in enumerate(rounds):
         stats, _, _, completed = merge(results)
         line, verdict = throughput(stats, completed, args.seconds, args.rate, keep_up)
         kept = "" if args.rate <= 0 else f"; {verdict or 'the server kept up'}"
+        missed += verdict is not None
         lines.append(f"round {r + 1}: {line}{kept}")
         every = [x for k in KINDS for x in stats[k]]
         done.append(sum(completed.values()) / args.seconds)
         p50.append(_pct(every, 0.5))
         p99.append(_pct(every, 0.99))
     if len(rounds) > 1:
+        if missed:
+            lines.append(f"THE SERVER COULD NOT KEEP UP in {missed} of {len(rounds)} rounds.")
+        elif args.rate > 0:
+            lines.append(f"the server kept up with the offered rate in all {len(rounds)} rounds")
         lines.append(f"over {len(rounds)} rounds (one after the other, same server):")
         lines.append(Spread.of(done).line("completed req/s", ",.0f"))
         lines.append(Spread.of(p50).line("p50 ms (every kind)", ",.1f"))
@@ -614,14 +619,14 @@ def _report(args, rounds: list[tuple], server_cpu: float) -> None:
     line, verdict = throughput(
         stats, completed, seconds, args.rate, KeepUp(p50_limit_ms=args.p50_limit_ms)
     )
-    if len(rounds) > 1:
-        print("\n".join(spreads(args, rounds)))
     print(
         f"{args.seconds:g} s after {args.warmup:g} s of warm-up"
         + (f" (x {len(rounds)} rounds, pooled)" if len(rounds) > 1 else "")
         + f", {args.clients} clients x {args.concurrency} connections: {line}"
     )
-    if verdict:
+    if len(rounds) > 1:  # the verdict per round, never on the pooled figures
+        print("\n".join(spreads(args, rounds)))
+    elif verdict:
         print(verdict)
     elif args.rate > 0:
         print("the server kept up with the offered rate")
