@@ -22,6 +22,7 @@ without them only ``geo`` runs and it says so. A community of one grid, or with 
 than grids, has nothing to compare: only ``geo`` runs on it.
 
     python benchmarks/bench_split.py --rounds 3 [--weight enterprises|employees|floor_area]
+    python benchmarks/bench_split.py --rounds 3 --peers skater,kmeans   # without max-p's search
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def compare(tables, cid: str, args: argparse.Namespace, peers: bool) -> dict[str
     graph = Graph.of(cu.units, cu.weights)
     old = grids[grids["community_id"] == cid]
     current = balance_ratio(weigh(to_metric(old.geometry.to_numpy()), tables, args.weight))
-    methods = ["geo", *PEERS] if peers and k >= 2 and len(graph) > k else ["geo"]
+    methods = ["geo", *args.peers] if peers and k >= 2 and len(graph) > k else ["geo"]
     answers = {m: Answers() for m in methods}
     solve = {
         m: (lambda: regionalise(graph, k))
@@ -191,14 +192,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weight", default="enterprises")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds")
     parser.add_argument("--communities", help="comma-separated ids (default: every one)")
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        type=lambda text: [p for p in text.split(",") if p],
+        help=f"comma-separated, of {', '.join(PEERS)} (default: all; maxp takes minutes)",
+    )
     args = parser.parse_args(argv)
+    if unknown := set(args.peers) - set(PEERS):
+        parser.error(f"--peers: unknown {', '.join(sorted(unknown))}; choose of {PEERS}")
     tables = geo_io.read_directory(SAMPLE_DIR).tables
-    peers = peers_installed()
-    if not peers:
+    installed = peers_installed()
+    peers = installed and bool(args.peers)
+    if not installed:
         print(
             "peers: spopt/libpysal not installed (pip install spopt libpysal; in no extra of "
             "pyproject): only geo runs, no ratios"
         )
+    elif not peers:
+        print("peers: none asked for (--peers): only geo runs, no ratios")
     ids = args.communities.split(",") if args.communities else list(tables["communities"]["id"])
     every = [compare(tables, cid, args, peers) for cid in ids]
     most = max(len(took) for took in every)
