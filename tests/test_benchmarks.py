@@ -148,7 +148,7 @@ def test_bench_split_runs_rounds_and_prints_spreads(capsys: pytest.CaptureFixtur
     for cid in ("C03", "C07"):
         assert f"\n{cid}: K " in out
     assert out.count("seconds over 2 interleaved rounds") == 3  # two communities, all of them
-    assert "all communities every method ran on (C03, C07)" in out
+    assert "all communities every method answered (C03, C07)" in out
     _spread_line(out, "geo s")
     rows = [line for line in out.splitlines() if line.startswith("  geo ") and "yes" in line]
     assert len(rows) == 2 and all(line.rstrip().endswith("yes") for line in rows)
