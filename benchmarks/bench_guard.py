@@ -9,8 +9,9 @@ writes on the sample district, in CPU seconds of a fresh process each:
 - ``heartbeat``: one `SQLiteStore.serving_mark` (every server, three times per TTL).
 
 Ours is this checkout; the peer is a checkout from before the guard (``--peer``, e.g. a
-``git worktree add /tmp/before <commit>``). They alternate in ``--rounds`` rounds; min, median
-and max of each and of the ratio (ours / peer) are printed.
+``git worktree add /tmp/before <commit>``). They alternate in ``--rounds`` rounds (who goes
+first alternating too: `common.interleave`); min, median and max of each and of the per-round
+ratio (ours / peer) are printed.
 
     python benchmarks/bench_guard.py --peer /work/main --rounds 5
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +28,8 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import Spread, interleave  # noqa: E402
 
 _CHILD = textwrap.dedent(
     """
@@ -75,30 +77,40 @@ def run(checkout: Path, work: Path) -> dict[str, float]:
 
 def _spread(values: list[float], scale: float) -> str:
     """min / median / max, scaled."""
-    return " / ".join(
-        f"{v * scale:8.2f}" for v in (min(values), statistics.median(values), max(values))
-    )
+    spread = Spread.of([v * scale for v in values])
+    return " / ".join(f"{v:8.2f}" for v in (spread.min, spread.median, spread.max))
 
 
-def main() -> None:
-    """Alternate ours and the peer, then print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--peer", type=Path, required=True, help="a checkout before the guard")
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    ours: list[dict[str, float]] = []
-    peer: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.rounds):
-            peer.append(run(args.peer.resolve(), Path(tmp)))
-            ours.append(run(ROOT, Path(tmp)))
-    units = {"replace_all": ("ms", 1e3), "edit": ("ms", 1e3), "heartbeat": ("µs", 1e6)}
-    print(f"CPU per write, {args.rounds} rounds: min / median / max")
-    for key, (unit, scale) in units.items():
+UNITS = {"replace_all": ("ms", 1e3), "edit": ("ms", 1e3), "heartbeat": ("µs", 1e6)}
+
+
+def report(ours: list[dict[str, float]], peer: list[dict[str, float]]) -> None:
+    """Per write: min / median / max of ours, the peer's and the per-round ratio."""
+    print(f"CPU per write, {len(ours)} rounds: min / median / max")
+    for key, (unit, scale) in UNITS.items():
         a, b = [r[key] for r in ours], [r[key] for r in peer]
         ratio = [x / y for x, y in zip(a, b, strict=True)]
         print(f"{key:12} ours {_spread(a, scale)} {unit}   peer {_spread(b, scale)} {unit}   "
               f"ours/peer {_spread(ratio, 1)}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Alternate ours and the peer, then print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peer", type=Path, required=True, help="a checkout before the guard")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    ours: list[dict[str, float]] = []
+    peer: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        interleave(
+            {
+                "ours": lambda: ours.append(run(ROOT, Path(tmp))),
+                "peer": lambda: peer.append(run(args.peer.resolve(), Path(tmp))),
+            },
+            args.rounds,
+        )
+    report(ours, peer)
 
 
 if __name__ == "__main__":

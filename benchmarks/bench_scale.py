@@ -16,7 +16,14 @@ GeoPackage store with ``geo load``; then, each in a fresh process:
 Then, for each step between scales, time (and memory) ratio ÷ data ratio: above 1 a step grows
 faster than the data. ``--profile`` writes a cProfile of the atlas step at the largest scale.
 
+With ``--rounds N`` (default 1) the atlas and HTTP steps run N times per scale, in interleaved
+rounds (each round visits every scale, the order rotating, so load on the machine hits every
+scale alike); every cell is then min / median / max over the rounds, and each growth cell the
+min / median / max of the per-round growth. Generating and loading run once per scale (one
+figure: min = median = max).
+
     python benchmarks/bench_scale.py --scales 1,10,50
+    python benchmarks/bench_scale.py --scales 1,10 --rounds 3
     python benchmarks/bench_scale.py --scales 1,10 --work /tmp/scale   # keep data and stores
 """
 
@@ -38,7 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import stop  # benchmarks/common.py, beside this script
+from common import Spread, interleave, stop  # benchmarks/common.py, beside this script
 
 ZOOMS = (12, 14, 16)
 TILE_LAYERS = ("grids", "enterprises")
@@ -299,82 +306,126 @@ FIGURES = (
 )
 
 
-def measure(scale: int, work: Path, args: argparse.Namespace) -> dict:
-    """Every figure at one scale (data and store kept in ``work`` when they exist)."""
+def prepare(scale: int, work: Path) -> dict:
+    """Generate the district and load it into a store at one scale, unless ``work`` holds them;
+    the figures of the steps that ran (now or when they were made)."""
     data, db, tmp = work / "data", str(work / "store.gpkg"), work / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    out: dict = {}
     if not (data / "enterprises.csv").exists():
         run_child("generate", str(scale), str(data), out=tmp / "generate.json")
     if not Path(db).exists():
         run_child("cli", "load", str(data), "--db", db, out=tmp / "load.json")
+    out: dict = {}
     for step in ("generate", "load"):  # measured when the data or the store was made
         with contextlib.suppress(FileNotFoundError):
             done = json.loads((tmp / f"{step}.json").read_text())
             out[step], out[f"{step}_mb"] = done["seconds"], done["mb"]
             if "cpu" in done:
                 out[f"{step}_cpu"] = done["cpu"]
+    return out
+
+
+def measure(work: Path, args: argparse.Namespace) -> dict:
+    """One round at one scale (prepared in ``work``): the atlas in a fresh process, then a
+    fresh `geo serve` over HTTP."""
+    db, tmp = str(work / "store.gpkg"), work / "tmp"
     profile = str(work / "atlas.prof") if args.profile else ""
     plan = tmp / "plan.json"
     built = run_child(
         "atlas", db, str(plan), str(args.points), str(args.tiles), profile, out=tmp / "atlas.json"
     )
-    out.update({k: v for k, v in built.items() if k not in ("mb", "base_mb")})
+    out = {k: v for k, v in built.items() if k not in ("mb", "base_mb")}
     out["atlas_mb"] = built["mb"] - built["base_mb"]
     out.update(http_steps(db, json.loads(plan.read_text()), tmp / "serve.log"))
-    (work / "result.json").write_text(json.dumps(out))
     return out
 
 
-def report(scales: list[int], results: dict[int, dict]) -> None:
-    """The table: each figure per scale, then ratio ÷ data ratio for each step between scales."""
-    size = {s: sum(results[s]["rows"].values()) for s in scales}
+def _cell(values: list[float], fmt: str, width: int, spread: bool) -> str:
+    """One value, or (``spread``) min / median / max of the values."""
+    if not spread:
+        return f"{values[0]:>{width}{fmt}}"
+    spread = Spread.of(values)
+    return "".join(f"{v:>{width}{fmt}}" for v in (spread.min, spread.median, spread.max))
+
+
+def report(scales: list[int], results: dict[int, list[dict]]) -> None:
+    """The table: each figure per scale, then ratio ÷ data ratio for each step between scales
+    (with several rounds: min / median / max of each, the growth per round)."""
+    size = {s: sum(results[s][0]["rows"].values()) for s in scales}
     steps = list(itertools.pairwise(scales))
-    head = f"{'':42}" + "".join(f"{'×' + str(s):>10}" for s in scales)
-    head += "".join(f"{f'×{a}→×{b}':>12}" for a, b in steps)
+    rounds = max(len(results[s]) for s in scales)
+    w, g = (10, 12) if rounds == 1 else (8, 7)
+    span = (1 if rounds == 1 else 3) * w
+    gspan = (1 if rounds == 1 else 3) * (g - 1) + 1
+    head = f"{'':42}" + "".join(f"{'×' + str(s):>{span}}" for s in scales)
+    head += "".join(f"{f'×{a}→×{b}':>{gspan}}" for a, b in steps)
+    if rounds > 1:
+        print(f"{rounds} interleaved rounds; each cell: min, median, max")
     print(head)
-    print(f"{'rows (all layers)':42}" + "".join(f"{size[s]:>10,}" for s in scales))
+    print(f"{'rows (all layers)':42}" + "".join(f"{size[s]:>{span},}" for s in scales))
     for key, label, unit in FIGURES:
-        if not all(key in results[s] for s in scales):
+        values = {s: [r[key] for r in results[s] if key in r] for s in scales}
+        if not all(values.values()):
             continue
         line = f"{label + ' (' + unit + ')':42}"
-        line += "".join(f"{results[s][key]:>10.3g}" for s in scales)
+        line += "".join(_cell(values[s], ".3g", w, rounds > 1) for s in scales)
         for a, b in steps:
-            if not results[a][key]:
-                line += f"{'-':>12}"
+            pairs = list(zip(values[a], values[b], strict=False))
+            if not all(x for x, _ in pairs):
+                line += f"{'-':>{gspan}}"
                 continue
-            ratio = (results[b][key] / results[a][key]) / (size[b] / size[a])
-            line += f"{ratio:>11.2f}{'!' if ratio > 1 else ' '}"
+            growth = [(y / x) / (size[b] / size[a]) for x, y in pairs]
+            faster = Spread.of(growth).median > 1
+            line += _cell(growth, ".2f", g - 1, rounds > 1) + ("!" if faster else " ")
         print(line)
     print(
-        "growth columns: (figure ratio) ÷ (data ratio); above 1 (marked !) the figure grows "
-        "faster than the data."
+        "growth columns: (figure ratio) ÷ (data ratio); above 1 (marked !, on the median) the "
+        "figure grows faster than the data."
     )
 
 
-def main() -> None:
+def run_rounds(scales: list[int], root: Path, args: argparse.Namespace) -> dict[int, list[dict]]:
+    """Prepare every scale, then ``--rounds`` interleaved rounds (saved as each ends)."""
+    results: dict[int, list[dict]] = {}
+    todo = []
+    for scale in scales:
+        saved = root / f"x{scale}" / "result.json"
+        if args.reuse and saved.exists():
+            got = json.loads(saved.read_text())
+            results[scale] = got if isinstance(got, list) else [got]
+        else:
+            todo.append(scale)
+    once = {scale: prepare(scale, root / f"x{scale}") for scale in todo}
+
+    def one(scale: int) -> None:
+        got = measure(root / f"x{scale}", args)
+        if scale not in results:  # generate and load: measured once, in the first round
+            got.update(once[scale])
+        results.setdefault(scale, []).append(got)
+        (root / f"x{scale}" / "result.json").write_text(json.dumps(results[scale]))
+        print(f"×{scale} done: {json.dumps(got)}", file=sys.stderr, flush=True)
+
+    interleave({str(s): (lambda s=s: one(s)) for s in todo}, args.rounds)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
     """Parse the options, measure every scale, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,10,50", help="comma-separated (default 1,10,50)")
     parser.add_argument("--points", type=int, default=1000, help="GET /locate requests")
     parser.add_argument("--tiles", type=int, default=40, help="tiles per layer and zoom")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per scale")
     parser.add_argument("--work", type=Path, help="keep data and stores here (reused if there)")
     parser.add_argument("--profile", action="store_true", help="cProfile the atlas step")
     parser.add_argument(
         "--reuse", action="store_true", help="with --work: take a scale's saved result.json"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     scales = sorted({int(s) for s in args.scales.split(",")})
     root = args.work or Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    results = {}
     try:
-        for scale in scales:
-            saved = root / f"x{scale}" / "result.json"
-            if args.reuse and saved.exists():
-                results[scale] = json.loads(saved.read_text())
-                continue
-            results[scale] = measure(scale, root / f"x{scale}", args)
-            print(f"×{scale} done: {json.dumps(results[scale])}", file=sys.stderr, flush=True)
+        results = run_rounds(scales, root, args)
     finally:
         if args.work is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -14,8 +14,10 @@ turn (the order alternating between rounds):
   ``Retry-After`` on a 429 or 503).
 
 Prints, per server and phase, the light requests' p50 and p95 in ms as min / median / max over
-the rounds (and the light errors), and the heavy requests' answers by status with the points
-located per second.
+the rounds (and the light errors); per phase, min / median / max of the per-round ratio limits
+on ÷ limits off of the p50 and the p95 (below 1: the limits help the light requests); and per
+server the heavy requests' answers by status with the points located per second (min / median
+/ max over the rounds; "heavy points/s").
 
     python benchmarks/bench_shedding.py                    # 3 rounds of 8 s phases
     python benchmarks/bench_shedding.py --rounds 5 --seconds 10
@@ -30,7 +32,6 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import stop
+from common import Spread, stop
 from load import Conn, FastConn, _free_port, _pct, _wait_up
 
 HEAVY_CLIENTS, HEAVY_POINTS = 8, 100_000
@@ -164,21 +165,27 @@ def _inputs(db: str, seed: int) -> tuple[list, bytes]:
     return points, json.dumps({"points": heavy}).encode()
 
 
-def _summary(values: list[float]) -> str:
-    return f"{min(values):7.1f} {statistics.median(values):7.1f} {max(values):7.1f}"
-
-
 def _report(results: dict, args) -> None:
+    """Light p50/p95 per server and phase, their ratios (on ÷ off), the heavy answers."""
     print(
         f"\nlight GET /locate at {args.rate:g} req/s, {args.seconds:g} s per phase, "
         f"{args.rounds} rounds; with {HEAVY_CLIENTS} clients x {HEAVY_POINTS:,}-point "
         "POST /locate when loaded"
     )
-    print(f"{'limits':7} {'phase':7} {'p50 ms min/med/max':>24} {'p95 ms min/med/max':>24}")
-    for (limits, phase), rounds in results.items():
-        p50 = [_pct(lat, 0.5) for lat, _, _ in rounds]
-        p95 = [_pct(lat, 0.95) for lat, _, _ in rounds]
-        print(f"{limits:7} {phase:7} {_summary(p50):>24} {_summary(p95):>24}")
+    pct = {
+        key: {q: [_pct(lat, q) for lat, _, _ in rounds] for q in (0.5, 0.95)}
+        for key, rounds in results.items()
+    }
+    for (limits, phase), got in pct.items():
+        for q, values in got.items():
+            print(Spread.of(values).line(f"limits {limits} {phase} p{q * 100:.0f} ms", ".1f"))
+    print("ratio limits on / limits off, per round (below 1: the limits help):")
+    for phase in ("alone", "loaded"):
+        for q in (0.5, 0.95):
+            on, off = pct[("on", phase)][q], pct[("off", phase)][q]
+            ratio = [a / b for a, b in zip(on, off, strict=True)]
+            print(Spread.of(ratio).line(f"{phase} p{q * 100:.0f} on/off", ".3g"))
+    span = args.warmup + args.seconds
     for (limits, phase), rounds in results.items():
         errors: dict[str, int] = {}
         heavy: dict[str, int] = {}
@@ -188,22 +195,20 @@ def _report(results: dict, args) -> None:
             for k, v in h.items():
                 heavy[k] = heavy.get(k, 0) + v
         if phase == "loaded":
-            span = args.rounds * (args.warmup + args.seconds)
-            located = heavy.get("200", 0) * HEAVY_POINTS / span
-            print(
-                f"{limits:7} heavy answers {heavy} ({located:,.0f} points located/s); "
-                f"light errors: {errors or 'none'}"
-            )
+            located = [h.get("200", 0) * HEAVY_POINTS / span for _, _, h in rounds]
+            print(Spread.of(located).line(f"limits {limits}: heavy points/s", ",.0f"))
+            print(f"  limits {limits}: heavy answers {heavy}; light errors: {errors or 'none'}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Start both servers, run the rounds (the order alternating), print the report."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8, help="measured seconds per phase")
     ap.add_argument("--warmup", type=float, default=2, help="heavy load before measuring")
     ap.add_argument("--rate", type=float, default=50, help="light requests/s")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="geo-shed-"))
     from geo.service.load import load_into

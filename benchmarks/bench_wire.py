@@ -5,7 +5,8 @@ Chromium (``/usr/bin/chromium``, driven by Playwright) with Chrome's network thr
 the DevTools protocol (``Network.emulateNetworkConditions``: 1.6 Mbit/s down, 750 kbit/s up,
 300 ms latency — the "3G" of the issue). Each round opens each page in a new browser context
 (an empty cache), twice: as Chromium asks (``Accept-Encoding: gzip, deflate, br, zstd``) and,
-as the peer, with ``Accept-Encoding: identity`` (nothing compressed), interleaved.
+as the peer, with ``Accept-Encoding: identity`` (nothing compressed), interleaved: each round
+opens every (page, mode) once, the order rotating from round to round (`common.interleave`).
 
 Per page and mode it reports, over the rounds (min / median / max):
 
@@ -18,7 +19,9 @@ Per page and mode it reports, over the rounds (min / median / max):
   search answer: the time from typing a name in the search box to its results list showing.
 
 Pages are opened with ``?basemap=none``: base-map tiles come from OpenStreetMap, not from this
-service (with a base map, add its tiles to both figures). The officer map is the officer with
+service (with a base map, add its tiles to both figures). Then, per page, min / median / max
+of the per-round ratio compressed ÷ identity of the bytes, the interactive time and the first
+search. The officer map is the officer with
 the most enterprises in their buildings (the heaviest officer map), unless ``--officer``.
 
     python benchmarks/bench_wire.py --rounds 3
@@ -31,8 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +41,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Spread, interleave
+from common import serve as geo_serve
 
 CHROMIUM = os.environ.get("GEO_CHROMIUM", "/usr/bin/chromium")
 THREE_G = {
@@ -55,37 +60,13 @@ GOAL_MS = {"district": 5000, "officer": 3000}
 @contextlib.contextmanager
 def serve(tmp: Path) -> Iterator[str]:
     """`geo serve` on a new store of the sample district; yields its base URL."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     from geo.settings import SAMPLE_DIR
 
-    env = {**os.environ, "GEO_DATA": str(SAMPLE_DIR)}
-    cmd = [sys.executable, "-m", "geo.cli", "serve", "--db", str(tmp / "wire.gpkg")]
-    log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            if proc.poll() is not None:
-                raise RuntimeError((tmp / "serve.log").read_text())
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with (
+        open(tmp / "serve.log", "wb") as log,
+        geo_serve(tmp / "wire.gpkg", env={"GEO_DATA": str(SAMPLE_DIR)}, log=log, timeout=180) as s,
+    ):
+        yield s.base
 
 
 def officer_of(db: Path) -> str:
@@ -183,29 +164,24 @@ class Probe:
         return (time.perf_counter() - t0) * 1000
 
 
-def summary(values: list[float]) -> str:
-    return f"{min(values):>9,.0f} {statistics.median(values):>9,.0f} {max(values):>9,.0f}"
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Start the server and the browser, warm up, run the rounds, print the report."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--officer", help="officer id (default: the one with most enterprises)")
     ap.add_argument("--no-identity", action="store_true", help="skip the uncompressed peer")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp)) as base:
         officer = args.officer or officer_of(Path(tmp) / "wire.gpkg")
         ent = httpx.get(f"{base}/search", params={"q": "海康", "kind": "enterprise"}, timeout=300)
-        ent = ent.json()
-        name = ent["results"][0]["name"]
+        name = ent.json()["results"][0]["name"]
         pages = {
             "district": (f"{base}/maps/?basemap=none", name),
             "officer": (f"{base}/maps/officer/{officer}?basemap=none", None),
         }
         modes = ["br"] if args.no_identity else ["br", "identity"]
-        results: dict[tuple[str, str], list[dict]] = {}
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
@@ -213,41 +189,59 @@ def main() -> None:
             for url, search in pages.values():  # a round unmeasured: tiles made, index built
                 for mode in modes:
                     Probe(browser, url, mode == "identity", search).run()
-            for r in range(args.rounds):
-                for key, (url, search) in pages.items():
-                    for mode in modes:
-                        out = Probe(browser, url, mode == "identity", search).run()
-                        results.setdefault((key, mode), []).append(out)
-                        print(f"round {r + 1} {key:<8} {mode:<8} {out}", flush=True)
+            results = measure(browser, pages, modes, args.rounds)
             browser.close()
     report(results, officer, modes)
 
 
+def measure(
+    browser, pages: dict[str, tuple[str, str | None]], modes: list[str], rounds: int
+) -> dict[tuple[str, str], list[dict]]:
+    """Every (page, mode) once per round, the order rotating; each load's figures."""
+    results: dict[tuple[str, str], list[dict]] = {(p, m): [] for p in pages for m in modes}
+
+    def probe(page: str, mode: str) -> None:
+        url, search = pages[page]
+        out = Probe(browser, url, mode == "identity", search).run()
+        results[(page, mode)].append(out)
+        n = len(results[(page, mode)])
+        print(f"round {n} {page:<8} {mode:<8} {out}", flush=True)
+
+    interleave(
+        {f"{p} {m}": (lambda p=p, m=m: probe(p, m)) for p, m in results},
+        rounds,
+    )
+    return results
+
+
+MEASURES = (
+    ("bytes", "bytes", ",.0f"),
+    ("interactive_ms", "interactive ms", ",.0f"),
+    ("search_ms", "first search ms", ",.0f"),
+    ("bytes_with_search", "bytes after search", ",.0f"),
+)
+
+
 def report(results: dict[tuple[str, str], list[dict]], officer: str, modes: list[str]) -> None:
+    """min / median / max per page, mode and measure; then the per-round ratios."""
     print(f"\n3G (1.6 Mbit/s down, 750 kbit/s up, 300 ms); officer map: {officer}")
-    print(f"{'page':<9}{'mode':<9}{'measure':<20}{'min':>9} {'median':>9} {'max':>9}  goal")
     for (page, mode), runs in results.items():
-        b = [x["bytes"] for x in runs]
-        t = [x["interactive_ms"] for x in runs]
-        goal = BUDGET[page] if mode == "br" else ""
-        print(f"{page:<9}{mode:<9}{'bytes':<20}{summary(b)}  {goal and f'< {goal:,}'}")
-        tgoal = GOAL_MS[page] if mode == "br" else ""
-        print(f"{page:<9}{mode:<9}{'interactive ms':<20}{summary(t)}  {tgoal and f'< {tgoal:,}'}")
-        if "search_ms" in runs[0]:
-            s = [x["search_ms"] for x in runs]
-            print(f"{page:<9}{mode:<9}{'first search ms':<20}{summary(s)}")
-            w = [x["bytes_with_search"] for x in runs]
-            print(f"{page:<9}{mode:<9}{'bytes after search':<20}{summary(w)}")
-    if "identity" in modes:
-        print("\nratio compressed / identity (per round)")
-        for page in {p for p, _ in results}:
-            br, idn = results[(page, "br")], results[(page, "identity")]
-            rb = [a["bytes"] / b["bytes"] for a, b in zip(br, idn, strict=True)]
-            rt = [a["interactive_ms"] / b["interactive_ms"] for a, b in zip(br, idn, strict=True)]
-            print(
-                f"{page:<9}bytes {min(rb):.3f} {statistics.median(rb):.3f} {max(rb):.3f}   "
-                f"interactive {min(rt):.3f} {statistics.median(rt):.3f} {max(rt):.3f}"
-            )
+        print(f"{page} map, {mode}, {len(runs)} rounds:")
+        for key, label, fmt in MEASURES:
+            if key not in runs[0]:
+                continue
+            line = Spread.of([x[key] for x in runs]).line(label, fmt)
+            goal = {"bytes": BUDGET, "interactive_ms": GOAL_MS}.get(key)
+            print(line + (f"  goal < {goal[page]:,}" if goal and mode == "br" else ""))
+    if "identity" not in modes:
+        return
+    print("\nratio compressed / identity, per round:")
+    for page in dict.fromkeys(p for p, _ in results):
+        br, idn = results[(page, "br")], results[(page, "identity")]
+        for key, label, _ in MEASURES:
+            if key in br[0]:
+                ratio = [a[key] / b[key] for a, b in zip(br, idn, strict=True)]
+                print(Spread.of(ratio).line(f"{page} {label}", ".3f"))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,13 @@ When the server completed less than 95 % of the offered rate, or its median late
 ``--p50-limit-ms``, it says so plainly: THE SERVER COULD NOT KEEP UP (the latencies then
 measure a queue, not the server).
 
+With ``--rounds N`` (default 1) the whole load (warm-up and measured seconds, edits and probes)
+runs N times on the same server, one round after the other (there is no peer to interleave
+with); each round's headline and verdict are printed, then min / median / max over the rounds
+of the completed requests/s, the p50 and the p99 (the table per kind pools every round).
+
     python benchmarks/load.py --seconds 20                 # 1,500 req/s offered
+    python benchmarks/load.py --seconds 10 --rounds 3      # the spread over three runs
     python benchmarks/load.py --seconds 20 --rate 0        # closed loop: the most it serves
     python benchmarks/load.py --seconds 20 --refresh-seconds 0   # every request checks the store
 """
@@ -45,7 +51,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KeepUp, group_cpu_seconds, percentile, start, stop, wait_healthy
+from common import KeepUp, Spread, group_cpu_seconds, percentile, start, stop, wait_healthy
 from common import free_port as _free_port  # noqa: F401 - bench_shedding imports it
 
 TORCH = "东至信诚路、南至南环路、西至东信大道、北至江南大道"
@@ -428,12 +434,13 @@ def _sample_store(db: str) -> str:
         store.close()
 
 
-def main() -> None:
+def _options(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20, help="measured seconds")
     ap.add_argument(
         "--warmup", type=float, default=10, help="seconds of the same load first, not measured"
     )
+    ap.add_argument("--rounds", type=int, default=1, help="runs of the whole load, in turn")
     ap.add_argument("--workers", type=int, default=2, help="geo serve worker processes")
     ap.add_argument("--clients", type=int, default=2, help="load-generating processes")
     ap.add_argument("--concurrency", type=int, default=32, help="connections per client")
@@ -452,8 +459,39 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log", type=Path, help="keep the server's log (stderr) here")
-    args = ap.parse_args()
+    return ap.parse_args(argv)
 
+
+def _round(pool, port: int, plan: dict, token: str, probe, owners, args, r: int) -> tuple:
+    """One run of the load: the clients' results and the planner's and probers' figures; the
+    boundary is left as it started (Torch)."""
+    jobs = pool.map_async(
+        _client_process,
+        [
+            (port, plan, args.warmup, args.seconds, args.concurrency, args.rate / args.clients,
+             args.seed + 1000 * r + i)
+            for i in range(args.clients)
+        ],
+    )  # fmt: skip
+    edits = asyncio.run(
+        _planner_and_prober(port, token, probe, owners, args.warmup, args.seconds, args.edit_every)
+    )
+    results = jobs.get(timeout=args.seconds * 3 + 60)
+    if edits["edits"] % 2:  # back to Torch, so the next round's planner starts from it
+        asyncio.run(_back_to_torch(port, token, probe, owners[TORCH]))
+    return results, edits
+
+
+async def _back_to_torch(port: int, token: str, probe, owner: str | None) -> None:
+    conn = Conn("127.0.0.1", port)
+    await _edit(conn, token, TORCH)
+    conn.close()
+    await _settle(port, probe, owner)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Load the store, start the server, run the rounds, print the report."""
+    args = _options(argv)
     tmp = Path(tempfile.mkdtemp(prefix="geo-load-"))
     db = str(tmp / "store.gpkg")
     token = _sample_store(db)
@@ -472,32 +510,14 @@ def main() -> None:
             f"owner {owners[TORCH]} (Torch west to 东信大道) / {owners[WEST]} (west to 伟业路)"
         )
         with mp.get_context("spawn").Pool(args.clients) as pool:
-            jobs = pool.map_async(
-                _client_process,
-                [
-                    (
-                        port,
-                        plan,
-                        args.warmup,
-                        args.seconds,
-                        args.concurrency,
-                        args.rate / args.clients,
-                        args.seed + i,
-                    )
-                    for i in range(args.clients)
-                ],
-            )
-            edits = asyncio.run(
-                _planner_and_prober(
-                    port, token, probe, owners, args.warmup, args.seconds, args.edit_every
-                )
-            )
-            results = jobs.get(timeout=args.seconds * 3 + 60)
+            rounds = [
+                _round(pool, port, plan, token, probe, owners, args, r) for r in range(args.rounds)
+            ]
         server_cpu = group_cpu_seconds(server.pid)
     finally:
         stop(server.proc)
         log.close()
-    _report(args, results, edits, server_cpu)
+    _report(args, rounds, server_cpu)
     if args.log:
         shutil.copy(tmp / "serve.log", args.log)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -552,16 +572,61 @@ def throughput(
     return line, keep_up.verdict(rate, done, p50)
 
 
-def _report(args, results, edits, server_cpu: float) -> None:
+def merge_edits(edits: list[dict]) -> dict:
+    """The planner's and probers' figures of several rounds as one."""
+    return {
+        "edits": sum(e["edits"] for e in edits),
+        "edit_latency": [x for e in edits for x in e["edit_latency"]],
+        "probes": sum(e["probes"] for e in edits),
+        "torn": [x for e in edits for x in e["torn"]],
+        "stale": [x for e in edits for x in e["stale"]],
+        "lag": max(e["lag"] for e in edits),
+    }
+
+
+def spreads(args, rounds: list[tuple]) -> list[str]:
+    """Each round's headline and verdict, then (several rounds) min / median / max over the
+    rounds of the completed requests/s, the p50 and the p99."""
+    keep_up = KeepUp(p50_limit_ms=args.p50_limit_ms)
+    lines, done, p50, p99, missed = [], [], [], [], 0
+    for r, (results, _) in enumerate(rounds):
+        stats, _, _, completed = merge(results)
+        line, verdict = throughput(stats, completed, args.seconds, args.rate, keep_up)
+        kept = "" if args.rate <= 0 else f"; {verdict or 'the server kept up'}"
+        missed += verdict is not None
+        lines.append(f"round {r + 1}: {line}{kept}")
+        every = [x for k in KINDS for x in stats[k]]
+        done.append(sum(completed.values()) / args.seconds)
+        p50.append(_pct(every, 0.5))
+        p99.append(_pct(every, 0.99))
+    if len(rounds) > 1:
+        if missed:
+            lines.append(f"THE SERVER COULD NOT KEEP UP in {missed} of {len(rounds)} rounds.")
+        elif args.rate > 0:
+            lines.append(f"the server kept up with the offered rate in all {len(rounds)} rounds")
+        lines.append(f"over {len(rounds)} rounds (one after the other, same server):")
+        lines.append(Spread.of(done).line("completed req/s", ",.0f"))
+        lines.append(Spread.of(p50).line("p50 ms (every kind)", ",.1f"))
+        lines.append(Spread.of(p99).line("p99 ms (every kind)", ",.1f"))
+    return lines
+
+
+def _report(args, rounds: list[tuple], server_cpu: float) -> None:
+    results = [r for got, _ in rounds for r in got]
+    edits = merge_edits([e for _, e in rounds])
     stats, errors, client_cpu, completed = merge(results)
+    seconds = args.seconds * len(rounds)
     line, verdict = throughput(
-        stats, completed, args.seconds, args.rate, KeepUp(p50_limit_ms=args.p50_limit_ms)
+        stats, completed, seconds, args.rate, KeepUp(p50_limit_ms=args.p50_limit_ms)
     )
     print(
-        f"{args.seconds:g} s after {args.warmup:g} s of warm-up, {args.clients} clients x "
-        f"{args.concurrency} connections: {line}"
+        f"{args.seconds:g} s after {args.warmup:g} s of warm-up"
+        + (f" (x {len(rounds)} rounds, pooled)" if len(rounds) > 1 else "")
+        + f", {args.clients} clients x {args.concurrency} connections: {line}"
     )
-    if verdict:
+    if len(rounds) > 1:  # the verdict per round, never on the pooled figures
+        print("\n".join(spreads(args, rounds)))
+    elif verdict:
         print(verdict)
     elif args.rate > 0:
         print("the server kept up with the offered rate")
@@ -573,7 +638,7 @@ def _report(args, results, edits, server_cpu: float) -> None:
     for k in KINDS:
         xs = stats[k]
         print(
-            f"{k:8} {len(xs):9} {completed[k] / args.seconds:8,.0f} {_pct(xs, 0.5):7.1f} "
+            f"{k:8} {len(xs):9} {completed[k] / seconds:8,.0f} {_pct(xs, 0.5):7.1f} "
             f"{_pct(xs, 0.99):7.1f} {_pct(xs, 1.0):7.1f}"
         )
     print(f"errors: {errors or 'none'}")

@@ -1,9 +1,12 @@
 """The benchmarks' arithmetic: interleaved rounds, min/median/max of each side and of each
-ratio, percentiles, and load.py's verdict on whether the server kept up (no timing here)."""
+ratio, percentiles, and load.py's verdict on whether the server kept up (no timing here); and
+that every benchmark's report prints those spreads."""
 
 from __future__ import annotations
 
+import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +15,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_edits
+import bench_guard
+import bench_scale
+import bench_shedding
+import bench_split
+import bench_wire
 import common
 import load
 
@@ -116,3 +124,167 @@ def test_bench_edits_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_edits.Timing("C01", 0.5, 0.2, 0.1).both == 0.2
     assert bench_edits.tile_of(0.0, 0.0, 1) == (1, 1)
     assert bench_edits.tile_of(-179.9, 85.0, 2) == (0, 0)
+
+
+# ------------------------------------------------------ each benchmark prints every spread
+# (issue 16 §1: ours and the peer interleaved in rounds; min/median/max of each and of the
+# ratio). The report functions get figures made up here; bench_split runs for real on two
+# sample communities (about 4 s, geo only when spopt is not installed).
+
+SPREAD = re.compile(r"min +[-\d.,]+ +median +[-\d.,]+ +max +[-\d.,]+")
+
+
+def _spread_line(out: str, label: str) -> str:
+    """The line of ``out`` naming ``label``, checked to carry min, median and max."""
+    lines = [line for line in out.splitlines() if label in line]
+    assert lines, f"no line names {label!r} in:\n{out}"
+    assert SPREAD.search(lines[0]), lines[0]
+    return lines[0]
+
+
+def test_bench_split_runs_rounds_and_prints_spreads(capsys: pytest.CaptureFixture[str]) -> None:
+    bench_split.main(["--rounds", "2", "--communities", "C03,C07"])
+    out = capsys.readouterr().out
+    for cid in ("C03", "C07"):
+        assert f"\n{cid}: K " in out
+    assert out.count("seconds over 2 interleaved rounds") == 3  # two communities, all of them
+    assert "all communities every method answered (C03, C07)" in out
+    _spread_line(out, "geo s")
+    rows = [line for line in out.splitlines() if line.startswith("  geo ") and "yes" in line]
+    assert len(rows) == 2 and all(line.rstrip().endswith("yes") for line in rows)
+    if bench_split.peers_installed():
+        for peer in bench_split.PEERS:
+            _spread_line(out, f"ratio ({peer} time / geo)")
+    else:
+        assert "spopt/libpysal not installed" in out and "only geo runs" in out
+        assert "time / geo" not in out
+
+
+def test_bench_split_seconds_ratio_is_per_round(capsys: pytest.CaptureFixture[str]) -> None:
+    bench_split._seconds({"geo": [1.0, 2.0, 4.0], "maxp": [3.0, 3.0, 2.0]}, 3)
+    out = capsys.readouterr().out
+    assert "min       1.0000  median       2.0000  max       4.0000" in _spread_line(out, "geo s")
+    line = _spread_line(out, "ratio (maxp time / geo)")
+    assert "min         0.50  median         1.50  max         3.00" in line
+
+
+def test_bench_guard_report(capsys: pytest.CaptureFixture[str]) -> None:
+    ours = [{"replace_all": 0.2, "edit": 0.01, "heartbeat": 2e-4} for _ in range(2)]
+    peer = [{"replace_all": 0.1, "edit": 0.01, "heartbeat": 1e-4}, {**ours[0], "replace_all": 0.4}]
+    bench_guard.report(ours, peer)
+    out = capsys.readouterr().out
+    assert "2 rounds: min / median / max" in out
+    line = next(x for x in out.splitlines() if x.startswith("replace_all"))
+    assert "peer   100.00 /   250.00 /   400.00 ms" in line
+    assert "ours/peer     0.50 /     1.25 /     2.00" in line
+
+
+def test_bench_wire_report(capsys: pytest.CaptureFixture[str]) -> None:
+    def load(n: int, ms: float, search: bool) -> dict:
+        out = {"bytes": n, "interactive_ms": ms}
+        return {**out, "search_ms": ms / 4, "bytes_with_search": n + 10} if search else out
+
+    results = {
+        ("district", "br"): [load(300, 4000, True), load(300, 3000, True)],
+        ("district", "identity"): [load(1500, 10000, True), load(1500, 12000, True)],
+        ("officer", "br"): [load(100, 1000, False), load(100, 1200, False)],
+        ("officer", "identity"): [load(500, 3000, False), load(500, 2000, False)],
+    }
+    bench_wire.report(results, "O001", ["br", "identity"])
+    out = capsys.readouterr().out
+    assert "goal < 1,200,000" in _spread_line(out, "bytes ")
+    assert "ratio compressed / identity, per round" in out
+    assert "min        0.200  median        0.200  max        0.200" in _spread_line(
+        out, "district bytes "
+    )
+    line = _spread_line(out, "district interactive ms")
+    assert "min        0.250  median        0.325  max        0.400" in line
+    _spread_line(out, "district first search ms")
+    assert "min        0.333  median        0.467  max        0.600" in _spread_line(
+        out, "officer interactive ms"
+    )
+
+
+def _scale_round(k: float) -> dict:
+    rows = {"communities": 10 * k}
+    return {"rows": rows, "atlas": 0.5 * k, "locate_p50": 2.0, "generate": 3.0}
+
+
+def test_bench_scale_report_one_round_and_several(capsys: pytest.CaptureFixture[str]) -> None:
+    bench_scale.report([1, 3], {1: [_scale_round(1)], 3: [_scale_round(3)]})
+    one = capsys.readouterr().out
+    assert "rounds" not in one and "min" not in one  # one round: today's table
+    atlas = next(x for x in one.splitlines() if x.startswith("atlas: build"))
+    assert atlas.split()[-3:] == ["0.5", "1.5", "1.00"]
+    twice = {
+        1: [_scale_round(1), {**_scale_round(1), "atlas": 1.0}],
+        3: [_scale_round(3), {**_scale_round(3), "atlas": 6.0}],
+    }
+    for results in twice.values():
+        del results[1]["generate"]  # generate and load: measured once
+    bench_scale.report([1, 3], twice)
+    out = capsys.readouterr().out
+    assert "2 interleaved rounds; each cell: min, median, max" in out
+    atlas = next(x for x in out.splitlines() if x.startswith("atlas: build"))
+    # per scale min, median, max; per step the per-round growth: 1.0 and 2.0
+    assert atlas.split()[-9:] == ["0.5", "0.75", "1", "1.5", "3.75", "6", "1.00", "1.50", "2.00!"]
+    generate = next(x for x in out.splitlines() if x.startswith("generate"))
+    assert generate.split()[-9:] == ["3", "3", "3", "3", "3", "3", "0.33", "0.33", "0.33"]
+
+
+def test_bench_shedding_report_ratio_on_over_off(capsys: pytest.CaptureFixture[str]) -> None:
+    def phase(ms: float, ok: int) -> tuple:
+        return [ms / 1000] * 10, {}, ({"200": ok, "429": 3} if ok else {})
+
+    results = {
+        ("off", "alone"): [phase(2, 0), phase(4, 0)],
+        ("off", "loaded"): [phase(100, 5), phase(200, 7)],
+        ("on", "alone"): [phase(2, 0), phase(2, 0)],
+        ("on", "loaded"): [phase(10, 2), phase(40, 4)],
+    }
+    args = argparse.Namespace(rate=50, seconds=8, rounds=2, warmup=2)
+    bench_shedding._report(results, args)
+    out = capsys.readouterr().out
+    _spread_line(out, "limits off loaded p95 ms")
+    assert "min          0.5  median         0.75  max            1" in _spread_line(
+        out, "alone p50 on/off"
+    )
+    assert "min          0.1  median         0.15  max          0.2" in _spread_line(
+        out, "loaded p95 on/off"
+    )
+    line = _spread_line(out, "limits on: heavy points/s")
+    assert "min       20,000  median       30,000  max       40,000" in line
+
+
+def test_bench_edits_report_has_min(capsys: pytest.CaptureFixture[str]) -> None:
+    timings = [bench_edits.Timing("C01", 0.1 * i, 0.1 * i, 0.2 * i) for i in range(1, 5)]
+    bench_edits.report(timings, 1.0)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["min", "ms", "p50", "ms", "p99", "ms", "max", "ms"]
+    both = next(x for x in out.splitlines() if x.startswith("both show it, after the 2xx"))
+    assert both.split()[-4:] == ["200", "400", "800", "800"]
+
+
+def test_load_spreads_over_rounds() -> None:
+    def one_round(done: int, ms: float) -> tuple:
+        client = ({"locate": [ms / 1000] * 4, "tile": [], "owner": []}, {}, 1.0,
+                  {"locate": done, "tile": 0, "owner": 0})  # fmt: skip
+        edits = {"edits": 1, "edit_latency": [0.1], "probes": 5, "torn": [], "stale": [0.2],
+                 "lag": 0.3}  # fmt: skip
+        return [client], edits
+
+    args = argparse.Namespace(seconds=10, rate=100, p50_limit_ms=250)
+    rounds = [one_round(1000, 5), one_round(500, 300), one_round(950, 10)]
+    lines = load.spreads(args, rounds)
+    assert lines[0].startswith("round 1: 100 req/s offered, 100 req/s completed (100%)")
+    assert lines[0].endswith("the server kept up")
+    assert "COULD NOT KEEP UP" in lines[1] and "300 ms is above 250 ms" in lines[1]
+    assert lines[3] == "THE SERVER COULD NOT KEEP UP in 1 of 3 rounds."
+    assert lines[4] == "over 3 rounds (one after the other, same server):"
+    assert "min           50  median           95  max          100" in lines[5]
+    assert "p50 ms" in lines[6] and SPREAD.search(lines[6]) and SPREAD.search(lines[7])
+    assert len(load.spreads(args, rounds[:1])) == 1  # one round: its headline only
+    kept = load.spreads(args, [rounds[0], rounds[2]])
+    assert kept[2] == "the server kept up with the offered rate in all 2 rounds"
+    merged = load.merge_edits([e for _, e in rounds])
+    assert merged["edits"] == 3 and merged["stale"] == [0.2] * 3 and merged["lag"] == 0.3
