@@ -6,14 +6,14 @@ No HTTP here: `TileSource` turns one atlas into tiles, `write_pmtiles` writes an
   A tile has `EXTENT` units a side; geometry is clipped to the tile grown by `BUFFER` units.
 * **Simplification**: per (layer, zoom), made when the version is built. The coverages
   (streets, communities, grids) are simplified as a whole with `shapely.coverage_simplify`,
-  so neighbours keep sharing their edges: no gaps, no overlaps at any zoom. Roads, parks and
-  buildings are simplified whole for the features a tile holds whole, and per tile, after
-  clipping, for those crossing its edge: simplifying first and clipping after moves the point
-  where a line crosses the clip rectangle along that edge by the offset divided by the sine
-  of the crossing angle (metres for a road nearly parallel to the edge, or a lost piece),
-  whereas a clipped piece keeps its exact ends. Lines by Douglas–Peucker, polygons keeping
-  their topology, as PostGIS's ``ST_AsMVTGeom``. The tolerance is one 256-px pixel at that
-  zoom; above `SIMPLIFY_MAXZOOM` the geometry is served as stored.
+  so neighbours keep sharing their edges: no gaps, no overlaps at any zoom. Parks and
+  buildings are simplified whole, keeping their topology, and clipped from that shape. Roads
+  are simplified by Douglas–Peucker (as PostGIS's ``ST_AsMVTGeom``), whole for the tiles that
+  hold them whole and per tile, after clipping, where a tile cuts them: simplifying first and
+  clipping after moves the point where a line crosses the clip rectangle along that edge by
+  the offset divided by the sine of the crossing angle (metres for a road nearly parallel to
+  the edge, or a lost piece), whereas a clipped piece keeps its exact ends. The tolerance is
+  one 256-px pixel at that zoom; above `SIMPLIFY_MAXZOOM` the geometry is served as stored.
 * **Prepared per zoom** (`geo.tiles.drawn`, `geo.tiles.tile_index`): every line and polygon
   quantised and encoded once on the zoom's grid (all tiles of a zoom share one grid, so a
   feature held whole encodes the same in every tile but for its first point), and a tile →

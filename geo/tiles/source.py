@@ -25,7 +25,7 @@ from geo.model import LAYERS
 from geo.tiles import tile_index
 from geo.tiles.attributes import Attributes, _attribute_frame, attributes_in_steps, build_attributes
 from geo.tiles.drawn import Drawn, draw
-from geo.tiles.encoding import encode_layer, grid
+from geo.tiles.encoding import encode_layer
 from geo.tiles.encoding_few import encode_layer_few, geometry_bytes, is_few, layer_of
 from geo.tiles.tile_index import TileIndex
 from geo.tiles.tile_math import (
@@ -81,17 +81,19 @@ class ZoomLayer:
         return geoms
 
     def clip(self, cut: NDArray[np.int64], box: tuple[float, float, float, float]) -> NDArray:
-        """Features ``cut`` clipped to ``box``, then simplified by `tolerance` (`simplify`; a
-        road running along the box's edge would lose pieces if it were simplified first: its
-        chord may lie outside). A piece of two points or fewer (or none: it missed the box) is
-        its own simplification, and GEOS's per-geometry cost is most of a small tile's."""
+        """Features ``cut`` clipped to ``box``. Polygons: their shapes as drawn at the zoom
+        (simplified whole, valid), clipped, as geojson-vt does. Lines: clipped, then simplified
+        by `tolerance` (a road running along the box's edge would lose pieces if it were
+        simplified first: its chord may lie outside, and a line's stroke reaches into the
+        tile); a piece of two points or fewer (or none: it missed the box) is its own
+        simplification, and GEOS's per-geometry cost is most of a small tile's."""
+        if self.kind == "polygon" or not self.tolerance:
+            shapes = self.geoms if self.shapes is None else self.shapes
+            return shapely.clip_by_rect(shapes[cut], *box)
         pieces = shapely.clip_by_rect(self.geoms[cut], *box)
-        if self.tolerance:
-            busy = shapely.get_num_coordinates(pieces) > 2
-            if busy.all():
-                pieces = simplify(self.kind, pieces, self.tolerance)
-            elif busy.any():
-                pieces[busy] = simplify(self.kind, pieces[busy], self.tolerance)
+        busy = shapely.get_num_coordinates(pieces) > 2
+        if busy.any():
+            pieces[busy] = simplify(self.kind, pieces[busy], self.tolerance)
         return pieces
 
 
@@ -278,6 +280,9 @@ class TileSource:
         Zooms that serve the same geometry share one entry: points from `THIN_BELOW` up,
         other layers above `SIMPLIFY_MAXZOOM`.
         """
+        zl = self._zooms.get((name, z))  # (a zoom that shares no entry: its own key)
+        if zl is not None:
+            return zl
         key = self._zoom_key(name, z)
         zl = self._zooms.get(key)
         if zl is not None:
@@ -366,25 +371,32 @@ class TileSource:
         here, by the Python encoder or (many points to encode) the vectorised one; tests
         name the ``encoder`` (``"python"`` or ``"numpy"``) to compare them."""
         assert zl.drawn is not None and zl.shapes is not None
-        at_inside, at_cut = np.flatnonzero(whole), np.flatnonzero(~whole)
+        if whole.all():
+            at_inside, at_cut = np.arange(len(hit)), hit[:0]
+        elif not whole.any():
+            at_inside, at_cut = hit[:0], np.arange(len(hit))
+        else:
+            at_inside, at_cut = np.flatnonzero(whole), np.flatnonzero(~whole)
         inside, cut = hit[at_inside], hit[at_cut]
-        whole_points = int(zl.drawn.points[inside].sum())
         pieces, cut_points = zl.shapes[cut], 0
         if len(cut):
             pieces = zl.clip(cut, box)
             cut_points = int(shapely.get_num_coordinates(pieces).sum())
-        python = _PYTHON_FEATURE * len(hit) + _PYTHON_POINT * cut_points
-        if encoder is None:
-            numpy = _NUMPY_FIXED + _NUMPY_POINT * (whole_points + cut_points)
-            encoder = "python" if python <= numpy else "numpy"
+        if encoder is None:  # the Python encoder unless it would cost more (µs, see above)
+            python = _PYTHON_FEATURE * len(hit) + _PYTHON_POINT * cut_points
+            encoder = "python"
+            if python > _NUMPY_FIXED + _NUMPY_POINT * cut_points:  # (+ the whole ones' points)
+                whole_points = int(zl.drawn.points[inside].sum())
+                if python > _NUMPY_FIXED + _NUMPY_POINT * (whole_points + cut_points):
+                    encoder = "numpy"
         bounds, rows = tile_bounds(*zxy), zl.rows[hit]
         attrs = self.attributes(zl.name)
         if encoder == "numpy":
             geoms = zl.shapes[hit]
             geoms[at_cut] = pieces
             return encode_layer(zl.name, zl.kind, geoms, bounds, rows + 1, attrs, rows, self.extent)
-        _, ox, oy = grid(bounds, self.extent)
-        geom = zl.drawn.geometry(at_inside.tolist(), inside, ox, oy)
+        _, x, y = zxy  # the tile's corner on the zoom's grid (`geo.tiles.encoding.grid`)
+        geom = zl.drawn.geometry(at_inside.tolist(), inside, x * self.extent, y * self.extent)
         if len(cut):
             pos = at_cut.tolist()
             cut_geom = geometry_bytes(zl.kind, pieces, bounds, self.extent)
