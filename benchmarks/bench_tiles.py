@@ -52,7 +52,7 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in _PATH if p)}
 from common import stop  # noqa: E402 - benchmarks/common.py, beside this script
 
 from geo import tiles  # noqa: E402
-from geo.atlas import Atlas  # noqa: E402
+from geo.atlas import Atlas, keep_out_of_collector  # noqa: E402
 from geo.store import open_store  # noqa: E402
 
 ZOOMS = (12, 13, 14, 15, 16)
@@ -364,6 +364,7 @@ def main() -> None:
     t = time.process_time()
     for _ in src.prepare_all():  # what a version build does (geo.api.tiles)
         pass
+    keep_out_of_collector()  # as `geo serve` does: no full collection over the atlas mid-tile
     counts = ", ".join(f"{len(atlas.tables[n])} {n}" for n in tiles.LAYER_NAMES)
     print(f"{db.name}: {counts}; tile preparation {time.process_time() - t:.1f} s CPU")
     names = tiles.normalise_layers(args.layers)

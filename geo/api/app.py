@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +34,7 @@ from geo.api import coverage as coverage_api
 from geo.api import grids as grids_api
 from geo.api import maps as maps_api
 from geo.api.state import AtlasHolder
+from geo.atlas import keep_out_of_collector
 from geo.settings import Settings
 from geo.store.base import Store
 
@@ -133,9 +133,5 @@ def app_from_env() -> FastAPI:
     access_log.install()  # no credential reaches a log (uvicorn's access log prints queries)
     settings = Settings()
     app = create_app(open_store(settings.db), settings)
-    # The atlas is millions of long-lived objects: keep them out of the collector's scans, and
-    # collect young objects less often (requests make garbage that refcounting frees anyway).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    keep_out_of_collector()  # the atlas: millions of long-lived objects
     return app

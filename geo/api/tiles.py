@@ -35,7 +35,7 @@ from geo import tiles
 from geo.api.compression import Encoded, encoded_body, request_coding
 from geo.api.deps import atlas
 from geo.api.state import AtlasHolder
-from geo.atlas import Atlas
+from geo.atlas import Atlas, keep_out_of_collector
 
 router = APIRouter(tags=["tiles"])
 log = logging.getLogger("geo.api")
@@ -208,6 +208,7 @@ async def prepare_served(app: FastAPI) -> None:
             await asyncio.sleep(0)  # let waiting requests run between steps
     except Exception:  # tiles are then made by their first request: slower, still right
         log.exception("preparing the tiles of the version served failed")
+    keep_out_of_collector()  # what was prepared lives as long as the atlas
 
 
 def tiles_prepared(app: FastAPI) -> bool:
