@@ -378,11 +378,13 @@ def _far_reason(lon: float, lat: float, bounds: tuple[float, ...]) -> str:
     return f"{where}: check the coordinates and the crs (wgs84, cgcs2000, gcj02, bd09 or EPSG:n)"
 
 
-def keep_out_of_collector() -> None:
-    """Keep every object alive now (an atlas is millions of long-lived objects) out of the
-    cyclic garbage collector's scans, and collect young objects less often (a server's
-    requests make garbage that reference counting frees anyway): a full collection over an
-    atlas takes tenths of a second, in the middle of whichever request triggers it."""
-    gc.collect()
-    gc.freeze()
+def keep_out_of_collector(freeze: bool = True) -> None:
+    """Collect young objects less often (a server's requests make garbage that reference
+    counting frees anyway) and, with ``freeze``, keep every object alive now (an atlas is
+    millions of long-lived objects) out of the cyclic garbage collector's scans: a full
+    collection over an atlas takes tenths of a second, in the middle of whichever request
+    triggers it."""
     gc.set_threshold(20_000, 20, 20)
+    if freeze:
+        gc.collect()
+        gc.freeze()

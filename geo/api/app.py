@@ -133,5 +133,7 @@ def app_from_env() -> FastAPI:
     access_log.install()  # no credential reaches a log (uvicorn's access log prints queries)
     settings = Settings()
     app = create_app(open_store(settings.db), settings)
-    keep_out_of_collector()  # the atlas: millions of long-lived objects
+    # the atlas is millions of long-lived objects: frozen now, or with the tiles prepared
+    # after start (`geo.api.tiles.prepare_served`), which live as long
+    keep_out_of_collector(freeze=not settings.prepare_tiles)
     return app

@@ -6,29 +6,39 @@ data (a feature's properties) can never become markup.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import pandas as pd
 from fastapi.responses import HTMLResponse
 
 from geo.model import LayerSpec
 
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-)
+if TYPE_CHECKING:
+    import jinja2
+
+
+@cache
+def _env() -> jinja2.Environment:
+    """The templates' environment (Jinja2 imported with the first HTML page, not at start)."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
 
 Links = list[dict[str, str]]
 
 
 def page(template: str, title: str, **context: Any) -> HTMLResponse:
     """``templates/<template>`` rendered with ``title`` and ``context``."""
-    return HTMLResponse(_ENV.get_template(template).render(title=title, **context))
+    return HTMLResponse(_env().get_template(template).render(title=title, **context))
 
 
 def cell(value: Any) -> str:
