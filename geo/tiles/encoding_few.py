@@ -274,8 +274,9 @@ def layer_of(
     return b"\x1a" + _vint(len(body)) + body
 
 
-# from this many features a tile's tags are made with numpy, all at once
-_MANY_TAGS = 12
+# from this many features a tile's tags are made with numpy, all at once (quicker from about
+# 30 features: 63 µs against 82 for a z14 road tile of 64, 36 against 31 for one of 25)
+_MANY_TAGS = 32
 
 
 def _tags_one_by_one(codes: list[list[int]]) -> tuple[list[int], list[bytes]]:
