@@ -3,20 +3,22 @@ zoom (`geo.tiles.drawn`), the tile index (`geo.tiles.tile_index`) and the tags m
 
 For every input Hypothesis makes: a feature inside a tile encodes to the bytes the per-tile
 encoder gives it there, wherever the tile is; the tile index holds what an R-tree query of
-the clip box holds; the tags made with numpy are the ones made one by one.
+the clip box holds; the compiled encoder gives the vectorised one's bytes.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo.tiles import tile_index
+from geo.tiles.attributes import build_attributes
 from geo.tiles.drawn import draw
-from geo.tiles.encoding import grid
-from geo.tiles.encoding_few import _tags_at_once, _tags_one_by_one, geometry_bytes
+from geo.tiles.encoding import encode_layer, grid
+from geo.tiles.encoding_small import Geometry, encode_layer_small, geometry
 from geo.tiles.tile_math import BUFFER, EXTENT, HALF, tile_bounds
 
 Z = 15
@@ -67,10 +69,15 @@ def test_a_feature_inside_a_tile_encodes_as_drawn_at_the_zoom(case) -> None:
     drawn = draw(kind, shapes, Z, EXTENT)
     bounds = tile_bounds(Z, x, y)
     _, ox, oy = grid(bounds, EXTENT)
-    at = list(range(len(shapes)))
-    assert drawn.geometry(at, np.arange(len(shapes)), ox, oy) == geometry_bytes(
-        kind, shapes, bounds, EXTENT
-    )
+    n = len(shapes)
+    none: Geometry = (np.zeros(0, np.uint8), np.zeros((0, 2), np.int64))
+    inside = drawn.geometry(np.arange(n), np.ones(n, dtype=bool), ox, oy, none)
+    assert _per_feature(inside) == _per_feature(geometry(kind, shapes, bounds, EXTENT))
+
+
+def _per_feature(g: Geometry) -> list[bytes]:
+    buf, span = g
+    return [buf[a:b].tobytes() for a, b in span.tolist()]
 
 
 def test_the_zoom_grid_is_the_tiles_corner() -> None:
@@ -113,17 +120,35 @@ def test_the_tile_index_holds_what_the_rtree_holds(boxes) -> None:
             assert np.array_equal(whole, ~edge)
 
 
+def _with_holes(geom):
+    """A polygon with a hole where it is wide enough (a ring the encoder winds the other way)."""
+    hole = geom.centroid.buffer(0.3 * np.sqrt(geom.area / np.pi))
+    return geom.difference(hole) if hole.within(geom) else geom
+
+
 @settings(max_examples=80, deadline=None)
 @given(
-    st.integers(1, 60).flatmap(
-        lambda n: st.lists(
-            st.lists(st.integers(-1, 400), min_size=3, max_size=3), min_size=n, max_size=n
-        )
-    )
+    st.sampled_from(["point", "line", "polygon"]).flatmap(
+        lambda k: st.tuples(st.just(k), shapes_in_a_tile("line" if k == "point" else k))
+    ),
+    st.data(),
 )
-def test_tags_made_at_once_are_those_made_one_by_one(rows) -> None:
-    codes = np.array(rows, dtype=np.int64)
-    used, tags = _tags_at_once(codes)
-    want_used, want_tags = _tags_one_by_one(rows)
-    assert used.tolist() == want_used
-    assert tags == want_tags
+def test_the_compiled_encoder_gives_the_vectorised_encoders_bytes(case, data) -> None:
+    """Points, lines and polygons (some with holes, some parts collapsing), features with and
+    without values, ids past one byte: the same Layer from both encoders."""
+    kind, (x, y, shapes) = case
+    if kind == "point":  # the lines' points: one feature each, and all in one
+        points = shapely.get_parts(shapely.extract_unique_points(shapes))
+        shapes = np.append(points, shapely.multipoints(points))
+    elif kind == "polygon":
+        shapes = np.array([_with_holes(g) if i % 2 else g for i, g in enumerate(shapes)])
+    if kind != "point":  # and all in one collection
+        shapes = np.append(shapes, shapely.geometrycollections(list(shapes)))
+    n = len(shapes)
+    names = data.draw(st.lists(st.sampled_from(["甲", "b", None, "<c>"]), min_size=n, max_size=n))
+    counts = data.draw(st.lists(st.integers(-2, 300), min_size=n, max_size=n))
+    attrs = build_attributes(pd.DataFrame({"name": names, "count": counts}), None)
+    rows = np.arange(n)
+    fids = np.array(data.draw(st.lists(st.integers(1, 10**6), min_size=n, max_size=n)))
+    args = ("layer", kind, shapes, tile_bounds(Z, x, y), fids, attrs, rows, EXTENT)
+    assert encode_layer_small(*args) == encode_layer(*args)

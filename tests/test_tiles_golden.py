@@ -23,7 +23,7 @@ import shapely
 from geo import tiles
 from geo.atlas import Atlas
 from geo.tiles.encoding import encode_layer
-from geo.tiles.encoding_few import encode_layer_few, is_few
+from geo.tiles.encoding_small import encode_layer_small
 
 ZOOMS = (10, 12, 14, 16, 17)
 GOLDEN = "1f98c5f4af9099c309d572915e42a8326ed1136c2481b7463df1ee371d06af74"
@@ -51,10 +51,10 @@ def test_every_tile_is_byte_identical(atlas: Atlas) -> None:
 
 
 def test_every_tile_encodes_the_same_by_every_path(atlas: Atlas) -> None:
-    """Every tile, by every path: the vectorised encoder, the Python one (small tiles, `is_few`)
-    and, at the zooms prepared with each feature's encoded shape (`geo.tiles.drawn`), that
-    shape for the features inside the tile with the cut ones encoded in Python or by numpy."""
-    src, few, drawn = tiles.TileSource(atlas), 0, 0
+    """Every tile, by every path: the vectorised encoder, the compiled one and, at the zooms
+    prepared with each feature's encoded shape (`geo.tiles.drawn`), that shape for the
+    features inside the tile with the cut ones clipped and encoded."""
+    src, drawn = tiles.TileSource(atlas), 0
     for name in tiles.LAYER_NAMES:
         for z in ZOOMS:
             zl = src.layer(name, z)
@@ -67,14 +67,12 @@ def test_every_tile_encodes_the_same_by_every_path(atlas: Atlas) -> None:
                 rows, bounds = zl.rows[hit], tiles.tile_bounds(*zxy)
                 args = (name, zl.kind, geoms, bounds, rows + 1, src.attributes(name), rows)
                 want = encode_layer(*args, src.extent)
-                few += is_few(geoms)
-                assert encode_layer_few(*args, src.extent) == want
+                assert encode_layer_small(*args, src.extent) == want
                 if zl.drawn is not None and zl.drawn.zoom == z:
                     whole = ~zl.edge(hit, box)
-                    for encoder in ("python", "numpy"):
-                        assert src._drawn_bytes(zl, hit, whole, box, zxy, encoder) == want
+                    assert src._drawn_bytes(zl, hit, whole, box, zxy) == want
                     drawn += 1
-    assert few > 500 and drawn > 5000
+    assert drawn > 5000
 
 
 def test_the_tile_index_finds_what_the_rtree_finds(atlas: Atlas) -> None:

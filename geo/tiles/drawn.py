@@ -15,18 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 from numpy.typing import NDArray
 
-from geo.tiles.encoding import _geometry_commands, _starts, _varint, _varint_len, _varints
-from geo.tiles.encoding_few import _TWO, _VARINTS
+from geo.tiles.encoding import _geometry_commands, _starts, _varint_len, _varints
+from geo.tiles.encoding_small import Geometry
 from geo.tiles.tile_math import tile_bounds
-
-
-def _zig(v: int) -> bytes:
-    """The varint of the zigzag of v."""
-    z = v << 1 if v >= 0 else ~(v << 1)
-    return _VARINTS[z] if z < _TWO else _varint(z)
 
 
 @dataclass(frozen=True)
@@ -38,19 +31,22 @@ class Drawn:
 
     zoom: int
     table: NDArray[np.int64]  # (n, 4)
-    tails: bytes
-    points: NDArray[np.int64]  # coordinates of each feature's shape (to weigh a tile's work)
+    tails: NDArray[np.uint8]
 
-    def geometry(self, at: list[int], features: NDArray[np.int64], ox: int, oy: int) -> dict:
-        """The ``geometry`` field's bytes of ``features`` (positions in the layer) in a tile
-        whose corner is at grid position (ox, oy), keyed by ``at`` (their positions in the
-        tile); features that draw nothing are left out."""
-        tails = self.tails
-        return {
-            k: b"\x09" + _zig(x - ox) + _zig(y - oy) + tails[start:end]
-            for k, (x, y, start, end) in zip(at, self.table[features].tolist(), strict=True)
-            if end > start
-        }
+    def geometry(
+        self,
+        hit: NDArray[np.int64],
+        whole: NDArray[np.bool_],
+        ox: int,
+        oy: int,
+        cut: Geometry,
+    ) -> Geometry:
+        """The ``geometry`` bytes of a tile's features ``hit`` (positions in the layer), in a
+        tile whose corner is at grid position (ox, oy): those it holds ``whole`` as encoded
+        here, the others (in order) as ``cut`` gives them, encoded after clipping."""
+        from geo.tiles import kernels
+
+        return kernels.tile_geometry(self.table, self.tails, hit, whole, ox, oy, *cut)
 
 
 def draw(kind: str, shapes: NDArray[np.object_], z: int, extent: int) -> Drawn:
@@ -58,7 +54,7 @@ def draw(kind: str, shapes: NDArray[np.object_], z: int, extent: int) -> Drawn:
     feat, tokens = _geometry_commands(kind, shapes, tile_bounds(z, 0, 0), extent)
     n = len(shapes)
     table = np.zeros((n, 4), dtype=np.int64)
-    tails = b""
+    tails = np.zeros(0, dtype=np.uint8)
     if len(tokens):
         first = np.flatnonzero(_starts(feat))  # tokens come grouped by feature, in order
         present = feat[first]
@@ -69,9 +65,8 @@ def draw(kind: str, shapes: NDArray[np.object_], z: int, extent: int) -> Drawn:
         keep = np.ones(len(tokens), dtype=bool)
         keep[first] = keep[first + 1] = keep[first + 2] = False
         rest, owner = tokens[keep], feat[keep]
-        tails = _varints(rest)
+        tails = np.frombuffer(_varints(rest), dtype=np.uint8).copy()
         end = np.cumsum(np.bincount(owner, weights=_varint_len(rest), minlength=n).astype(np.int64))
         table[:, 3] = end
         table[1:, 2] = end[:-1]
-    points = shapely.get_num_coordinates(shapes).astype(np.int64)
-    return Drawn(z, table, tails, points)
+    return Drawn(z, table, tails)

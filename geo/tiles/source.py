@@ -25,8 +25,7 @@ from geo.model import LAYERS
 from geo.tiles import tile_index
 from geo.tiles.attributes import Attributes, _attribute_frame, attributes_in_steps, build_attributes
 from geo.tiles.drawn import Drawn, draw
-from geo.tiles.encoding import encode_layer
-from geo.tiles.encoding_few import encode_layer_few, geometry_bytes, is_few, layer_of
+from geo.tiles.encoding_small import encode_layer_small, geometry, layer_of
 from geo.tiles.tile_index import TileIndex
 from geo.tiles.tile_math import (
     BUFFER,
@@ -106,9 +105,6 @@ def simplify(kind: str, geoms: NDArray[np.object_], tolerance: float) -> NDArray
 
 # the zooms whose geometry a version build prepares (`TileSource.prepare_all`): a map's zooms
 PREPARED_ZOOMS = range(8, SIMPLIFY_MAXZOOM + 2)
-# per tile, roughly, in microseconds: the vectorised encoder's fixed cost and cost per point;
-# the Python one's per feature and per point it encodes (features drawn whole cost no point)
-_NUMPY_FIXED, _NUMPY_POINT, _PYTHON_FEATURE, _PYTHON_POINT = 330.0, 0.8, 3.0, 2.3
 
 
 def _tolerance(z: int) -> float:
@@ -156,6 +152,7 @@ class TileSource:
         self._frames: dict[str, pd.DataFrame] = {}
         self._projected: dict[str, NDArray[np.object_]] = {}
         self._zooms: dict[tuple[str, int], ZoomLayer] = {}
+        self._tried: set[str] = set()  # layers `prepare_all` encoded a tile of
 
     # -- layers ------------------------------------------------------------------------------
     def attributes(self, name: str) -> Attributes:
@@ -195,19 +192,38 @@ class TileSource:
     def prepare_all(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> Iterator[None]:
         """Make everything the first tile of any layer needs, a step at a time (a version
         build runs this, so no request pays for it, see `geo.api.tiles.install`): every
-        layer's encoded attributes and its geometry at ``zooms``."""
+        layer's encoded attributes and its geometry at ``zooms``, then a tile of each layer
+        (the encoder's compiled loops load, or compile once per machine, with the first)."""
         for name in LAYERS:
             yield from self.prepare(name)
             yield
             for z in zooms:
                 self.layer(name, z)
                 yield
+        for name in LAYERS:
+            for z in (SIMPLIFY_MAXZOOM, SIMPLIFY_MAXZOOM + 1):  # prepared, and clipped per tile
+                self.layer_bytes(name, *self._a_tile_of(name, z))
+                yield
+            self._tried.add(name)
 
     def prepared(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> bool:
         """Whether `prepare_all` has run (nothing is left for a first tile to make)."""
-        return all(n in self._attrs for n in LAYERS) and all(
-            self._zoom_key(n, z) in self._zooms for n in LAYERS for z in zooms
+        return (
+            all(n in self._attrs for n in LAYERS)
+            and all(self._zoom_key(n, z) in self._zooms for n in LAYERS for z in zooms)
+            and all(n in self._tried for n in LAYERS)
         )
+
+    def _a_tile_of(self, name: str, z: int) -> tuple[int, int, int]:
+        """A tile at zoom z that holds a corner of the first feature of layer ``name``."""
+        zl = self.layer(name, z)
+        if len(zl.geoms) == 0:
+            return (z, 0, 0)
+        minx, _, _, maxy = shapely.bounds(zl.geoms[0])
+        size = 2 * HALF / (1 << z)
+        top = (1 << z) - 1
+        x, y = int((minx + HALF) // size), int((HALF - maxy) // size)
+        return (z, min(max(x, 0), top), min(max(y, 0), top))
 
     def follow(self, old: TileSource) -> None:
         """Take over what ``old`` (the previous version's source) made that still holds: the
@@ -354,8 +370,7 @@ class TileSource:
             return b""
         rows, bounds, attrs = zl.rows[hit], tile_bounds(z, x, y), self.attributes(name)
         geoms = zl.cut(hit, box)
-        encode = encode_layer_few if is_few(geoms) else encode_layer
-        return encode(name, zl.kind, geoms, bounds, rows + 1, attrs, rows, self.extent)
+        return encode_layer_small(name, zl.kind, geoms, bounds, rows + 1, attrs, rows, self.extent)
 
     def _drawn_bytes(
         self,
@@ -364,44 +379,19 @@ class TileSource:
         whole: NDArray[np.bool_],
         box: tuple[float, float, float, float],
         zxy: tuple[int, int, int],
-        encoder: str | None = None,
     ) -> bytes:
         """Layer bytes of a tile whose features' shapes were encoded at version build: those
         inside the tile are sent as they are, those crossing its edge are clipped and encoded
-        here, by the Python encoder or (many points to encode) the vectorised one; tests
-        name the ``encoder`` (``"python"`` or ``"numpy"``) to compare them."""
+        here."""
         assert zl.drawn is not None and zl.shapes is not None
-        if whole.all():
-            at_inside, at_cut = np.arange(len(hit)), hit[:0]
-        elif not whole.any():
-            at_inside, at_cut = hit[:0], np.arange(len(hit))
-        else:
-            at_inside, at_cut = np.flatnonzero(whole), np.flatnonzero(~whole)
-        inside, cut = hit[at_inside], hit[at_cut]
-        pieces, cut_points = zl.shapes[cut], 0
-        if len(cut):
-            pieces = zl.clip(cut, box)
-            cut_points = int(shapely.get_num_coordinates(pieces).sum())
-        if encoder is None:  # the Python encoder unless it would cost more (µs, see above)
-            python = _PYTHON_FEATURE * len(hit) + _PYTHON_POINT * cut_points
-            encoder = "python"
-            if python > _NUMPY_FIXED + _NUMPY_POINT * cut_points:  # (+ the whole ones' points)
-                whole_points = int(zl.drawn.points[inside].sum())
-                if python > _NUMPY_FIXED + _NUMPY_POINT * (whole_points + cut_points):
-                    encoder = "numpy"
         bounds, rows = tile_bounds(*zxy), zl.rows[hit]
-        attrs = self.attributes(zl.name)
-        if encoder == "numpy":
-            geoms = zl.shapes[hit]
-            geoms[at_cut] = pieces
-            return encode_layer(zl.name, zl.kind, geoms, bounds, rows + 1, attrs, rows, self.extent)
+        pieces = zl.shapes[:0] if whole.all() else zl.clip(hit[~whole], box)
+        cut = geometry(zl.kind, pieces, bounds, self.extent)
         _, x, y = zxy  # the tile's corner on the zoom's grid (`geo.tiles.encoding.grid`)
-        geom = zl.drawn.geometry(at_inside.tolist(), inside, x * self.extent, y * self.extent)
-        if len(cut):
-            pos = at_cut.tolist()
-            cut_geom = geometry_bytes(zl.kind, pieces, bounds, self.extent)
-            geom.update({pos[k]: g for k, g in cut_geom.items()})
-        return layer_of(zl.name, zl.kind, geom, rows + 1, attrs, rows, self.extent)
+        drawn = zl.drawn.geometry(hit, whole, x * self.extent, y * self.extent, cut)
+        return layer_of(
+            zl.name, zl.kind, drawn, rows + 1, self.attributes(zl.name), rows, self.extent
+        )
 
     def tile(self, z: int, x: int, y: int, layers: Sequence[str] | None = None) -> bytes:
         """The MVT of tile z/x/y with ``layers`` (default all); b"" when the tile is empty."""
