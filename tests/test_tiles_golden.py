@@ -101,3 +101,22 @@ def _tile_range(bounds, z: int) -> tuple[int, int, int, int]:
     found = tiles.tiles_covering(bounds, [z])
     xs, ys = [t[1] for t in found], [t[2] for t in found]
     return min(xs), min(ys), max(xs), max(ys)
+
+
+def test_loading_the_compiled_loops_covers_every_tile(atlas: Atlas) -> None:
+    """`encoding_small.load` (run by `geo serve` in a thread before the tiles are prepared)
+    compiles every signature a tile of the data calls, so no request waits for a compile."""
+    from geo.tiles import kernels
+    from geo.tiles.encoding_small import load
+
+    load()
+    names = ("line_geometry", "ring_geometry", "point_geometry", "tile_geometry", "layer")
+    loaded = {n: list(getattr(kernels, n).signatures) for n in names}
+    src = tiles.TileSource(atlas)
+    for _ in src.prepare_all():
+        pass
+    for name in tiles.LAYER_NAMES:
+        for z in (12, 16, 17):
+            for zxy in tiles.tiles_covering(src.bounds([name]), [z])[:50]:
+                src.tile(*zxy, [name])
+    assert {n: list(getattr(kernels, n).signatures) for n in names} == loaded

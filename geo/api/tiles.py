@@ -36,6 +36,7 @@ from geo.api.compression import Encoded, encoded_body, request_coding
 from geo.api.deps import atlas
 from geo.api.state import AtlasHolder
 from geo.atlas import Atlas, keep_out_of_collector
+from geo.tiles import encoding_small
 
 router = APIRouter(tags=["tiles"])
 log = logging.getLogger("geo.api")
@@ -204,6 +205,7 @@ async def prepare_served(app: FastAPI) -> None:
     if not app.state.tile_cache.prepare:
         return
     try:
+        await asyncio.to_thread(encoding_small.load)  # (a thread: its first compile takes 10 s)
         for _ in tiles.source_for(app.state.atlas.current()).prepare_all():
             await asyncio.sleep(0)  # let waiting requests run between steps
     except Exception:  # tiles are then made by their first request: slower, still right

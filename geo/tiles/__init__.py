@@ -23,18 +23,20 @@ No HTTP here: `TileSource` turns one atlas into tiles, `write_pmtiles` writes an
   4×4-pixel cell of the world at that zoom is kept, so thinning is deterministic and the same
   on both sides of a tile edge. From `THIN_BELOW` up every point is served.
 * **Encoders**: a tile's loops (per point, per feature) compiled with numba, and one
-  vectorised with numpy that prepares each zoom (the same bytes, tested tile by tile). Coordinates are quantised to integers; repeated points
-  are dropped, rings that collapse (zero area) are dropped, and rings are wound as MVT wants
-  them (exterior rings positive area — clockwise on screen, y down — holes negative). The
-  protobuf is written directly (the fields of vector_tile.proto 2.1) as one varint stream.
+  vectorised with numpy that prepares each zoom (the same bytes, tested tile by tile).
+  Coordinates are quantised to integers; repeated points are dropped, rings that collapse
+  (zero area) are dropped, and rings are wound as MVT wants them (exterior rings positive
+  area — clockwise on screen, y down — holes negative). The protobuf is written directly (the
+  fields of vector_tile.proto 2.1).
 * **Feature ids** are the 1-based position of the feature in its layer sorted by id, so they
   are stable for a given atlas version; the string ``id`` is an attribute.
 
 The package holds one concern per module: `geo.tiles.tile_math` (addresses, bounds,
 projection), `geo.tiles.attributes` (the fields a layer serves, encoded once per atlas),
-`geo.tiles.encoding` and `geo.tiles.encoding_small` with `geo.tiles.kernels` (the MVT encoders), `geo.tiles.drawn` and
-`geo.tiles.tile_index` (what a zoom prepares), `geo.tiles.source` (the tile source of one atlas
-and TileJSON) and `geo.tiles.pmtiles_archive` (PMTiles writing). Their public names are here.
+`geo.tiles.encoding` and `geo.tiles.encoding_small` with `geo.tiles.kernels` (the MVT
+encoders), `geo.tiles.drawn` and `geo.tiles.tile_index` (what a zoom prepares),
+`geo.tiles.source` (the tile source of one atlas and TileJSON) and `geo.tiles.pmtiles_archive`
+(PMTiles writing). Their public names are here.
 """
 
 from geo.tiles.attributes import Attributes, Column, attributes_in_steps, build_attributes

@@ -16,6 +16,7 @@ import shapely
 from numpy.typing import NDArray
 
 from geo.tiles.encoding import _TYPE, _explode, _quantise, _varint
+from geo.tiles.tile_math import EXTENT, tile_bounds
 
 if TYPE_CHECKING:
     from geo.tiles.attributes import Attributes
@@ -124,3 +125,33 @@ def layer_of(
         np.frombuffer(b"\x28" + _varint(extent), dtype=np.uint8),
     )
     return out.tobytes()
+
+
+def load() -> None:
+    """Load the compiled loops (the first time on a machine: compile them, about 10 s) by
+    encoding a tile of each kind as a tile of the data would be, so that no request waits for
+    them (`geo serve` runs this in a thread once it answers, `geo.api.tiles.prepare_served`)."""
+    import pandas as pd
+
+    from geo.tiles.attributes import build_attributes
+    from geo.tiles.drawn import draw
+
+    attrs = build_attributes(pd.DataFrame({"name": ["甲"], "count": [1]}))
+    z, x, y = 16, 54_700, 26_940
+    minx, miny, maxx, maxy = tile_bounds(z, x, y)
+    w = maxx - minx
+    shapes = {
+        "point": shapely.Point(minx + w / 3, miny + w / 3),
+        "line": shapely.LineString([(minx + w / 4, miny + w / 4), (maxx - w / 4, maxy - w / 3)]),
+        "polygon": shapely.box(minx + w / 4, miny + w / 4, maxx - w / 4, maxy - w / 4),
+    }
+    one, first = np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    for kind, shape in shapes.items():
+        geoms = np.array([shape])
+        encode_layer_small("load", kind, geoms, (minx, miny, maxx, maxy), one, attrs, first, EXTENT)
+        if kind != "point":  # a feature as a version build prepares it, sent whole
+            cut = geometry(kind, geoms[:0], (minx, miny, maxx, maxy), EXTENT)
+            drawn = draw(kind, geoms, z, EXTENT).geometry(
+                first, np.ones(1, dtype=bool), x * EXTENT, y * EXTENT, cut
+            )
+            layer_of("load", kind, drawn, one, attrs, first, EXTENT)
