@@ -154,6 +154,43 @@ def test_snapshot_reuses_unchanged_tables(store: Store) -> None:
     assert after.tables["roads"] is again.tables["roads"]
 
 
+def test_replace_tables_writes_only_the_tables_named(store: Store) -> None:
+    store.replace_all(sample_tables(), author="a", reason="one", record_history=True)
+    before = store.snapshot()
+    v2 = sample_tables("v2")
+    version = store.replace_tables(
+        {"streets": v2["streets"]}, author="b", reason="rename a street", expected_version=1,
+        audit={"target": "s1"},
+    )  # fmt: skip
+    assert version == 2 and store.version() == 2
+    after = store.snapshot(reuse=before)
+    assert after.tables["streets"]["name"].tolist() == ["西兴街道v2"]
+    stamps_before = before.stamps
+    assert after.stamps["streets"] != stamps_before["streets"]
+    for name in TABLES:  # every other table: its stamp, and so the frame a reader shares
+        if name != "streets":
+            assert after.stamps[name] == stamps_before[name], name
+            assert after.tables[name] is before.tables[name], name
+    assert store.community_version("c1") == 1  # no history version for communities not written
+    assert [v.reason for v in store.history()][:1] == ["rename a street"]
+    assert store.audit_rows()[0] == 2
+
+
+def test_replace_tables_refuses_as_replace_all_does(store: Store) -> None:
+    store.replace_all(sample_tables(), author="a", reason="one")
+    with pytest.raises(StaleVersionError):
+        store.replace_tables(sample_tables("v2"), author="a", reason="two", expected_version=0)
+    with pytest.raises(InvalidRecord, match="unknown tables"):
+        store.replace_tables({"street": sample_tables()["streets"]}, author="a", reason="typo")
+    bad = sample_tables("v2")["buildings"]
+    bad["floors"] = ["twelve", None, "thirty"]
+    with pytest.raises(InvalidRecord):
+        store.replace_tables({"buildings": bad}, author="a", reason="bad")
+    assert store.version() == 1
+    assert store.snapshot().tables["streets"]["name"].tolist() == ["西兴街道v1"]
+    assert store.audit_rows()[0] == 1
+
+
 def test_community_history_and_if_match(store: Store) -> None:
     store.replace_all(sample_tables(), author="a", reason="load", record_history=True)
     assert store.community_version("c1") == 1

@@ -552,9 +552,12 @@ def apply_split(tables: Mapping[str, pd.DataFrame], proposal: Proposal) -> dict[
 
     Parks and buildings outside parks get their new ``grid_id`` and ``code``; buildings inside a
     park follow their park's grid. The community's retired codes record is updated when the
-    schema has a ``retired_grids`` field. Every other row is untouched.
+    schema has a ``retired_grids`` field. Every other row is untouched, and every other table
+    is ``tables``' own frame (a store writes only those it changed).
     """
-    out = {name: frame.copy() for name, frame in tables.items()}
+    out = dict(tables)
+    for name in ("communities", "grids", "parks", "buildings"):
+        out[name] = tables[name].copy()
     cid = proposal.community_id
     grids = out["grids"]
     keep = grids[grids["community_id"] != cid]

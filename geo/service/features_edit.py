@@ -375,8 +375,8 @@ def _commit(
         tables = {**snapshot.tables, layer: change.table}
         _references(tables, layer, change.feature_id, action)
         try:
-            version = store.replace_all(
-                tables,
+            version = store.replace_tables(
+                {layer: change.table},  # (the other tables, and what servers made of them, stay)
                 author=author,
                 reason=reason or f"{action} {layer} {change.feature_id} (OGC API – Features)",
                 expected_version=snapshot.version,

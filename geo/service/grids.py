@@ -120,8 +120,9 @@ def commit_split(
         f"split {community_id} into {proposal.count} grids by {proposal.weight} "
         f"(balance {proposal.ratio or float('inf'):.3f})"
     )
-    version = store.replace_all(
-        split_mod.apply_split(snapshot.tables, proposal),
+    split = split_mod.apply_split(snapshot.tables, proposal)
+    version = store.replace_tables(
+        {n: t for n, t in split.items() if t is not snapshot.tables[n]},  # the tables it changed
         author=author,
         reason=reason,
         expected_version=snapshot.version,

@@ -240,6 +240,20 @@ class Store(Protocol):
         """
         ...
 
+    def replace_tables(
+        self,
+        tables: Mapping[str, pd.DataFrame],
+        *,
+        author: str,
+        reason: str,
+        expected_version: int | None = None,
+        audit: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Replace the tables named in ``tables`` atomically, as `replace_all` does; the
+        others stay as they are, their stamps too (so snapshots, ready atlases and tiles keep
+        what they made of them); return the new version."""
+        ...
+
     def community_version(self, community_id: str) -> int:
         """A community's latest history version (0 without history)."""
         ...

@@ -29,9 +29,7 @@ from collections.abc import Collection, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import psycopg
 import shapely
 from psycopg import conninfo
@@ -64,8 +62,13 @@ from geo.store.postgis_schema import (
     guard,
     initialise,
 )
-from geo.store.records import PreparedTable, prepare_table, typed_column
 from geo.store.schema import HISTORY_COLUMNS, HISTORY_TABLE, now, quote
+
+if TYPE_CHECKING:  # (pandas, geopandas and the record checks are imported on first use: a
+    # command that maps a ready atlas reads no table, see `geo.ready`)
+    import pandas as pd
+
+    from geo.store.records import PreparedTable
 
 __all__ = ["FALLBACK_POLL_S", "PostGISStore"]
 
@@ -217,24 +220,58 @@ class PostGISStore(AccountsMixin):
         audit: Mapping[str, Any] | None = None,
     ) -> int:
         """Replace every table in one transaction (see `geo.store.base.Store.replace_all`)."""
-        unknown = sorted(set(tables) - set(TABLES))
-        if unknown:
-            raise InvalidRecord(f"unknown tables {unknown}; the store holds {list(TABLES)}")
-        prepared = {name: prepare_table(name, tables.get(name)) for name in TABLES}
+        from geo.store.records import prepare_tables
+
+        return self._replace(
+            prepare_tables(tables, every=True), author=author, reason=reason,
+            expected_version=expected_version, record_history=record_history, audit=audit,
+            path="replace_all",
+        )  # fmt: skip
+
+    def replace_tables(
+        self,
+        tables: Mapping[str, pd.DataFrame],
+        *,
+        author: str,
+        reason: str,
+        expected_version: int | None = None,
+        audit: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Replace the tables named in ``tables`` in one transaction; the others, their stamps
+        included, stay as they are (see `geo.store.base.Store.replace_tables`)."""
+        from geo.store.records import prepare_tables
+
+        return self._replace(
+            prepare_tables(tables, every=False), author=author, reason=reason,
+            expected_version=expected_version, audit=audit, path="replace_tables",
+        )  # fmt: skip
+
+    def _replace(
+        self,
+        prepared: Mapping[str, PreparedTable],
+        *,
+        author: str,
+        reason: str,
+        expected_version: int | None,
+        audit: Mapping[str, Any] | None,
+        path: str,
+        record_history: bool = False,
+    ) -> int:
+        """Write the ``prepared`` tables as one new version (`replace_all`, `replace_tables`)."""
         stamp = now()
         with self._write() as cur:
             current = _store_version(cur)
             if expected_version is not None and expected_version != current:
                 raise StaleVersionError(expected_version, current)
-            for name, spec in TABLES.items():
-                _replace_table(cur, name, spec, prepared[name])
+            for name, data in prepared.items():
+                _replace_table(cur, name, TABLES[name], data)
             version = current + 1
             _append_version(cur, version, str(author), stamp, str(reason))
-            if record_history and len(prepared["communities"]):
+            if record_history and "communities" in prepared and len(prepared["communities"]):
                 _record_loaded(cur, prepared["communities"], version, str(author), stamp, reason)
             admin.append_audit(
                 cur, audit, actor=str(author), before=current, after=version,
-                default_path="replace_all", detail=str(reason),
+                default_path=path, detail=str(reason),
             )  # fmt: skip
         return version
 
@@ -298,9 +335,7 @@ class PostGISStore(AccountsMixin):
                 record.update({k: v for k, v in old.items() if k != "geometry"})
             record.update(fields or {})
             record["id"] = community_id
-            row = prepare_table(
-                "communities", gpd.GeoDataFrame([record], geometry=[geometry], crs=SRS_ID)
-            )
+            row = _checked_community(record, geometry)
             cur.execute("DELETE FROM communities WHERE id = %s", (community_id,))
             _copy_rows(cur, "communities", COMMUNITIES, row)
             _new_stamp(cur, "communities")
@@ -373,14 +408,16 @@ class PostGISStore(AccountsMixin):
 
     def import_dump(self, dump: StoreDump, *, copy: bool, author: str, reason: str) -> int:
         """Write ``dump`` in one transaction (see `geo.store.base.Store.import_dump`)."""
+        from geo.store.records import prepare_table
+
         prepared = {name: prepare_table(name, dump.snapshot.tables.get(name)) for name in TABLES}
         stamp = now()
         with self._write() as cur:
             current = _store_version(cur)
             if copy and current:
                 raise InvalidRecord("a copy goes into an empty store; this one has versions")
-            for name, spec in TABLES.items():
-                _replace_table(cur, name, spec, prepared[name])
+            for name, data in prepared.items():
+                _replace_table(cur, name, TABLES[name], data)
             cur.execute(f"DELETE FROM {HISTORY_TABLE}")
             _insert_history(cur, [_history_tuple(h) for h in dump.community_history])
             admin.load_admin(cur, dump.users, dump.tokens, dump.audit if copy else None)
@@ -456,8 +493,22 @@ def _replace_table(cur: psycopg.Cursor, name: str, spec: LayerSpec, data: Prepar
     _new_stamp(cur, name)
 
 
+def _checked_community(record: dict[str, Any], geometry: Any) -> PreparedTable:
+    """One community's row, checked as every write is (`geo.store.records.prepare_table`)."""
+    import geopandas as gpd
+
+    from geo.store.records import prepare_table
+
+    return prepare_table("communities", gpd.GeoDataFrame([record], geometry=[geometry], crs=SRS_ID))
+
+
 def _read_table(cur: psycopg.Cursor, name: str, spec: LayerSpec) -> pd.DataFrame:
     """One table as the model's frame (`geo.store.tables` dtypes), sorted by id."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from geo.store.records import typed_column
+
     cols = [quote(c) for c in spec.field_names] + (["ST_AsBinary(geom)"] if spec.geometry else [])
     rows = cur.execute(
         f'SELECT {", ".join(cols)} FROM {quote(name)} ORDER BY id COLLATE "C"'

@@ -9,7 +9,7 @@ dtype of its field type.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import geopandas as gpd
 import numpy as np
@@ -202,6 +202,16 @@ def _geometry_values(name: str, frame: pd.DataFrame, ids: pd.Series) -> np.ndarr
             "every feature needs one"
         )
     return values
+
+
+def prepare_tables(tables: Mapping[str, pd.DataFrame], every: bool) -> dict[str, PreparedTable]:
+    """`prepare_table` for each of ``tables``, in the store's order: of every table when
+    ``every`` (one absent from ``tables`` is empty), else of those named only. An unknown
+    name raises `InvalidRecord`."""
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise InvalidRecord(f"unknown tables {unknown}; the store holds {list(TABLES)}")
+    return {n: prepare_table(n, tables.get(n)) for n in TABLES if every or n in tables}
 
 
 def prepare_table(name: str, frame: pd.DataFrame | None) -> PreparedTable:

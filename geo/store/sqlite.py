@@ -213,32 +213,65 @@ class SQLiteStore(AccountsMixin):
         author and reason) for every community written. An audit row (``audit``: the API's
         request context, see `geo.store.users.audit_row`) is appended in the same transaction.
         """
-        from geo.store.records import prepare_table
+        from geo.store.records import prepare_tables
+
+        return self._replace(
+            prepare_tables(tables, every=True), author=author, reason=reason,
+            expected_version=expected_version, record_history=record_history, audit=audit,
+            path="replace_all",
+        )  # fmt: skip
+
+    def replace_tables(
+        self,
+        tables: Mapping[str, pd.DataFrame],
+        *,
+        author: str,
+        reason: str,
+        expected_version: int | None = None,
+        audit: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Replace the tables named in ``tables`` in one transaction; the others, their stamps
+        included, stay as they are (see `geo.store.base.Store.replace_tables`)."""
+        from geo.store.records import prepare_tables
+
+        return self._replace(
+            prepare_tables(tables, every=False), author=author, reason=reason,
+            expected_version=expected_version, audit=audit, path="replace_tables",
+        )  # fmt: skip
+
+    def _replace(
+        self,
+        prepared: Mapping[str, PreparedTable],
+        *,
+        author: str,
+        reason: str,
+        expected_version: int | None,
+        audit: Mapping[str, Any] | None,
+        path: str,
+        record_history: bool = False,
+    ) -> int:
+        """Write the ``prepared`` tables as one new version (`replace_all`, `replace_tables`)."""
         from geo.store.tables import has_feature_counts, replace_table
 
-        unknown = sorted(set(tables) - set(TABLES))
-        if unknown:
-            raise InvalidRecord(f"unknown tables {unknown}; the store holds {list(TABLES)}")
-        prepared = {name: prepare_table(name, tables.get(name)) for name in TABLES}
         stamp = now()
         with self._write() as cur:
             current = store_version(cur)
             if expected_version is not None and expected_version != current:
                 raise StaleVersionError(expected_version, current)
             ogr_counts = has_feature_counts(cur)
-            for name, spec in TABLES.items():
-                replace_table(cur, name, spec, prepared[name], stamp)
+            for name, data in prepared.items():
+                replace_table(cur, name, TABLES[name], data, stamp)
                 if ogr_counts:
-                    _set_feature_count(cur, name, len(prepared[name]))
+                    _set_feature_count(cur, name, len(data))
             version = current + 1
             _append_version(cur, version, str(author), stamp, str(reason))
-            if record_history and len(prepared["communities"]):
+            if record_history and "communities" in prepared and len(prepared["communities"]):
                 _record_loaded_communities(
                     cur, prepared["communities"], version, str(author), stamp, str(reason)
                 )
             sqlite_admin.append_audit(
                 cur, audit, actor=str(author), before=current, after=version,
-                default_path="replace_all", detail=str(reason),
+                default_path=path, detail=str(reason),
             )  # fmt: skip
         return version
 
@@ -400,10 +433,10 @@ class SQLiteStore(AccountsMixin):
             if copy and current:
                 raise InvalidRecord("a copy goes into an empty store; this one has versions")
             ogr_counts = has_feature_counts(cur)
-            for name, spec in TABLES.items():
-                replace_table(cur, name, spec, prepared[name], stamp)
+            for name, data in prepared.items():
+                replace_table(cur, name, TABLES[name], data, stamp)
                 if ogr_counts:
-                    _set_feature_count(cur, name, len(prepared[name]))
+                    _set_feature_count(cur, name, len(data))
             ensure_history(cur)
             cur.execute(f"DELETE FROM {HISTORY_TABLE}")
             insert_history(cur, [_history_row(h) for h in dump.community_history])
