@@ -100,7 +100,10 @@ def _officer_panel(
     opts: MapOptions,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The side panel: each of the officer's buildings, its team (but them), its enterprises."""
-    rows = enterprise_rows(atlas, ent, opts)
+    grids = grid_lookup(atlas)
+    by_building: dict[str, list[list[Any]]] = {}
+    for r, bid in zip(enterprise_rows(atlas, ent, opts), ent["building_id"], strict=True):
+        by_building.setdefault(bid, []).append([r[2], r[3], r[4]])
     panel: list[dict[str, Any]] = []
     for b in mine.itertuples(index=False):
         team = [[n, r] for i, n, r in d.officers_by_building.get(b.id, []) if i != officer_id]
@@ -110,13 +113,9 @@ def _officer_panel(
                 "name": b.name,
                 "address": b.address or "",
                 "kind": KIND_LABEL.get(b.kind, b.kind),
-                "grid": grid_lookup(atlas)[b.grid_id][:2],
+                "grid": grids[b.grid_id][:2],
                 "team": team,
-                "enterprises": [
-                    [r[2], r[3], r[4]]
-                    for r, e in zip(rows, ent.itertuples(), strict=True)
-                    if e.building_id == b.id
-                ],
+                "enterprises": by_building.get(b.id, []),
             }
         )
     return panel
