@@ -83,6 +83,16 @@ class Page:
         assert found, f"nothing visible matches {selector}"
         return found[0]
 
+    def settle(self) -> None:
+        """Wait until the map stands still (its opening fit done, no zoom or pan running: a
+        label measured mid-animation is where it was, not where it goes), then have the
+        labels placed for what it shows, as its moveend does."""
+        self.page.wait_for_timeout(300)
+        self.page.wait_for_function(
+            "() => !GEO.map._animatingZoom && !(GEO.map._panAnim && GEO.map._panAnim._inProgress)"
+        )
+        self.js("() => GeoMaps.placeLabels()")
+
     def view(self, lat: float, lon: float, zoom: int) -> None:
         """Zoom the map like a person would, and wait for the labels to be placed."""
         self.js("a => GEO.map.setView([a[0], a[1]], a[2], {animate: false})", [lat, lon, zoom])
@@ -409,7 +419,7 @@ def test_officer_phone_grid_labels_are_not_cut(url, phone, atlas):
     seen = 0
     for officer in atlas.tables["officers"]["id"].iloc[:6]:
         phone.open(f"{url}/maps/officer/{officer}?basemap=none")
-        phone.page.wait_for_timeout(500)
+        phone.settle()
         mapbox = phone.js(MAP_BOX)
         labels = phone.boxes(".geo-grid-label, .geo-label")
         seen += len(labels)

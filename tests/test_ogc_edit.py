@@ -359,6 +359,22 @@ def test_qgis_is_told_why_in_an_exception_report(app) -> None:
     assert "deleting grids C01-G01 is refused" in exception.find(f"{ows}ExceptionText").text
     r = http.delete("/collections/grids/items/C01-G01", headers=callers["planner"])
     assert r.status_code == 422 and "refused" in r.json()["detail"]  # Accept: */*: JSON
+    # refusals before the write runs: the token's, the body's validation
+    for headers, body, query, status, code in (
+        ({}, None, "", 401, "Unauthorized"),
+        (callers["officer"], None, "", 403, "Forbidden"),
+        (callers["planner"], b"{not json", "", 422, "FeatureRefused"),
+        (callers["planner"], b"{}", "?reason=" + "x" * 5000, 422, "InvalidRequest"),
+    ):
+        request = http.build_request(
+            "PATCH", "/collections/grids/items/C01-G01" + query, headers=headers, content=body
+        )
+        del request.headers["Accept"]
+        r = http.send(request)
+        assert r.status_code == status and r.headers["content-type"].startswith("application/xml")
+        exception = ElementTree.fromstring(r.content).find(f"{ows}Exception")
+        assert exception.get("exceptionCode") == code, r.text
+        assert exception.find(f"{ows}ExceptionText").text
     assert store_state(db)[0] == version
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -47,9 +48,40 @@ def response_for(exc: GeoError, headers: Mapping[str, str] | None = None) -> JSO
     return JSONResponse({"detail": api_words(exc.detail)}, exc.status, headers=merged or None)
 
 
-async def _answer(_: Request, exc: Exception) -> JSONResponse:
+async def _answer(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GeoError)
+    if _from_qgis(request):
+        return exception_report(type(exc).__name__, api_words(exc.detail), exc.status, exc.headers)
     return response_for(exc)
+
+
+# -- QGIS: writes through OGC API – Features, refused as an OWS ExceptionReport ----------------
+
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _from_qgis(request: Request) -> bool:
+    """A Part 4 write (`geo.api.features_edit`) without ``Accept``: QGIS's OAPIF provider, which
+    shows the text of an OWS ExceptionReport and nothing of a JSON body."""
+    route = request.scope.get("route")
+    return (
+        request.method in _WRITES
+        and "accept" not in request.headers
+        and getattr(route, "name", "").startswith("features_")
+    )
+
+
+def exception_report(
+    code: str, text: str, status: int, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An OWS 1.1 ExceptionReport of one exception (``code``, ``text``), escaped."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ExceptionReport xmlns="http://www.opengis.net/ows/1.1" version="2.0.0">'
+        f"<Exception exceptionCode={quoteattr(code)}>"
+        f"<ExceptionText>{escape(text)}</ExceptionText></Exception></ExceptionReport>"
+    )
+    return Response(body, status, dict(headers or {}), media_type="application/xml")
 
 
 # -- request validation (FastAPI / pydantic) ---------------------------------------------------
@@ -116,11 +148,13 @@ def validation_sentence(errors: Sequence[Mapping[str, Any]]) -> str:
     return sentence
 
 
-async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+async def _invalid_request(request: Request, exc: Exception) -> Response:
     """A request FastAPI's validation refuses: 422 ``{"detail": sentence, "errors": [...]}``
     (NaN/Infinity in an echoed input as strings: the default handler fails on them)."""
     assert isinstance(exc, RequestValidationError)
     listed = _finite(jsonable_encoder(exc.errors()))
+    if _from_qgis(request):
+        return exception_report("InvalidRequest", validation_sentence(listed), 422)
     return JSONResponse({"detail": validation_sentence(listed), "errors": listed}, 422)
 
 

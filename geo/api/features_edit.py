@@ -19,7 +19,8 @@ Refusals: every write that stores nothing answers a `geo.errors.GeoError` as eve
 (3.32 … 3.44) shows the text of an OWS ``ExceptionReport`` body and nothing of a JSON one, and
 sends no ``Accept`` header on its writes; so a write request *without* ``Accept`` gets the same
 sentence as ``<ExceptionReport><Exception exceptionCode="FeatureRefused"><ExceptionText>…``
-(`qgis_error`), and QGIS prints it in its message log. Any ``Accept`` (curl, browsers, OWSLib,
+(`geo.api.errors`, for every refusal of these routes: the body's, its token's, its
+validation's), and QGIS prints it in its message log. Any ``Accept`` (curl, browsers, OWSLib,
 httpx send ``*/*``) keeps the JSON answer.
 
 Versions: every item answer carries an ``ETag`` (a community's history version; for other
@@ -31,9 +32,7 @@ store serialises writes, and history and the audit log keep every version.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Annotated, Any
-from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -45,7 +44,7 @@ from geo.api.dependencies import CRS84, Collection, FeatureId, parse_crs
 from geo.api.deps import atlas
 from geo.api.versions import Publisher
 from geo.atlas import Atlas
-from geo.errors import Forbidden, GeoError
+from geo.errors import Forbidden
 from geo.ids import MAX_REASON_CHARS, id_problem, shown
 from geo.model import LAYERS, LayerSpec
 from geo.service import features_edit as edits
@@ -185,28 +184,6 @@ def _answer(
     return Response(body.encode(), status, headers, media_type=GEOJSON)
 
 
-def qgis_error(request: Request, exc: GeoError) -> Response:
-    """A refused write as an OWS ExceptionReport for a client without ``Accept`` (QGIS shows
-    its text); any other client gets the JSON answer of `geo.api.errors` (re-raised)."""
-    if "accept" in request.headers:
-        raise exc
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<ExceptionReport xmlns="http://www.opengis.net/ows/1.1" version="2.0.0">'
-        f"<Exception exceptionCode={quoteattr(type(exc).__name__)}>"
-        f"<ExceptionText>{escape(exc.detail)}</ExceptionText></Exception></ExceptionReport>"
-    )
-    return Response(body, exc.status, exc.headers, media_type="application/xml")
-
-
-def _refusals_for_qgis(request: Request, write: Callable[[], Response]) -> Response:
-    """``write()``; a `GeoError` it raises is answered by `qgis_error`."""
-    try:
-        return write()
-    except GeoError as exc:
-        return qgis_error(request, exc)
-
-
 # -------------------------------------------------------------------------------- routes
 
 
@@ -256,9 +233,7 @@ def create(
 ) -> Response:
     """A new feature from a GeoJSON Feature (without an id the layer's next id is given);
     ``Location`` names it. Communities need planner, enterprises admin."""
-    return _refusals_for_qgis(
-        request, lambda: _create(request, spec, current, user, role, body, content_crs, reason)
-    )
+    return _create(request, spec, current, user, role, body, content_crs, reason)
 
 
 def _create(
@@ -309,10 +284,7 @@ def replace(
     reason: Reason = "",
 ) -> Response:
     """Write the feature as sent (every property; a missing one is emptied)."""
-    return _refusals_for_qgis(
-        request,
-        lambda: _edit(request, spec, fid, current, user, role, body, if_match, content_crs, reason),
-    )
+    return _edit(request, spec, fid, current, user, role, body, if_match, content_crs, reason)
 
 
 @router.patch(
@@ -335,12 +307,7 @@ def update(
 ) -> Response:
     """Apply a JSON Merge Patch: members of ``properties`` replace (null empties), a
     ``geometry`` replaces the geometry."""
-    return _refusals_for_qgis(
-        request,
-        lambda: _edit(
-            request, spec, fid, current, user, role, body, if_match, content_crs, reason, True
-        ),
-    )
+    return _edit(request, spec, fid, current, user, role, body, if_match, content_crs, reason, True)
 
 
 def _edit(
@@ -409,4 +376,4 @@ def delete(
         }
         return JSONResponse(answer)
 
-    return _refusals_for_qgis(request, write)
+    return write()
