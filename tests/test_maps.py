@@ -206,3 +206,29 @@ def test_every_map_credits_the_data_escaped(atlas) -> None:
     assert "&lt;script&gt;alert(1)" in page.replace("\\u0026", "&")
     default = maps_mod.district_map(atlas, maps_mod.MapOptions(basemap="none"))
     assert "OpenStreetMap contributors, ODbL 1.0" in default
+
+
+def _page(atlas, ident, opts=None) -> str:
+    if ident == "broken":
+        raise ValueError("no such officer")
+    return f"<p>{ident}</p>"
+
+
+def test_maps_build_draws_alike_in_one_process_or_several(tmp_path: Path) -> None:
+    """`geo maps build -j N`: forked workers write the same files, named in order; a map that
+    fails fails the build."""
+    from geo.cli.maps import _drawing
+
+    jobs = [(f"m{i}.html", _page, (i,)) for i in range(20)]
+    for processes in (1, 3):
+        out = tmp_path / str(processes)
+        out.mkdir()
+        with _drawing(None, None, out, jobs, processes) as draw:
+            assert list(draw) == [name for name, *_ in jobs]
+        assert [(out / f"m{i}.html").read_text() for i in range(20)] == [
+            f"<p>{i}</p>" for i in range(20)
+        ]
+    broken = [*jobs, ("x.html", _page, ("broken",))]
+    failing = _drawing(None, None, tmp_path / "3", broken, 3)
+    with pytest.raises(ValueError, match="no such officer"), failing as draw:
+        list(draw)
