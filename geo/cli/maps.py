@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -106,11 +107,13 @@ def _drawing(
         if processes < 2 or len(jobs) < 2 * processes or not forks:
             yield map(_draw, jobs)
             return
+        # the first map here: what drawing imports on first use is imported before the fork
+        first = _draw(jobs[0])
         pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"))
         try:
             # the workers start now, before the progress bar's thread (a fork copies no thread)
             list(pool.map(abs, range(processes)))
-            yield pool.map(_draw, jobs, chunksize=8)
+            yield itertools.chain([first], pool.map(_draw, jobs[1:], chunksize=8))
         finally:  # (an interrupted build does not wait for the maps still queued)
             pool.shutdown(cancel_futures=True)
     finally:
