@@ -63,6 +63,7 @@ from geo.store.postgis_schema import (
     initialise,
 )
 from geo.store.schema import HISTORY_COLUMNS, HISTORY_TABLE, now, quote
+from geo.store.table_writes import TableWritesMixin
 
 if TYPE_CHECKING:  # (pandas, geopandas and the record checks are imported on first use: a
     # command that maps a ready atlas reads no table, see `geo.ready`)
@@ -85,7 +86,7 @@ def redacted(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostGISStore(AccountsMixin):
+class PostGISStore(AccountsMixin, TableWritesMixin):
     """`geo.store.base.Store` on a PostgreSQL/PostGIS database (schema created if missing)."""
 
     _admin = admin  # users, tokens, audit: geo.store.accounts
@@ -208,43 +209,6 @@ class PostGISStore(AccountsMixin):
         return [VersionInfo(int(v), a, t, r) for v, a, t, r in rows]
 
     # -- tables
-
-    def replace_all(
-        self,
-        tables: Mapping[str, pd.DataFrame],
-        *,
-        author: str,
-        reason: str,
-        expected_version: int | None = None,
-        record_history: bool = False,
-        audit: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Replace every table in one transaction (see `geo.store.base.Store.replace_all`)."""
-        from geo.store.records import prepare_tables
-
-        return self._replace(
-            prepare_tables(tables, every=True), author=author, reason=reason,
-            expected_version=expected_version, record_history=record_history, audit=audit,
-            path="replace_all",
-        )  # fmt: skip
-
-    def replace_tables(
-        self,
-        tables: Mapping[str, pd.DataFrame],
-        *,
-        author: str,
-        reason: str,
-        expected_version: int | None = None,
-        audit: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Replace the tables named in ``tables`` in one transaction; the others, their stamps
-        included, stay as they are (see `geo.store.base.Store.replace_tables`)."""
-        from geo.store.records import prepare_tables
-
-        return self._replace(
-            prepare_tables(tables, every=False), author=author, reason=reason,
-            expected_version=expected_version, audit=audit, path="replace_tables",
-        )  # fmt: skip
 
     def _replace(
         self,

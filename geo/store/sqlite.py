@@ -85,6 +85,7 @@ from geo.store.schema import (
     quote,
     store_version,
 )
+from geo.store.table_writes import TableWritesMixin
 
 if TYPE_CHECKING:  # geopandas is imported where tables are read or written (geo.store.tables):
     import pandas as pd  # `stamps` (geo.ready) needs neither
@@ -98,7 +99,7 @@ __all__ = ["BUSY_TIMEOUT_S", "SQLiteStore"]
 BUSY_TIMEOUT_S = 30.0
 
 
-class SQLiteStore(AccountsMixin):
+class SQLiteStore(AccountsMixin, TableWritesMixin):
     """`geo.store.base.Store` on a GeoPackage file (created if missing)."""
 
     _admin = sqlite_admin  # users, tokens, audit: geo.store.accounts
@@ -194,50 +195,6 @@ class SQLiteStore(AccountsMixin):
             (int(limit),),
         )
         return [VersionInfo(int(v), a, t, r) for v, a, t, r in rows]
-
-    def replace_all(
-        self,
-        tables: Mapping[str, pd.DataFrame],
-        *,
-        author: str,
-        reason: str,
-        expected_version: int | None = None,
-        record_history: bool = False,
-        audit: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Replace every table in one transaction; tables absent from `tables` are emptied.
-
-        Raises `InvalidRecord` (nothing written) when a frame does not fit its spec, and
-        `StaleVersionError` when `expected_version` is given and another version was committed.
-        The community history is kept; ``record_history`` appends a "load" version (this
-        author and reason) for every community written. An audit row (``audit``: the API's
-        request context, see `geo.store.users.audit_row`) is appended in the same transaction.
-        """
-        from geo.store.records import prepare_tables
-
-        return self._replace(
-            prepare_tables(tables, every=True), author=author, reason=reason,
-            expected_version=expected_version, record_history=record_history, audit=audit,
-            path="replace_all",
-        )  # fmt: skip
-
-    def replace_tables(
-        self,
-        tables: Mapping[str, pd.DataFrame],
-        *,
-        author: str,
-        reason: str,
-        expected_version: int | None = None,
-        audit: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Replace the tables named in ``tables`` in one transaction; the others, their stamps
-        included, stay as they are (see `geo.store.base.Store.replace_tables`)."""
-        from geo.store.records import prepare_tables
-
-        return self._replace(
-            prepare_tables(tables, every=False), author=author, reason=reason,
-            expected_version=expected_version, audit=audit, path="replace_tables",
-        )  # fmt: skip
 
     def _replace(
         self,
