@@ -54,6 +54,7 @@ from common import stop  # noqa: E402 - benchmarks/common.py, beside this script
 from geo import tiles  # noqa: E402
 from geo.atlas import Atlas, keep_out_of_collector  # noqa: E402
 from geo.store import open_store  # noqa: E402
+from geo.tiles import encoding_small  # noqa: E402
 
 ZOOMS = (12, 13, 14, 15, 16)
 PG_DB = "bench_tiles"
@@ -361,6 +362,7 @@ def main() -> None:
     with open_store(str(db)) as store:
         atlas = Atlas(store.snapshot())
     src = tiles.source_for(atlas)
+    encoding_small.load()  # the compiled loops, as `geo serve` loads them before preparing
     t = time.process_time()
     for _ in src.prepare_all():  # what a version build does (geo.api.tiles)
         pass

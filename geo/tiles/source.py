@@ -152,7 +152,6 @@ class TileSource:
         self._frames: dict[str, pd.DataFrame] = {}
         self._projected: dict[str, NDArray[np.object_]] = {}
         self._zooms: dict[tuple[str, int], ZoomLayer] = {}
-        self._tried: set[str] = set()  # layers `prepare_all` encoded a tile of
 
     # -- layers ------------------------------------------------------------------------------
     def attributes(self, name: str) -> Attributes:
@@ -192,38 +191,20 @@ class TileSource:
     def prepare_all(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> Iterator[None]:
         """Make everything the first tile of any layer needs, a step at a time (a version
         build runs this, so no request pays for it, see `geo.api.tiles.install`): every
-        layer's encoded attributes and its geometry at ``zooms``, then a tile of each layer
-        (the encoder's compiled loops load, or compile once per machine, with the first)."""
+        layer's encoded attributes and its geometry at ``zooms``. (The encoder's compiled
+        loops are loaded once per process: `geo.tiles.encoding_small.load`.)"""
         for name in LAYERS:
             yield from self.prepare(name)
             yield
             for z in zooms:
                 self.layer(name, z)
                 yield
-        for name in LAYERS:
-            for z in (SIMPLIFY_MAXZOOM, SIMPLIFY_MAXZOOM + 1):  # prepared, and clipped per tile
-                self.layer_bytes(name, *self._a_tile_of(name, z))
-                yield
-            self._tried.add(name)
 
     def prepared(self, zooms: Sequence[int] = PREPARED_ZOOMS) -> bool:
         """Whether `prepare_all` has run (nothing is left for a first tile to make)."""
-        return (
-            all(n in self._attrs for n in LAYERS)
-            and all(self._zoom_key(n, z) in self._zooms for n in LAYERS for z in zooms)
-            and all(n in self._tried for n in LAYERS)
+        return all(n in self._attrs for n in LAYERS) and all(
+            self._zoom_key(n, z) in self._zooms for n in LAYERS for z in zooms
         )
-
-    def _a_tile_of(self, name: str, z: int) -> tuple[int, int, int]:
-        """A tile at zoom z that holds a corner of the first feature of layer ``name``."""
-        zl = self.layer(name, z)
-        if len(zl.geoms) == 0:
-            return (z, 0, 0)
-        minx, _, _, maxy = shapely.bounds(zl.geoms[0])
-        size = 2 * HALF / (1 << z)
-        top = (1 << z) - 1
-        x, y = int((minx + HALF) // size), int((HALF - maxy) // size)
-        return (z, min(max(x, 0), top), min(max(y, 0), top))
 
     def follow(self, old: TileSource) -> None:
         """Take over what ``old`` (the previous version's source) made that still holds: the
