@@ -51,7 +51,7 @@ def response_for(exc: GeoError, headers: Mapping[str, str] | None = None) -> JSO
 async def _answer(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GeoError)
     if _from_qgis(request):
-        return exception_report(type(exc).__name__, api_words(exc.detail), exc.status, exc.headers)
+        return _exception_report(type(exc).__name__, api_words(exc.detail), exc.status, exc.headers)
     return response_for(exc)
 
 
@@ -71,7 +71,7 @@ def _from_qgis(request: Request) -> bool:
     )
 
 
-def exception_report(
+def _exception_report(
     code: str, text: str, status: int, headers: Mapping[str, str] | None = None
 ) -> Response:
     """An OWS 1.1 ExceptionReport of one exception (``code``, ``text``), escaped."""
@@ -154,7 +154,7 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     listed = _finite(jsonable_encoder(exc.errors()))
     if _from_qgis(request):
-        return exception_report("InvalidRequest", validation_sentence(listed), 422)
+        return _exception_report("InvalidRequest", validation_sentence(listed), 422)
     return JSONResponse({"detail": validation_sentence(listed), "errors": listed}, 422)
 
 
